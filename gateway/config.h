@@ -1,0 +1,189 @@
+/*
+ * The validated configuration. Modules see only these structs, never libconfig.
+ * All strings are owned by the gw_config and freed by gw_config_free.
+ * Every element keeps the line it came from, for messages at run time.
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "reading.h"
+
+struct gw_site_cfg {
+    char *district; /* required; used in topics, so [A-Za-z0-9_-]+ */
+    char *school;   /* required; same rule */
+    char *name;     /* required; free text (may be Chinese) */
+    char *timezone; /* default "UTC"; must exist under /usr/share/zoneinfo */
+    char *language; /* "zh-CN" (default) | "en" */
+};
+
+struct gw_tls_cfg {
+    char *ca_file;   /* NULL: no TLS */
+    char *cert_file; /* optional client certificate */
+    char *key_file;
+    bool insecure; /* default false: never skip hostname checks unless asked */
+};
+
+struct gw_hub_cfg {
+    char *host;         /* default "127.0.0.1" */
+    int port;           /* default 1883 (8883 with tls) */
+    char *topic_prefix; /* default "campus" */
+    char *username;     /* optional */
+    char *password;     /* optional; from password or password_file */
+    char *client_id;    /* default "campusgw-<district>-<school>" */
+    int keepalive_s;    /* default 30 */
+    struct gw_tls_cfg tls;
+};
+
+enum gw_bus_type { GW_BUS_RTU, GW_BUS_TCP };
+
+struct gw_bus_cfg {
+    char *name;
+    enum gw_bus_type type;
+    /* RTU */
+    char *device;  /* rtu = "/dev/ttyUSB0" */
+    int baud;      /* default 9600 */
+    char parity;   /* 'N' (default), 'E', 'O' */
+    int data_bits; /* default 8 */
+    int stop_bits; /* default 1 */
+    bool rs485;    /* default false: set the port to RS-485 mode (ioctl) */
+    /* TCP */
+    char *host; /* tcp = "host:port" */
+    int port;   /* default 502 */
+    /* both */
+    int timeout_ms;     /* per request; default 1000 */
+    int fail_threshold; /* consecutive failed polls before a device is offline; default 3 */
+    int line;
+};
+
+enum gw_table { GW_TABLE_HOLDING, GW_TABLE_INPUT, GW_TABLE_COIL, GW_TABLE_DISCRETE };
+enum gw_reg_type { GW_REG_U16, GW_REG_S16, GW_REG_U32, GW_REG_S32, GW_REG_F32, GW_REG_BOOL };
+enum gw_word_order { GW_WORDS_BIG, GW_WORDS_LITTLE };
+
+struct gw_point_cfg {
+    char *name;
+    char *unit; /* may be NULL */
+    enum gw_table table;
+    int address; /* 0-based register or bit number, 0..65535 */
+    enum gw_reg_type type;
+    enum gw_word_order word_order; /* 32-bit types only */
+    double scale;                  /* default 1 */
+    double offset;                 /* default 0 */
+    bool has_span;                 /* 4-20 mA: raw_min/raw_max -> min/max, NE43 faults */
+    double raw_min, raw_max, min, max;
+    int line;
+};
+
+enum gw_codec { GW_CODEC_MODBUS, GW_CODEC_LAYOUT, GW_CODEC_CAYENNE_LPP, GW_CODEC_JS };
+
+struct gw_profile_cfg {
+    char *name;
+    enum gw_codec codec; /* GW_CODEC_MODBUS when it has `points` */
+    int npoints;
+    struct gw_point_cfg *points;
+    int line;
+};
+
+struct gw_location_cfg {
+    char *building; /* may be NULL */
+    char *floor;
+    char *zone;
+};
+
+struct gw_sensor_cfg {
+    char *id;   /* unique; [A-Za-z0-9_.-]+ since it is a topic level */
+    char *kind; /* free identifier: hydrant_pressure, smoke, exit_door, ... */
+    char *profile;
+    int profile_index; /* into gw_config.profiles */
+    /* Modbus binding; bus_index -1 when the sensor is not on Modbus */
+    char *bus;
+    int bus_index;
+    int unit_id;        /* 0..247 (0 only for TCP devices that ignore it) */
+    int interval_s;     /* poll interval; default 10 */
+    int expect_every_s; /* for pushed sensors: how often a report is expected; 0 = none */
+    int timeout_ms;     /* 0 = the bus's */
+    struct gw_location_cfg location;
+    int line;
+};
+
+struct gw_schedule_cfg {
+    char *name;
+    uint8_t days;  /* bit 0 = Sunday .. bit 6 = Saturday (struct tm tm_wday) */
+    int from_min;  /* minutes after local midnight, 0..1439 */
+    int to_min;    /* 0..1440; to < from means the window crosses midnight */
+    int line;
+};
+
+enum gw_alarm_class { GW_CLASS_ALARM, GW_CLASS_SUPERVISORY, GW_CLASS_TROUBLE };
+
+enum gw_rule_cond {
+    GW_COND_ABOVE,
+    GW_COND_BELOW,
+    GW_COND_EQUALS,
+    GW_COND_RATE_ABOVE, /* per minute */
+    GW_COND_RATE_BELOW,
+    GW_COND_OFFLINE,
+};
+
+struct gw_rule_cfg {
+    char *name;
+    char *slug;   /* name lower-cased, runs of non-alphanumerics -> '-' */
+    char *kind;   /* NULL: every kind (offline rules) */
+    char *sensor; /* NULL: every sensor of kind */
+    char *point;  /* NULL only for offline rules */
+    enum gw_rule_cond cond;
+    double threshold;      /* above / below / rate_* */
+    double deadband;       /* default 0; clears at threshold -/+ deadband */
+    struct gw_value equals; /* equals: number, bool or string */
+    int offline_after;     /* missed intervals */
+    int schedule_index;    /* -1: always */
+    int on_delay_s;        /* default 0 */
+    int off_delay_s;       /* default 0 */
+    bool latch;            /* default false */
+    enum gw_alarm_class alarm_class;
+    int line;
+};
+
+struct gw_config {
+    char *path;
+    struct gw_site_cfg site;
+    char *state_dir; /* required */
+    struct gw_hub_cfg hub;
+    int nbuses;
+    struct gw_bus_cfg *buses;
+    int nschedules;
+    struct gw_schedule_cfg *schedules;
+    int nprofiles;
+    struct gw_profile_cfg *profiles;
+    int nsensors;
+    struct gw_sensor_cfg *sensors;
+    int nrules;
+    struct gw_rule_cfg *rules;
+};
+
+/*
+ * Parse and validate FILE. On success returns the config and *errors is
+ * untouched. On failure returns NULL and writes every error found, one per
+ * line, as "file:line: message" to `errors` (may be NULL). Warnings
+ * (e.g. a world-readable password_file, a section of a later version) go to
+ * `errors` too, prefixed "warning: ", and do not fail the parse.
+ */
+struct gw_config *gw_config_load(const char *path, FILE *errors);
+void gw_config_free(struct gw_config *cfg);
+
+/* The --check-config summary: site, hub, sensors per kind and bus, rules. */
+void gw_config_print_summary(const struct gw_config *cfg, FILE *out);
+
+/* Lookups; -1 when absent. */
+int gw_config_find_sensor(const struct gw_config *cfg, const char *id);
+int gw_config_find_bus(const struct gw_config *cfg, const char *name);
+
+/* "hydrant pressure low" -> "hydrant-pressure-low"; writes at most size bytes. */
+void gw_slugify(const char *name, char *out, size_t size);
+
+const char *gw_class_name(enum gw_alarm_class c);
+
+#endif

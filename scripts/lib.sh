@@ -1,0 +1,30 @@
+# Shared by scripts/test and scripts/demo: install what is missing, configure, build.
+# shellcheck shell=bash
+
+GW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+gw_say() { printf '==> %s\n' "$*" >&2; }
+
+# Install the packages of scripts/packages.txt that are not installed yet.
+# apt-get update runs at most once, and only when something is missing.
+gw_install_packages() {
+    local wanted missing=()
+    wanted=$(grep -v '^\s*#' "$GW_ROOT/scripts/packages.txt" | grep -v '^\s*$')
+    for p in $wanted; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    gw_say "installing: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# gw_build DIR [cmake args...]
+gw_build() {
+    local dir=$1
+    shift
+    cmake -S "$GW_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake --build "$dir" -j"$(nproc)"
+}
