@@ -22,9 +22,9 @@ struct gw_value {
 /* Why a point has no value although the device answered. */
 enum gw_point_fault {
     GW_FAULT_NONE,
-    GW_FAULT_WIRE_BREAK,   /* 4-20 mA below 3.6 mA equivalent (NAMUR NE43) */
-    GW_FAULT_OVER_RANGE,   /* 4-20 mA above 21 mA equivalent */
-    GW_FAULT_INVALID,      /* NaN or a value the codec could not decode */
+    GW_FAULT_WIRE_BREAK, /* 4-20 mA below 3.6 mA equivalent (NAMUR NE43) */
+    GW_FAULT_OVER_RANGE, /* 4-20 mA above 21 mA equivalent */
+    GW_FAULT_INVALID,    /* NaN or a value the codec could not decode */
 };
 
 struct gw_point_value {

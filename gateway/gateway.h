@@ -1,0 +1,40 @@
+/*
+ * The core: wires drivers -> registry -> rules -> alarms -> hub on one loop.
+ * main.c owns the loop, signals and config loading; this owns the rest.
+ */
+#ifndef GW_GATEWAY_H
+#define GW_GATEWAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "reading.h"
+
+struct gw_gateway;
+
+struct gw_gateway_stats {
+    uint64_t readings;       /* dispatched to the core */
+    uint64_t poll_errors;    /* readings with status ERROR */
+    uint64_t transitions;    /* alarm raises and clears */
+    uint64_t telemetry_lost; /* telemetry not published: hub unreachable */
+};
+
+/* Takes ownership of cfg. with_drivers=false leaves sensors to gw_gateway_dispatch (bench). */
+struct gw_gateway *gw_gateway_new(uv_loop_t *loop, struct gw_config *cfg, bool with_drivers);
+int gw_gateway_start(struct gw_gateway *gw);
+/* Swap in a validated config (takes ownership); alarms and health carry over by id. */
+int gw_gateway_reload(struct gw_gateway *gw, struct gw_config *cfg);
+/* The driver hand-off: one reading, on the loop thread. */
+void gw_gateway_dispatch(void *gw, const struct gw_reading *reading);
+void gw_gateway_stats(const struct gw_gateway *gw, struct gw_gateway_stats *out);
+const struct gw_config *gw_gateway_config(const struct gw_gateway *gw);
+/* Stop drivers, publish {"online":false}, disconnect, close every handle; then done(ctx). */
+void gw_gateway_stop(struct gw_gateway *gw, void (*done)(void *ctx), void *ctx);
+/* After done ran. */
+void gw_gateway_free(struct gw_gateway *gw);
+
+int64_t gw_now_ms(void);
+
+#endif
