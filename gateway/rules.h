@@ -49,8 +49,7 @@ int gw_rules_on_reading(struct gw_rules *rules, const struct gw_reading *reading
                         struct gw_alarm_transition *out, int max);
 
 /* Time passing: delays, schedules, offline detection. Call about once a second. */
-int gw_rules_tick(struct gw_rules *rules, int64_t now_ms, struct gw_alarm_transition *out,
-                  int max);
+int gw_rules_tick(struct gw_rules *rules, int64_t now_ms, struct gw_alarm_transition *out, int max);
 
 /* Is the alarm of (rule, sensor) raised now? false when the rule does not apply. */
 bool gw_rules_is_active(const struct gw_rules *rules, int rule_index, int sensor_index);
