@@ -19,8 +19,19 @@ void gw_format_rfc3339(int64_t ms, char *out, size_t size)
     }
     struct tm tm;
     gmtime_r(&secs, &tm);
-    snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+    size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n == 0 || size - n < sizeof(".000Z")) {
+        if (size > 0) {
+            out[0] = '\0';
+        }
+        return;
+    }
+    out[n++] = '.';
+    out[n++] = (char)('0' + millis / 100);
+    out[n++] = (char)('0' + millis / 10 % 10);
+    out[n++] = (char)('0' + millis % 10);
+    out[n++] = 'Z';
+    out[n] = '\0';
 }
 
 static json_t *json_time(int64_t ms)
