@@ -1,1 +1,1942 @@
-/* placeholder: being written */
+/*
+ * libconfig -> validated structs. Every section has one table of its keys and
+ * their types; check_members() rejects unknown keys and wrong types in one
+ * place, the section parsers then read values, apply defaults and check
+ * ranges, and the cross-reference pass (profiles, buses, schedules, sensors,
+ * rule points) runs last. Every problem is collected with its file:line and
+ * printed sorted by line, so an operator fixes a file in one go.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PATH_LEN 256
+#define SECRET_MAX 4096
+#define ALARM_MAX_ON_DELAY_S 5
+#define DAY_MAX_S 86400
+
+#define N_ELEMS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- messages ---------------------------------------------------------- */
+
+struct msg {
+    char *file;
+    int included; /* 0: the main file, 1: a file pulled in by @include */
+    int line;
+    int seq;
+    bool warning;
+    char *text;
+};
+
+struct parser {
+    const char *path;
+    struct gw_config *cfg;
+    struct msg *msgs;
+    int nmsgs;
+    int cap;
+    int nerrors;
+};
+
+static char *xvformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+static char *xvformat(const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0) {
+        return NULL;
+    }
+    char *s = malloc((size_t)n + 1);
+    if (s) {
+        vsnprintf(s, (size_t)n + 1, fmt, ap);
+    }
+    return s;
+}
+
+static void vreport(struct parser *p, bool warning, const config_setting_t *at, const char *fmt,
+                    va_list ap) __attribute__((format(printf, 4, 0)));
+
+/* `at` gives the line; NULL or the root (line 0) means line 1 of the main file. */
+static void vreport(struct parser *p, bool warning, const config_setting_t *at, const char *fmt,
+                    va_list ap)
+{
+    if (!warning) {
+        p->nerrors++;
+    }
+    if (p->nmsgs == p->cap) {
+        int cap = p->cap ? p->cap * 2 : 16;
+        struct msg *m = realloc(p->msgs, (size_t)cap * sizeof(*m));
+        if (!m) {
+            return; /* nerrors still counts it: the load fails */
+        }
+        p->msgs = m;
+        p->cap = cap;
+    }
+    const char *file = at ? config_setting_source_file(at) : NULL;
+    int line = at ? (int)config_setting_source_line(at) : 0;
+    struct msg *m = &p->msgs[p->nmsgs];
+    m->file = strdup(file ? file : p->path);
+    m->included = file && strcmp(file, p->path) != 0;
+    m->line = line > 0 ? line : 1;
+    m->seq = p->nmsgs;
+    m->warning = warning;
+    m->text = xvformat(fmt, ap);
+    if (!m->file || !m->text) {
+        free(m->file);
+        free(m->text);
+        return;
+    }
+    p->nmsgs++;
+}
+
+static void err(struct parser *p, const config_setting_t *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void err(struct parser *p, const config_setting_t *at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(p, false, at, fmt, ap);
+    va_end(ap);
+}
+
+static void warn(struct parser *p, const config_setting_t *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void warn(struct parser *p, const config_setting_t *at, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vreport(p, true, at, fmt, ap);
+    va_end(ap);
+}
+
+/* The main file first, then included files; by line, then in the order found. */
+static int msg_cmp(const void *a, const void *b)
+{
+    const struct msg *x = a;
+    const struct msg *y = b;
+    if (x->included != y->included) {
+        return x->included - y->included;
+    }
+    int c = strcmp(x->file, y->file);
+    if (c != 0) {
+        return c;
+    }
+    if (x->line != y->line) {
+        return x->line < y->line ? -1 : 1;
+    }
+    return x->seq - y->seq;
+}
+
+static void flush_msgs(struct parser *p, FILE *out)
+{
+    if (p->nmsgs > 1) {
+        qsort(p->msgs, (size_t)p->nmsgs, sizeof(*p->msgs), msg_cmp);
+    }
+    for (int i = 0; i < p->nmsgs; i++) {
+        struct msg *m = &p->msgs[i];
+        if (out) {
+            fprintf(out, "%s%s:%d: %s\n", m->warning ? "warning: " : "", m->file, m->line, m->text);
+        }
+        free(m->file);
+        free(m->text);
+    }
+    free(p->msgs);
+    p->msgs = NULL;
+    p->nmsgs = p->cap = 0;
+}
+
+/* ---- key tables and typed getters -------------------------------------- */
+
+enum ktype { K_STRING, K_INT, K_FLOAT, K_BOOL, K_GROUP, K_LIST, K_SCALAR };
+
+struct key {
+    const char *name;
+    enum ktype type;
+};
+
+enum { OPTIONAL = 0, REQUIRED = 1 };
+
+static const char *ktype_name(enum ktype t)
+{
+    switch (t) {
+    case K_STRING:
+        return "a string";
+    case K_INT:
+        return "an integer";
+    case K_FLOAT:
+        return "a number";
+    case K_BOOL:
+        return "true or false";
+    case K_GROUP:
+        return "a group { ... }";
+    case K_LIST:
+        return "a list ( ... )";
+    case K_SCALAR:
+        return "a number, true/false or a string";
+    }
+    return "?";
+}
+
+static const char *ltype_name(const config_setting_t *s)
+{
+    switch (config_setting_type(s)) {
+    case CONFIG_TYPE_GROUP:
+        return "a group";
+    case CONFIG_TYPE_INT:
+    case CONFIG_TYPE_INT64:
+        return "an integer";
+    case CONFIG_TYPE_FLOAT:
+        return "a float";
+    case CONFIG_TYPE_STRING:
+        return "a string";
+    case CONFIG_TYPE_BOOL:
+        return "a boolean";
+    case CONFIG_TYPE_ARRAY:
+        return "an array [ ... ]";
+    case CONFIG_TYPE_LIST:
+        return "a list";
+    default:
+        return "nothing";
+    }
+}
+
+static bool type_ok(const config_setting_t *s, enum ktype t)
+{
+    int ty = config_setting_type(s);
+    switch (t) {
+    case K_STRING:
+        return ty == CONFIG_TYPE_STRING;
+    case K_INT:
+        return ty == CONFIG_TYPE_INT || ty == CONFIG_TYPE_INT64;
+    case K_FLOAT:
+        return config_setting_is_number(s);
+    case K_BOOL:
+        return ty == CONFIG_TYPE_BOOL;
+    case K_GROUP:
+        return ty == CONFIG_TYPE_GROUP;
+    case K_LIST:
+        /* `()` and an empty `[]` both mean "none" */
+        return ty == CONFIG_TYPE_LIST || (ty == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0);
+    case K_SCALAR:
+        return config_setting_is_scalar(s);
+    }
+    return false;
+}
+
+/* Paths only name a place in messages: a truncated one (absurdly long names) is fine. */
+static void child_path(char *out, size_t n, const char *path, const char *key)
+{
+    int w = path && *path ? snprintf(out, n, "%s.%s", path, key) : snprintf(out, n, "%s", key);
+    if (w < 0) {
+        out[0] = '\0';
+    }
+}
+
+static void elem_path(char *out, size_t n, const char *path, int i)
+{
+    int w = snprintf(out, n, "%s[%d]", path, i);
+    if (w < 0) {
+        out[0] = '\0';
+    }
+}
+
+static const struct key *find_key(const struct key *keys, size_t nkeys, const char *name)
+{
+    for (size_t i = 0; i < nkeys; i++) {
+        if (strcmp(keys[i].name, name) == 0) {
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* Unknown keys and wrong types of group g, reported once here; getters then skip bad members. */
+static void check_members(struct parser *p, const config_setting_t *g, const char *path,
+                          const struct key *keys, size_t nkeys)
+{
+    int n = config_setting_length(g);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+        char cp[PATH_LEN];
+        child_path(cp, sizeof(cp), path, config_setting_name(m));
+        const struct key *k = find_key(keys, nkeys, config_setting_name(m));
+        if (!k) {
+            err(p, m, "%s: unknown key", cp);
+        } else if (!type_ok(m, k->type)) {
+            err(p, m, "%s: expected %s, got %s", cp, ktype_name(k->type), ltype_name(m));
+        }
+    }
+}
+
+static const config_setting_t *get(const config_setting_t *g, const char *key, enum ktype t)
+{
+    const config_setting_t *m = config_setting_get_member(g, key);
+    return m && type_ok(m, t) ? m : NULL;
+}
+
+static bool has(const config_setting_t *g, const char *key)
+{
+    return config_setting_get_member(g, key) != NULL;
+}
+
+static void missing(struct parser *p, const config_setting_t *g, const char *path, const char *key)
+{
+    if (path && *path) {
+        err(p, g, "%s: missing required key \"%s\"", path, key);
+    } else {
+        err(p, g, "missing required key \"%s\"", key);
+    }
+}
+
+/* Sets *out (replacing a default) and returns the member, or NULL when absent or bad. */
+static const config_setting_t *get_str(struct parser *p, const config_setting_t *g,
+                                       const char *path, const char *key, int flags, char **out)
+{
+    const config_setting_t *m = get(g, key, K_STRING);
+    if (!m) {
+        if ((flags & REQUIRED) && !has(g, key)) {
+            missing(p, g, path, key);
+        }
+        return NULL;
+    }
+    const char *v = config_setting_get_string(m);
+    if (!*v) {
+        char cp[PATH_LEN];
+        child_path(cp, sizeof(cp), path, key);
+        err(p, m, "%s: must not be empty", cp);
+        return NULL;
+    }
+    char *d = strdup(v);
+    if (!d) {
+        err(p, m, "out of memory");
+        return NULL;
+    }
+    free(*out);
+    *out = d;
+    return m;
+}
+
+static const config_setting_t *get_int(struct parser *p, const config_setting_t *g,
+                                       const char *path, const char *key, int flags, long min,
+                                       long max, int *out)
+{
+    const config_setting_t *m = get(g, key, K_INT);
+    if (!m) {
+        if ((flags & REQUIRED) && !has(g, key)) {
+            missing(p, g, path, key);
+        }
+        return NULL;
+    }
+    long long v = config_setting_get_int64(m);
+    if (v < min || v > max) {
+        char cp[PATH_LEN];
+        child_path(cp, sizeof(cp), path, key);
+        err(p, m, "%s: %lld is out of range %ld..%ld", cp, v, min, max);
+        return NULL;
+    }
+    *out = (int)v;
+    return m;
+}
+
+static const config_setting_t *get_float(struct parser *p, const config_setting_t *g,
+                                         const char *path, const char *key, double *out)
+{
+    const config_setting_t *m = get(g, key, K_FLOAT);
+    if (!m) {
+        return NULL;
+    }
+    /* config_setting_get_float() turns an integer into 0 unless auto-convert is on */
+    double v = config_setting_type(m) == CONFIG_TYPE_FLOAT ? config_setting_get_float(m)
+                                                           : (double)config_setting_get_int64(m);
+    if (!isfinite(v)) {
+        char cp[PATH_LEN];
+        child_path(cp, sizeof(cp), path, key);
+        err(p, m, "%s: must be a finite number", cp);
+        return NULL;
+    }
+    *out = v;
+    return m;
+}
+
+static const config_setting_t *get_bool(const config_setting_t *g, const char *key, bool *out)
+{
+    const config_setting_t *m = get(g, key, K_BOOL);
+    if (m) {
+        *out = config_setting_get_bool(m) != 0;
+    }
+    return m;
+}
+
+/* A string key whose value is one of names[]; *out gets its index. */
+static const config_setting_t *get_enum(struct parser *p, const config_setting_t *g,
+                                        const char *path, const char *key, const char *const *names,
+                                        size_t nnames, int *out)
+{
+    const config_setting_t *m = get(g, key, K_STRING);
+    if (!m) {
+        return NULL;
+    }
+    const char *v = config_setting_get_string(m);
+    for (size_t i = 0; i < nnames; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            *out = (int)i;
+            return m;
+        }
+    }
+    char cp[PATH_LEN];
+    child_path(cp, sizeof(cp), path, key);
+    char list[PATH_LEN] = "";
+    for (size_t i = 0; i < nnames; i++) {
+        size_t l = strlen(list);
+        snprintf(list + l, sizeof(list) - l, "%s%s", i ? ", " : "", names[i]);
+    }
+    err(p, m, "%s: \"%s\" is not one of %s", cp, v, list);
+    return NULL;
+}
+
+static char *xstrdup(struct parser *p, const char *s)
+{
+    char *d = strdup(s);
+    if (!d) {
+        err(p, NULL, "out of memory");
+    }
+    return d;
+}
+
+static void *xcalloc(struct parser *p, size_t n, size_t size)
+{
+    void *v = calloc(n ? n : 1, size);
+    if (!v) {
+        err(p, NULL, "out of memory");
+    }
+    return v;
+}
+
+/* ---- character classes ------------------------------------------------- */
+
+static bool is_alnum_ascii(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* Every byte is alphanumeric ASCII or one of `extra`. */
+static bool chars_ok(const char *s, const char *extra)
+{
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        if (!is_alnum_ascii(*c) && !strchr(extra, *c)) {
+            return false;
+        }
+    }
+    return *s != '\0';
+}
+
+/* ---- site, state_dir ---------------------------------------------------- */
+
+static const struct key site_keys[] = {
+    {"district", K_STRING}, {"school", K_STRING},   {"name", K_STRING},
+    {"timezone", K_STRING}, {"language", K_STRING},
+};
+
+static bool timezone_exists(const char *tz)
+{
+    if (tz[0] == '/' || strstr(tz, "..")) {
+        return false; /* only names inside the zoneinfo tree */
+    }
+    const char *dir = getenv("TZDIR");
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s", dir && *dir ? dir : "/usr/share/zoneinfo", tz);
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static void parse_site(struct parser *p, const config_setting_t *g)
+{
+    struct gw_site_cfg *s = &p->cfg->site;
+    check_members(p, g, "site", site_keys, N_ELEMS(site_keys));
+    const config_setting_t *m;
+    static const char *const levels[] = {"district", "school"};
+    char **dst[] = {&s->district, &s->school};
+    for (size_t i = 0; i < N_ELEMS(levels); i++) {
+        m = get_str(p, g, "site", levels[i], REQUIRED, dst[i]);
+        if (m && !chars_ok(*dst[i], "_-")) {
+            err(p, m, "site.%s: \"%s\" may only hold A-Z a-z 0-9 _ - (it is an MQTT topic level)",
+                levels[i], *dst[i]);
+        }
+    }
+    get_str(p, g, "site", "name", REQUIRED, &s->name);
+    m = get_str(p, g, "site", "timezone", OPTIONAL, &s->timezone);
+    if (m && !timezone_exists(s->timezone)) {
+        err(p, m, "site.timezone: \"%s\" is not a time zone under /usr/share/zoneinfo",
+            s->timezone);
+    }
+    static const char *const langs[] = {"zh-CN", "en"};
+    int lang = 0;
+    if (get_enum(p, g, "site", "language", langs, N_ELEMS(langs), &lang)) {
+        free(s->language);
+        s->language = xstrdup(p, langs[lang]);
+    }
+}
+
+/* ---- hub --------------------------------------------------------------- */
+
+static const struct key hub_keys[] = {
+    {"host", K_STRING},      {"port", K_INT},        {"topic_prefix", K_STRING},
+    {"username", K_STRING},  {"password", K_STRING}, {"password_file", K_STRING},
+    {"client_id", K_STRING}, {"keepalive_s", K_INT}, {"tls", K_GROUP},
+};
+
+static const struct key tls_keys[] = {
+    {"ca_file", K_STRING},
+    {"cert_file", K_STRING},
+    {"key_file", K_STRING},
+    {"insecure", K_BOOL},
+};
+
+/*
+ * Reads a secret file: at most SECRET_MAX bytes, trailing CR/LF stripped.
+ * The secret itself is never part of a message.
+ */
+static char *read_secret(struct parser *p, const config_setting_t *m, const char *cp,
+                         const char *file)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        err(p, m, "%s: cannot read \"%s\": %s", cp, file, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH))) {
+        warn(p, m, "%s: \"%s\" is readable by group or others (mode %04o); chmod 600 it", cp, file,
+             (unsigned)(st.st_mode & 07777));
+    }
+    char *buf = calloc(1, SECRET_MAX + 2);
+    if (!buf) {
+        fclose(f);
+        err(p, m, "out of memory");
+        return NULL;
+    }
+    size_t n = fread(buf, 1, SECRET_MAX + 1, f);
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    if (rerr) {
+        err(p, m, "%s: cannot read \"%s\": %s", cp, file, strerror(rerr));
+    } else if (n > SECRET_MAX) {
+        err(p, m, "%s: \"%s\" is longer than %d bytes", cp, file, SECRET_MAX);
+    } else {
+        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+            buf[--n] = '\0';
+        }
+        if (n == 0) {
+            err(p, m, "%s: \"%s\" is empty", cp, file);
+        } else if (strlen(buf) != n) {
+            err(p, m, "%s: \"%s\" holds a NUL byte", cp, file);
+        } else {
+            return buf;
+        }
+    }
+    explicit_bzero(buf, SECRET_MAX + 2);
+    free(buf);
+    return NULL;
+}
+
+static void check_readable(struct parser *p, const config_setting_t *m, const char *cp,
+                           const char *file)
+{
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        err(p, m, "%s: cannot read \"%s\": %s", cp, file, strerror(errno));
+        return;
+    }
+    fclose(f);
+}
+
+static bool topic_prefix_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && !strpbrk(s, "+#") && s[0] != '/' && s[n - 1] != '/' && !strstr(s, "//");
+}
+
+static void parse_tls(struct parser *p, const config_setting_t *g)
+{
+    struct gw_tls_cfg *t = &p->cfg->hub.tls;
+    const char *path = "hub.tls";
+    check_members(p, g, path, tls_keys, N_ELEMS(tls_keys));
+    const config_setting_t *ca = get_str(p, g, path, "ca_file", REQUIRED, &t->ca_file);
+    const config_setting_t *cert = get_str(p, g, path, "cert_file", OPTIONAL, &t->cert_file);
+    const config_setting_t *key = get_str(p, g, path, "key_file", OPTIONAL, &t->key_file);
+    get_bool(g, "insecure", &t->insecure);
+    if (ca) {
+        check_readable(p, ca, "hub.tls.ca_file", t->ca_file);
+    }
+    if (cert) {
+        check_readable(p, cert, "hub.tls.cert_file", t->cert_file);
+    }
+    if (key) {
+        /* a private key is a secret: same rules as password_file */
+        char *k = read_secret(p, key, "hub.tls.key_file", t->key_file);
+        if (k) {
+            explicit_bzero(k, strlen(k));
+            free(k);
+        }
+    }
+    if (cert && !key && !has(g, "key_file")) {
+        err(p, cert, "hub.tls.cert_file: needs key_file too");
+    }
+    if (key && !cert && !has(g, "cert_file")) {
+        err(p, key, "hub.tls.key_file: needs cert_file too");
+    }
+}
+
+static void parse_hub(struct parser *p, const config_setting_t *g)
+{
+    struct gw_hub_cfg *h = &p->cfg->hub;
+    const char *path = "hub";
+    check_members(p, g, path, hub_keys, N_ELEMS(hub_keys));
+    get_str(p, g, path, "host", OPTIONAL, &h->host);
+    get_int(p, g, path, "port", OPTIONAL, 1, 65535, &h->port);
+    const config_setting_t *m = get_str(p, g, path, "topic_prefix", OPTIONAL, &h->topic_prefix);
+    if (m && !topic_prefix_ok(h->topic_prefix)) {
+        err(p, m, "hub.topic_prefix: \"%s\" must not hold + or # nor start, end or repeat '/'",
+            h->topic_prefix);
+    }
+    const config_setting_t *user = get_str(p, g, path, "username", OPTIONAL, &h->username);
+    get_str(p, g, path, "client_id", OPTIONAL, &h->client_id);
+    /* libmosquitto refuses a keepalive below 5 s */
+    get_int(p, g, path, "keepalive_s", OPTIONAL, 5, 65535, &h->keepalive_s);
+
+    const config_setting_t *pw = get(g, "password", K_STRING);
+    const config_setting_t *pwf = get(g, "password_file", K_STRING);
+    if (pw && pwf) {
+        err(p, pwf, "hub.password_file: give password or password_file, not both");
+    } else if (pw) {
+        /* may be empty: an empty password is legal MQTT */
+        h->password = xstrdup(p, config_setting_get_string(pw));
+    } else if (pwf) {
+        char *file = NULL;
+        if (get_str(p, g, path, "password_file", OPTIONAL, &file)) {
+            h->password = read_secret(p, pwf, "hub.password_file", file);
+        }
+        free(file);
+    }
+    if ((pw || pwf) && !user && !has(g, "username")) {
+        /* MQTT 3.1.1 3.1.2.9: no password flag without a user name */
+        err(p, pw ? pw : pwf, "hub.%s: needs username too", pw ? "password" : "password_file");
+    }
+    const config_setting_t *tls = get(g, "tls", K_GROUP);
+    if (tls) {
+        parse_tls(p, tls);
+    }
+}
+
+/* ---- modbus buses ------------------------------------------------------ */
+
+static const struct key bus_keys[] = {
+    {"name", K_STRING},    {"rtu", K_STRING},         {"tcp", K_STRING},    {"baud", K_INT},
+    {"parity", K_STRING},  {"data_bits", K_INT},      {"stop_bits", K_INT}, {"rs485", K_BOOL},
+    {"timeout_ms", K_INT}, {"fail_threshold", K_INT},
+};
+
+static const int bauds[] = {300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400};
+
+/* "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6 address. */
+static void parse_tcp(struct parser *p, const config_setting_t *m, const char *cp,
+                      struct gw_bus_cfg *b)
+{
+    const char *v = config_setting_get_string(m);
+    const char *host = v;
+    size_t hlen;
+    const char *port = NULL;
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (!close || (close[1] != '\0' && close[1] != ':')) {
+            err(p, m, "%s: \"%s\" is not host:port", cp, v);
+            return;
+        }
+        host = v + 1;
+        hlen = (size_t)(close - host);
+        port = close[1] == ':' ? close + 2 : NULL;
+    } else {
+        const char *colon = strchr(v, ':');
+        if (colon && strchr(colon + 1, ':')) {
+            hlen = strlen(v); /* bare IPv6 address, default port */
+        } else {
+            hlen = colon ? (size_t)(colon - v) : strlen(v);
+            port = colon ? colon + 1 : NULL;
+        }
+    }
+    if (hlen == 0) {
+        err(p, m, "%s: \"%s\" has no host", cp, v);
+        return;
+    }
+    if (port) {
+        char *end = NULL;
+        errno = 0;
+        long n = (*port >= '0' && *port <= '9') ? strtol(port, &end, 10) : -1;
+        if (n < 1 || n > 65535 || errno || !end || *end) {
+            err(p, m, "%s: bad port \"%s\" in \"%s\" (1..65535)", cp, port, v);
+            return;
+        }
+        b->port = (int)n;
+    }
+    b->host = strndup(host, hlen);
+    if (!b->host) {
+        err(p, m, "out of memory");
+    }
+}
+
+static void parse_bus(struct parser *p, const config_setting_t *g, const char *path,
+                      struct gw_bus_cfg *b)
+{
+    b->line = (int)config_setting_source_line(g);
+    b->baud = 9600;
+    b->parity = 'N';
+    b->data_bits = 8;
+    b->stop_bits = 1;
+    b->port = 502;
+    b->timeout_ms = 1000;
+    b->fail_threshold = 3;
+    check_members(p, g, path, bus_keys, N_ELEMS(bus_keys));
+    get_str(p, g, path, "name", REQUIRED, &b->name);
+
+    char cp[PATH_LEN];
+    const config_setting_t *rtu = get(g, "rtu", K_STRING);
+    const config_setting_t *tcp = get(g, "tcp", K_STRING);
+    if (rtu && tcp) {
+        child_path(cp, sizeof(cp), path, "tcp");
+        err(p, tcp, "%s: give rtu or tcp, not both", cp);
+    } else if (tcp) {
+        b->type = GW_BUS_TCP;
+        child_path(cp, sizeof(cp), path, "tcp");
+        if (!*config_setting_get_string(tcp)) {
+            err(p, tcp, "%s: must not be empty", cp);
+        } else {
+            parse_tcp(p, tcp, cp, b);
+        }
+        static const char *const rtu_only[] = {"baud", "parity", "data_bits", "stop_bits", "rs485"};
+        for (size_t i = 0; i < N_ELEMS(rtu_only); i++) {
+            const config_setting_t *m = config_setting_get_member(g, rtu_only[i]);
+            if (m) {
+                child_path(cp, sizeof(cp), path, rtu_only[i]);
+                err(p, m, "%s: only for rtu buses", cp);
+            }
+        }
+    } else if (rtu) {
+        b->type = GW_BUS_RTU;
+        get_str(p, g, path, "rtu", OPTIONAL, &b->device);
+    } else if (!has(g, "rtu") && !has(g, "tcp")) {
+        err(p, g, "%s: needs rtu = \"/dev/...\" or tcp = \"host:port\"", path);
+    }
+
+    const config_setting_t *m = get_int(p, g, path, "baud", OPTIONAL, 1, INT_MAX, &b->baud);
+    if (m) {
+        bool ok = false;
+        for (size_t i = 0; i < N_ELEMS(bauds); i++) {
+            ok = ok || bauds[i] == b->baud;
+        }
+        if (!ok) {
+            child_path(cp, sizeof(cp), path, "baud");
+            err(p, m,
+                "%s: %d is not a standard rate (300 600 1200 2400 4800 9600 19200 38400 "
+                "57600 115200 230400)",
+                cp, b->baud);
+        }
+    }
+    static const char *const parities[] = {"N", "E", "O"};
+    int par = 0;
+    if (get_enum(p, g, path, "parity", parities, N_ELEMS(parities), &par)) {
+        b->parity = parities[par][0];
+    }
+    get_int(p, g, path, "data_bits", OPTIONAL, 5, 8, &b->data_bits);
+    get_int(p, g, path, "stop_bits", OPTIONAL, 1, 2, &b->stop_bits);
+    get_bool(g, "rs485", &b->rs485);
+    get_int(p, g, path, "timeout_ms", OPTIONAL, 10, 60000, &b->timeout_ms);
+    get_int(p, g, path, "fail_threshold", OPTIONAL, 1, 1000, &b->fail_threshold);
+}
+
+static void parse_buses(struct parser *p, const config_setting_t *list)
+{
+    struct gw_config *cfg = p->cfg;
+    int n = config_setting_length(list);
+    cfg->buses = xcalloc(p, (size_t)n, sizeof(*cfg->buses));
+    if (!cfg->buses) {
+        return;
+    }
+    cfg->nbuses = n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        char path[PATH_LEN];
+        elem_path(path, sizeof(path), "modbus", i);
+        if (!config_setting_is_group(g)) {
+            err(p, g, "%s: expected a group { ... }, got %s", path, ltype_name(g));
+            continue;
+        }
+        parse_bus(p, g, path, &cfg->buses[i]);
+        for (int j = 0; j < i && cfg->buses[i].name; j++) {
+            if (cfg->buses[j].name && strcmp(cfg->buses[j].name, cfg->buses[i].name) == 0) {
+                err(p, config_setting_get_member(g, "name"),
+                    "%s.name: duplicate bus name \"%s\" (first at line %d)", path,
+                    cfg->buses[i].name, cfg->buses[j].line);
+                break;
+            }
+        }
+    }
+}
+
+/* ---- schedules --------------------------------------------------------- */
+
+static const struct key schedule_keys[] = {
+    {"days", K_STRING},
+    {"from", K_STRING},
+    {"to", K_STRING},
+};
+
+static const char *const day_names[] = {"sun", "mon", "tue", "wed", "thu", "fri", "sat"};
+
+static int day_index(const char *s, size_t n)
+{
+    for (int d = 0; d < 7; d++) {
+        if (n == 3 && strncasecmp(s, day_names[d], 3) == 0) {
+            return d;
+        }
+    }
+    return -1;
+}
+
+/* "mon-fri", "sat,sun", "mon-wed,fri", "fri-mon" (wraps), "daily" or "all". 0 on error. */
+static uint8_t parse_days(const char *s)
+{
+    if (strcasecmp(s, "daily") == 0 || strcasecmp(s, "all") == 0) {
+        return 0x7f;
+    }
+    uint8_t days = 0;
+    const char *item = s;
+    for (;;) {
+        const char *end = strchr(item, ',');
+        size_t len = end ? (size_t)(end - item) : strlen(item);
+        while (len > 0 && *item == ' ') {
+            item++;
+            len--;
+        }
+        while (len > 0 && item[len - 1] == ' ') {
+            len--;
+        }
+        const char *dash = memchr(item, '-', len);
+        int a = day_index(item, dash ? (size_t)(dash - item) : len);
+        int b = dash ? day_index(dash + 1, len - (size_t)(dash - item) - 1) : a;
+        if (a < 0 || b < 0) {
+            return 0;
+        }
+        for (int d = a;; d = (d + 1) % 7) {
+            days |= (uint8_t)(1u << d);
+            if (d == b) {
+                break;
+            }
+        }
+        if (!end) {
+            return days;
+        }
+        item = end + 1;
+    }
+}
+
+/* "HH:MM" (H may be one digit) -> minutes; "24:00" only when allow_24. -1 on error. */
+static int parse_hhmm(const char *s, bool allow_24)
+{
+    int h = 0;
+    int i = 0;
+    for (; i < 2 && s[i] >= '0' && s[i] <= '9'; i++) {
+        h = h * 10 + (s[i] - '0');
+    }
+    if (i == 0 || s[i] != ':' || !(s[i + 1] >= '0' && s[i + 1] <= '9') ||
+        !(s[i + 2] >= '0' && s[i + 2] <= '9') || s[i + 3] != '\0') {
+        return -1;
+    }
+    int m = (s[i + 1] - '0') * 10 + (s[i + 2] - '0');
+    if (m > 59 || h > 24 || (h == 24 && (m != 0 || !allow_24))) {
+        return -1;
+    }
+    return h * 60 + m;
+}
+
+static void parse_schedule(struct parser *p, const config_setting_t *g, const char *path,
+                           struct gw_schedule_cfg *s)
+{
+    s->line = (int)config_setting_source_line(g);
+    s->from_min = 0;
+    s->to_min = 1440;
+    check_members(p, g, path, schedule_keys, N_ELEMS(schedule_keys));
+    char cp[PATH_LEN];
+    const config_setting_t *m = get(g, "days", K_STRING);
+    if (m) {
+        s->days = parse_days(config_setting_get_string(m));
+        if (!s->days) {
+            child_path(cp, sizeof(cp), path, "days");
+            err(p, m,
+                "%s: bad days \"%s\" (use sun..sat, ranges like mon-fri, lists like sat,sun, "
+                "or daily)",
+                cp, config_setting_get_string(m));
+        }
+    } else if (!has(g, "days")) {
+        missing(p, g, path, "days");
+    }
+    static const char *const ends[] = {"from", "to"};
+    int *dst[] = {&s->from_min, &s->to_min};
+    bool ok = true;
+    for (int i = 0; i < 2; i++) {
+        m = get(g, ends[i], K_STRING);
+        if (!m) {
+            continue;
+        }
+        int v = parse_hhmm(config_setting_get_string(m), i == 1);
+        if (v < 0) {
+            child_path(cp, sizeof(cp), path, ends[i]);
+            err(p, m, "%s: bad time \"%s\" (HH:MM, 00:00..23:59%s)", cp,
+                config_setting_get_string(m), i == 1 ? ", or 24:00" : "");
+            ok = false;
+        } else {
+            *dst[i] = v;
+        }
+    }
+    if (ok && s->from_min == s->to_min) {
+        err(p, g, "%s: from and to are equal, an empty window (use 00:00 to 24:00 for all day)",
+            path);
+    }
+}
+
+static void parse_schedules(struct parser *p, const config_setting_t *grp)
+{
+    struct gw_config *cfg = p->cfg;
+    int n = config_setting_length(grp);
+    cfg->schedules = xcalloc(p, (size_t)n, sizeof(*cfg->schedules));
+    if (!cfg->schedules) {
+        return;
+    }
+    cfg->nschedules = n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(grp, (unsigned)i);
+        char path[PATH_LEN];
+        child_path(path, sizeof(path), "schedules", config_setting_name(g));
+        cfg->schedules[i].name = xstrdup(p, config_setting_name(g));
+        cfg->schedules[i].line = (int)config_setting_source_line(g);
+        if (!config_setting_is_group(g)) {
+            err(p, g, "%s: expected a group { ... }, got %s", path, ltype_name(g));
+            continue;
+        }
+        parse_schedule(p, g, path, &cfg->schedules[i]);
+    }
+}
+
+/* ---- profiles ---------------------------------------------------------- */
+
+static const struct key point_keys[] = {
+    {"name", K_STRING},   {"unit", K_STRING},       {"table", K_STRING}, {"address", K_INT},
+    {"type", K_STRING},   {"word_order", K_STRING}, {"scale", K_FLOAT},  {"offset", K_FLOAT},
+    {"raw_min", K_FLOAT}, {"raw_max", K_FLOAT},     {"min", K_FLOAT},    {"max", K_FLOAT},
+};
+
+static const char *const table_names[] = {"holding", "input", "coil", "discrete"};
+static const char *const reg_type_names[] = {"u16", "s16", "u32", "s32", "f32", "bool"};
+static const char *const word_order_names[] = {"big", "little"};
+static const char *const codec_names[] = {"modbus", "layout", "cayenne_lpp", "js"};
+
+static bool is_32bit(enum gw_reg_type t)
+{
+    return t == GW_REG_U32 || t == GW_REG_S32 || t == GW_REG_F32;
+}
+
+static void parse_point(struct parser *p, const config_setting_t *g, const char *path,
+                        struct gw_point_cfg *pt)
+{
+    pt->line = (int)config_setting_source_line(g);
+    pt->scale = 1;
+    check_members(p, g, path, point_keys, N_ELEMS(point_keys));
+    char cp[PATH_LEN];
+    const config_setting_t *m = get_str(p, g, path, "name", REQUIRED, &pt->name);
+    if (m && (strlen(pt->name) >= GW_NAME_MAX || !chars_ok(pt->name, "_.-"))) {
+        err(p, m, "%s.name: \"%s\" must be 1..%d of A-Z a-z 0-9 _ . -", path, pt->name,
+            GW_NAME_MAX - 1);
+    }
+    get_str(p, g, path, "unit", OPTIONAL, &pt->unit);
+    int v = GW_TABLE_HOLDING;
+    get_enum(p, g, path, "table", table_names, N_ELEMS(table_names), &v);
+    pt->table = (enum gw_table)v;
+    bool bit_table = pt->table == GW_TABLE_COIL || pt->table == GW_TABLE_DISCRETE;
+    v = bit_table ? GW_REG_BOOL : GW_REG_U16;
+    const config_setting_t *type =
+        get_enum(p, g, path, "type", reg_type_names, N_ELEMS(reg_type_names), &v);
+    pt->type = (enum gw_reg_type)v;
+    if (type && bit_table && pt->type != GW_REG_BOOL) {
+        err(p, type, "%s.type: a %s table holds bits; type must be bool", path,
+            table_names[pt->table]);
+    }
+    v = GW_WORDS_BIG;
+    const config_setting_t *wo =
+        get_enum(p, g, path, "word_order", word_order_names, N_ELEMS(word_order_names), &v);
+    pt->word_order = (enum gw_word_order)v;
+    if (wo && !is_32bit(pt->type)) {
+        err(p, wo, "%s.word_order: only for 32-bit types (u32, s32, f32)", path);
+    }
+    m = get_int(p, g, path, "address", REQUIRED, 0, 65535, &pt->address);
+    if (m && is_32bit(pt->type) && pt->address == 65535) {
+        err(p, m, "%s.address: a 32-bit value needs two registers; 65535 is the last", path);
+    }
+
+    const config_setting_t *scale = get_float(p, g, path, "scale", &pt->scale);
+    const config_setting_t *offset = get_float(p, g, path, "offset", &pt->offset);
+    if (scale && pt->scale == 0) {
+        err(p, scale, "%s.scale: must not be 0", path);
+    }
+    static const char *const span_keys[] = {"raw_min", "raw_max", "min", "max"};
+    double *span[] = {&pt->raw_min, &pt->raw_max, &pt->min, &pt->max};
+    int nspan = 0;
+    int ngood = 0;
+    const config_setting_t *first = NULL;
+    for (size_t i = 0; i < N_ELEMS(span_keys); i++) {
+        const config_setting_t *s = config_setting_get_member(g, span_keys[i]);
+        if (s) {
+            nspan++;
+            first = first ? first : s;
+            ngood += get_float(p, g, path, span_keys[i], span[i]) != NULL;
+        }
+    }
+    if (nspan > 0 && nspan < 4) {
+        err(p, first, "%s: a 4-20 mA span needs all of raw_min, raw_max, min, max", path);
+    } else if (nspan == 4) {
+        if (scale || offset) {
+            child_path(cp, sizeof(cp), path, scale ? "scale" : "offset");
+            err(p, scale ? scale : offset,
+                "%s: not with raw_min/raw_max/min/max (give one or "
+                "the other)",
+                cp);
+        }
+        if (pt->type == GW_REG_BOOL) {
+            err(p, first, "%s: a 4-20 mA span needs a numeric type, not bool", path);
+        }
+        if (ngood == 4) {
+            const config_setting_t *rmax = config_setting_get_member(g, "raw_max");
+            if (pt->raw_min >= pt->raw_max) {
+                err(p, rmax, "%s.raw_max: must be above raw_min (%g >= %g)", path, pt->raw_min,
+                    pt->raw_max);
+            }
+            if (pt->min == pt->max) {
+                err(p, config_setting_get_member(g, "max"), "%s.max: must differ from min", path);
+            }
+            pt->has_span = true;
+        }
+    }
+    if ((scale || offset) && pt->type == GW_REG_BOOL) {
+        err(p, scale ? scale : offset, "%s: scale/offset make no sense for type bool", path);
+    }
+}
+
+static void parse_points(struct parser *p, const config_setting_t *list, const char *ppath,
+                         struct gw_profile_cfg *pr)
+{
+    char path[PATH_LEN];
+    child_path(path, sizeof(path), ppath, "points");
+    int n = config_setting_length(list);
+    if (n == 0) {
+        err(p, list, "%s: a Modbus profile needs at least one point", path);
+        return;
+    }
+    if (n > GW_MAX_POINTS) {
+        err(p, list, "%s: %d points, at most %d", path, n, GW_MAX_POINTS);
+        return;
+    }
+    pr->points = xcalloc(p, (size_t)n, sizeof(*pr->points));
+    if (!pr->points) {
+        return;
+    }
+    pr->npoints = n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        char ep[PATH_LEN];
+        elem_path(ep, sizeof(ep), path, i);
+        if (!config_setting_is_group(g)) {
+            err(p, g, "%s: expected a group { ... }, got %s", ep, ltype_name(g));
+            continue;
+        }
+        parse_point(p, g, ep, &pr->points[i]);
+        for (int j = 0; j < i && pr->points[i].name; j++) {
+            if (pr->points[j].name && strcmp(pr->points[j].name, pr->points[i].name) == 0) {
+                err(p, config_setting_get_member(g, "name"),
+                    "%s.name: duplicate point name \"%s\" (first at line %d)", ep,
+                    pr->points[i].name, pr->points[j].line);
+                break;
+            }
+        }
+    }
+}
+
+static const struct key modbus_profile_keys[] = {{"points", K_LIST}};
+
+static void parse_profile(struct parser *p, const config_setting_t *g, const char *path,
+                          struct gw_profile_cfg *pr)
+{
+    const config_setting_t *codec = config_setting_get_member(g, "codec");
+    if (codec) {
+        char cp[PATH_LEN];
+        child_path(cp, sizeof(cp), path, "codec");
+        int c = 0;
+        if (!type_ok(codec, K_STRING)) {
+            err(p, codec, "%s: expected a string, got %s", cp, ltype_name(codec));
+        } else if (get_enum(p, g, path, "codec", codec_names + 1, N_ELEMS(codec_names) - 1, &c)) {
+            pr->codec = (enum gw_codec)(c + 1);
+        }
+        if (has(g, "points")) {
+            err(p, config_setting_get_member(g, "points"),
+                "%s.points: a codec profile has no Modbus points", path);
+        }
+        /* LoRa decoding belongs to a later version: its keys are kept unchecked */
+        warn(p, codec, "%s: codec profiles are decoded by a later version; keys not checked", path);
+        return;
+    }
+    pr->codec = GW_CODEC_MODBUS;
+    check_members(p, g, path, modbus_profile_keys, N_ELEMS(modbus_profile_keys));
+    const config_setting_t *points = get(g, "points", K_LIST);
+    if (points) {
+        parse_points(p, points, path, pr);
+    } else if (!has(g, "points")) {
+        err(p, g, "%s: needs points (Modbus) or codec (LoRa)", path);
+    }
+}
+
+static void parse_profiles(struct parser *p, const config_setting_t *grp)
+{
+    struct gw_config *cfg = p->cfg;
+    int n = config_setting_length(grp);
+    cfg->profiles = xcalloc(p, (size_t)n, sizeof(*cfg->profiles));
+    if (!cfg->profiles) {
+        return;
+    }
+    cfg->nprofiles = n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(grp, (unsigned)i);
+        char path[PATH_LEN];
+        child_path(path, sizeof(path), "profiles", config_setting_name(g));
+        struct gw_profile_cfg *pr = &cfg->profiles[i];
+        pr->name = xstrdup(p, config_setting_name(g));
+        pr->line = (int)config_setting_source_line(g);
+        if (!config_setting_is_group(g)) {
+            err(p, g, "%s: expected a group { ... }, got %s", path, ltype_name(g));
+            continue;
+        }
+        parse_profile(p, g, path, pr);
+    }
+}
+
+static int find_profile(const struct gw_config *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->nprofiles; i++) {
+        if (cfg->profiles[i].name && strcmp(cfg->profiles[i].name, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static int find_schedule(const struct gw_config *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->nschedules; i++) {
+        if (cfg->schedules[i].name && strcmp(cfg->schedules[i].name, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* ---- sensors ----------------------------------------------------------- */
+
+static const struct key sensor_keys[] = {
+    {"id", K_STRING},      {"kind", K_STRING},    {"profile", K_STRING},     {"modbus", K_STRING},
+    {"unit_id", K_INT},    {"interval_s", K_INT}, {"expect_every_s", K_INT}, {"timeout_ms", K_INT},
+    {"location", K_GROUP}, {"lora", K_GROUP},     {"mqtt", K_GROUP},
+};
+
+static const struct key location_keys[] = {
+    {"building", K_STRING},
+    {"floor", K_STRING},
+    {"zone", K_STRING},
+};
+
+static void parse_sensor(struct parser *p, const config_setting_t *g, const char *path,
+                         struct gw_sensor_cfg *s)
+{
+    struct gw_config *cfg = p->cfg;
+    s->line = (int)config_setting_source_line(g);
+    s->profile_index = -1;
+    s->bus_index = -1;
+    s->interval_s = 10;
+    check_members(p, g, path, sensor_keys, N_ELEMS(sensor_keys));
+    char cp[PATH_LEN];
+    const config_setting_t *m = get_str(p, g, path, "id", REQUIRED, &s->id);
+    if (m && (strlen(s->id) >= GW_NAME_MAX || !chars_ok(s->id, "_.-"))) {
+        err(p, m, "%s.id: \"%s\" must be 1..%d of A-Z a-z 0-9 _ . - (it is an MQTT topic level)",
+            path, s->id, GW_NAME_MAX - 1);
+    }
+    m = get_str(p, g, path, "kind", REQUIRED, &s->kind);
+    if (m && !chars_ok(s->kind, "_-")) {
+        err(p, m, "%s.kind: \"%s\" may only hold A-Z a-z 0-9 _ -", path, s->kind);
+    }
+    const config_setting_t *prof = get_str(p, g, path, "profile", REQUIRED, &s->profile);
+    if (prof) {
+        s->profile_index = find_profile(cfg, s->profile);
+        if (s->profile_index < 0) {
+            err(p, prof, "%s.profile: unknown profile \"%s\"", path, s->profile);
+        }
+    }
+    get_int(p, g, path, "interval_s", OPTIONAL, 1, DAY_MAX_S, &s->interval_s);
+    get_int(p, g, path, "expect_every_s", OPTIONAL, 0, 7 * DAY_MAX_S, &s->expect_every_s);
+    get_int(p, g, path, "timeout_ms", OPTIONAL, 10, 60000, &s->timeout_ms);
+
+    const config_setting_t *loc = get(g, "location", K_GROUP);
+    if (loc) {
+        child_path(cp, sizeof(cp), path, "location");
+        check_members(p, loc, cp, location_keys, N_ELEMS(location_keys));
+        get_str(p, loc, cp, "building", OPTIONAL, &s->location.building);
+        get_str(p, loc, cp, "floor", OPTIONAL, &s->location.floor);
+        get_str(p, loc, cp, "zone", OPTIONAL, &s->location.zone);
+    }
+
+    const config_setting_t *bus = get(g, "modbus", K_STRING);
+    const config_setting_t *lora = config_setting_get_member(g, "lora");
+    const config_setting_t *mqtt = config_setting_get_member(g, "mqtt");
+    int nbind = (has(g, "modbus") ? 1 : 0) + (lora ? 1 : 0) + (mqtt ? 1 : 0);
+    if (nbind > 1) {
+        err(p, g, "%s: give one of modbus, lora, mqtt", path);
+        return;
+    }
+    if (lora || mqtt) {
+        const char *what = lora ? "lora" : "mqtt";
+        child_path(cp, sizeof(cp), path, what);
+        warn(p, lora ? lora : mqtt,
+             "%s: %s sensors are read by a later version; loaded without a driver", cp, what);
+    }
+    const config_setting_t *unit = config_setting_get_member(g, "unit_id");
+    if (bus) {
+        get_str(p, g, path, "modbus", OPTIONAL, &s->bus);
+        if (s->bus) {
+            s->bus_index = gw_config_find_bus(cfg, s->bus);
+            if (s->bus_index < 0) {
+                err(p, bus, "%s.modbus: unknown bus \"%s\"", path, s->bus);
+            }
+        }
+        if (s->profile_index >= 0 && cfg->profiles[s->profile_index].codec != GW_CODEC_MODBUS) {
+            err(p, prof, "%s.profile: \"%s\" is a %s codec profile, not a Modbus profile", path,
+                s->profile, codec_names[cfg->profiles[s->profile_index].codec]);
+        }
+        m = get_int(p, g, path, "unit_id", REQUIRED, 0, 247, &s->unit_id);
+        if (m && s->unit_id == 0 && s->bus_index >= 0 &&
+            cfg->buses[s->bus_index].type == GW_BUS_RTU) {
+            err(p, m, "%s.unit_id: 0 is the RTU broadcast address; use 1..247", path);
+        }
+    } else if (!has(g, "modbus")) {
+        if (!lora && !mqtt) {
+            err(p, g, "%s: needs modbus = \"<bus name>\"", path);
+        } else if (unit) {
+            child_path(cp, sizeof(cp), path, "unit_id");
+            err(p, unit, "%s: only for Modbus sensors", cp);
+        }
+    }
+}
+
+static void parse_sensors(struct parser *p, const config_setting_t *list)
+{
+    struct gw_config *cfg = p->cfg;
+    int n = config_setting_length(list);
+    cfg->sensors = xcalloc(p, (size_t)n, sizeof(*cfg->sensors));
+    if (!cfg->sensors) {
+        return;
+    }
+    cfg->nsensors = n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        struct gw_sensor_cfg *s = &cfg->sensors[i];
+        char path[PATH_LEN];
+        elem_path(path, sizeof(path), "sensors", i);
+        s->profile_index = -1;
+        s->bus_index = -1;
+        if (!config_setting_is_group(g)) {
+            err(p, g, "%s: expected a group { ... }, got %s", path, ltype_name(g));
+            continue;
+        }
+        parse_sensor(p, g, path, s);
+        for (int j = 0; j < i && s->id; j++) {
+            if (cfg->sensors[j].id && strcmp(cfg->sensors[j].id, s->id) == 0) {
+                err(p, config_setting_get_member(g, "id"),
+                    "%s.id: duplicate sensor id \"%s\" (first at line %d)", path, s->id,
+                    cfg->sensors[j].line);
+                break;
+            }
+        }
+    }
+}
+
+/* ---- rules ------------------------------------------------------------- */
+
+static const struct key rule_keys[] = {
+    {"name", K_STRING},      {"kind", K_STRING},       {"sensor", K_STRING},
+    {"point", K_STRING},     {"above", K_FLOAT},       {"below", K_FLOAT},
+    {"deadband", K_FLOAT},   {"equals", K_SCALAR},     {"rate_above", K_FLOAT},
+    {"rate_below", K_FLOAT}, {"offline_after", K_INT}, {"during", K_STRING},
+    {"on_delay_s", K_INT},   {"off_delay_s", K_INT},   {"latch", K_BOOL},
+    {"class", K_STRING},
+};
+
+/* In gw_rule_cond order. */
+static const char *const cond_keys[] = {"above",      "below",      "equals",
+                                        "rate_above", "rate_below", "offline_after"};
+
+static const char *const class_names[] = {"alarm", "supervisory", "trouble"};
+
+static bool rule_applies(const struct gw_rule_cfg *r, const struct gw_sensor_cfg *s)
+{
+    if (!s->id || !s->kind) {
+        return false;
+    }
+    if (r->kind && strcmp(r->kind, s->kind) != 0) {
+        return false;
+    }
+    if (r->sensor && strcmp(r->sensor, s->id) != 0) {
+        return false;
+    }
+    /* offline needs a known cadence: a poll interval (Modbus) or an expected report period */
+    return r->cond != GW_COND_OFFLINE || s->bus_index >= 0 || s->expect_every_s > 0;
+}
+
+static void parse_equals(struct parser *p, const config_setting_t *m, const char *path,
+                         struct gw_rule_cfg *r)
+{
+    switch (config_setting_type(m)) {
+    case CONFIG_TYPE_BOOL:
+        r->equals.type = GW_VALUE_BOOL;
+        r->equals.b = config_setting_get_bool(m) != 0;
+        r->equals.num = r->equals.b ? 1 : 0;
+        break;
+    case CONFIG_TYPE_STRING: {
+        const char *v = config_setting_get_string(m);
+        if (!*v || strlen(v) >= GW_STR_VALUE_MAX) {
+            err(p, m, "%s.equals: a string value must be 1..%d bytes", path, GW_STR_VALUE_MAX - 1);
+            return;
+        }
+        r->equals.type = GW_VALUE_STRING;
+        snprintf(r->equals.str, sizeof(r->equals.str), "%s", v);
+        break;
+    }
+    default: {
+        double v = 0;
+        if (get_float(p, config_setting_parent(m), path, "equals", &v)) {
+            r->equals.type = GW_VALUE_NUMBER;
+            r->equals.num = v;
+        }
+        break;
+    }
+    }
+}
+
+static void parse_rule(struct parser *p, const config_setting_t *g, const char *path,
+                       struct gw_rule_cfg *r)
+{
+    struct gw_config *cfg = p->cfg;
+    r->line = (int)config_setting_source_line(g);
+    r->schedule_index = -1;
+    check_members(p, g, path, rule_keys, N_ELEMS(rule_keys));
+    char cp[PATH_LEN];
+    const config_setting_t *m = get_str(p, g, path, "name", REQUIRED, &r->name);
+    if (m) {
+        size_t n = strlen(r->name) + 1;
+        r->slug = malloc(n);
+        if (!r->slug) {
+            err(p, m, "out of memory");
+        } else {
+            gw_slugify(r->name, r->slug, n);
+            if (!r->slug[0]) {
+                err(p, m, "%s.name: \"%s\" has no letters or digits for a slug", path, r->name);
+            }
+        }
+    }
+    int cls = 0;
+    bool cls_ok = get_enum(p, g, path, "class", class_names, N_ELEMS(class_names), &cls);
+    if (cls_ok) {
+        r->alarm_class = (enum gw_alarm_class)cls;
+    } else if (!has(g, "class")) {
+        missing(p, g, path, "class");
+    }
+    const config_setting_t *kind = get_str(p, g, path, "kind", OPTIONAL, &r->kind);
+    const config_setting_t *sensor = get_str(p, g, path, "sensor", OPTIONAL, &r->sensor);
+    const config_setting_t *point = get_str(p, g, path, "point", OPTIONAL, &r->point);
+
+    /* exactly one condition; a conflict is named in file order, at the later key */
+    const config_setting_t *conds[N_ELEMS(cond_keys)];
+    int ncond = 0;
+    int first = -1;
+    int second = -1;
+    for (size_t i = 0; i < N_ELEMS(cond_keys); i++) {
+        conds[i] = config_setting_get_member(g, cond_keys[i]);
+        if (!conds[i]) {
+            continue;
+        }
+        ncond++;
+        unsigned line = config_setting_source_line(conds[i]);
+        if (first < 0 || line < config_setting_source_line(conds[first])) {
+            second = first;
+            first = (int)i;
+        } else if (second < 0 || line < config_setting_source_line(conds[second])) {
+            second = (int)i;
+        }
+    }
+    if (ncond == 0) {
+        err(p, g,
+            "%s: no condition; give one of above, below, equals, rate_above, rate_below, "
+            "offline_after",
+            path);
+    } else if (ncond > 1) {
+        err(p, conds[second],
+            "%s: %s and %s conflict; a rule has one condition (write one rule per condition)", path,
+            cond_keys[first], cond_keys[second]);
+    }
+    r->cond = (enum gw_rule_cond)(first < 0 ? 0 : first);
+    if (ncond == 1) {
+        switch (r->cond) {
+        case GW_COND_ABOVE:
+        case GW_COND_BELOW:
+        case GW_COND_RATE_ABOVE:
+        case GW_COND_RATE_BELOW:
+            get_float(p, g, path, cond_keys[first], &r->threshold);
+            break;
+        case GW_COND_EQUALS:
+            if (type_ok(conds[first], K_SCALAR)) {
+                parse_equals(p, conds[first], path, r);
+            }
+            break;
+        case GW_COND_OFFLINE:
+            get_int(p, g, path, "offline_after", OPTIONAL, 1, 1000000, &r->offline_after);
+            break;
+        }
+    }
+    bool offline = ncond == 1 && r->cond == GW_COND_OFFLINE;
+    const config_setting_t *db = get_float(p, g, path, "deadband", &r->deadband);
+    if (db && r->deadband < 0) {
+        err(p, db, "%s.deadband: %g is negative", path, r->deadband);
+    }
+    if (db && ncond == 1 && (r->cond == GW_COND_EQUALS || offline)) {
+        err(p, db, "%s.deadband: only with above, below, rate_above or rate_below", path);
+    }
+    if (offline && point) {
+        err(p, point, "%s.point: an offline_after rule watches the whole sensor; remove point",
+            path);
+    }
+    if (!offline && ncond == 1 && !point && !has(g, "point")) {
+        missing(p, g, path, "point");
+    }
+
+    m = get(g, "during", K_STRING);
+    if (m) {
+        const char *name = config_setting_get_string(m);
+        r->schedule_index = find_schedule(cfg, name);
+        if (r->schedule_index < 0) {
+            err(p, m, "%s.during: unknown schedule \"%s\"", path, name);
+        }
+    }
+    const config_setting_t *on =
+        get_int(p, g, path, "on_delay_s", OPTIONAL, 0, DAY_MAX_S, &r->on_delay_s);
+    get_int(p, g, path, "off_delay_s", OPTIONAL, 0, DAY_MAX_S, &r->off_delay_s);
+    get_bool(g, "latch", &r->latch);
+    if (on && cls_ok && r->alarm_class == GW_CLASS_ALARM && r->on_delay_s > ALARM_MAX_ON_DELAY_S) {
+        err(p, on,
+            "%s.on_delay_s: %d s would delay a fire alarm; GB 26875.1 allows 10 s to pass an "
+            "alarm on, so an alarm-class rule may wait at most %d s",
+            path, r->on_delay_s, ALARM_MAX_ON_DELAY_S);
+    }
+
+    /* references to sensors and points */
+    if (kind && !chars_ok(r->kind, "_-")) {
+        err(p, kind, "%s.kind: \"%s\" may only hold A-Z a-z 0-9 _ -", path, r->kind);
+    }
+    if (sensor) {
+        int si = gw_config_find_sensor(cfg, r->sensor);
+        if (si < 0) {
+            err(p, sensor, "%s.sensor: unknown sensor \"%s\"", path, r->sensor);
+            return;
+        }
+        const struct gw_sensor_cfg *s = &cfg->sensors[si];
+        if (r->kind && s->kind && strcmp(r->kind, s->kind) != 0) {
+            err(p, sensor, "%s.sensor: \"%s\" is of kind \"%s\", not \"%s\"", path, r->sensor,
+                s->kind, r->kind);
+            return;
+        }
+    }
+    /*
+     * The point must exist in the profile of some sensor in scope, unless one of them uses a
+     * codec profile whose fields this version does not know.
+     */
+    int nscope = 0;
+    bool found = false;
+    bool all_modbus = true;
+    for (int i = 0; i < cfg->nsensors; i++) {
+        const struct gw_sensor_cfg *s = &cfg->sensors[i];
+        if (!rule_applies(r, s)) {
+            continue;
+        }
+        nscope++;
+        if (s->profile_index < 0) {
+            found = true; /* already an error; do not pile on */
+            all_modbus = false;
+            continue;
+        }
+        const struct gw_profile_cfg *pr = &cfg->profiles[s->profile_index];
+        if (pr->codec != GW_CODEC_MODBUS || pr->npoints == 0) {
+            /* fields unknown in this version, or the profile already failed */
+            found = true;
+            all_modbus = false;
+        }
+        for (int j = 0; r->point && j < pr->npoints; j++) {
+            found = found || (pr->points[j].name && strcmp(pr->points[j].name, r->point) == 0);
+        }
+    }
+    if (nscope == 0) {
+        warn(p, g, "%s: applies to no sensor%s", path,
+             offline ? " (offline_after needs Modbus sensors or expect_every_s)" : "");
+        return;
+    }
+    if (r->point && !found) {
+        child_path(cp, sizeof(cp), path, "point");
+        if (r->sensor) {
+            err(p, point, "%s: the profile of sensor \"%s\" has no point \"%s\"", cp, r->sensor,
+                r->point);
+        } else if (r->kind) {
+            err(p, point, "%s: no profile of the \"%s\" sensors has a point \"%s\"", cp, r->kind,
+                r->point);
+        } else {
+            err(p, point, "%s: no sensor's profile has a point \"%s\"", cp, r->point);
+        }
+    }
+    if (all_modbus && ncond == 1 && r->equals.type == GW_VALUE_STRING) {
+        err(p, conds[first],
+            "%s.equals: Modbus points are numbers or true/false; a string never matches", path);
+    }
+}
+
+static void parse_rules(struct parser *p, const config_setting_t *list)
+{
+    struct gw_config *cfg = p->cfg;
+    int n = config_setting_length(list);
+    cfg->rules = xcalloc(p, (size_t)n, sizeof(*cfg->rules));
+    if (!cfg->rules) {
+        return;
+    }
+    cfg->nrules = n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        struct gw_rule_cfg *r = &cfg->rules[i];
+        char path[PATH_LEN];
+        elem_path(path, sizeof(path), "rules", i);
+        r->schedule_index = -1;
+        if (!config_setting_is_group(g)) {
+            err(p, g, "%s: expected a group { ... }, got %s", path, ltype_name(g));
+            continue;
+        }
+        parse_rule(p, g, path, r);
+        const config_setting_t *name = config_setting_get_member(g, "name");
+        for (int j = 0; j < i && r->name && r->slug && r->slug[0]; j++) {
+            const struct gw_rule_cfg *o = &cfg->rules[j];
+            if (o->name && strcmp(o->name, r->name) == 0) {
+                err(p, name, "%s.name: duplicate rule name \"%s\" (first at line %d)", path,
+                    r->name, o->line);
+                break;
+            }
+            if (o->slug && strcmp(o->slug, r->slug) == 0) {
+                err(p, name,
+                    "%s.name: \"%s\" has the same slug \"%s\" as \"%s\" (line %d); alarm keys "
+                    "would collide",
+                    path, r->name, r->slug, o->name, o->line);
+                break;
+            }
+        }
+    }
+}
+
+/* ---- top level --------------------------------------------------------- */
+
+static const struct key root_keys[] = {
+    {"site", K_GROUP},      {"state_dir", K_STRING}, {"hub", K_GROUP},    {"modbus", K_LIST},
+    {"schedules", K_GROUP}, {"profiles", K_GROUP},   {"sensors", K_LIST}, {"rules", K_LIST},
+};
+
+/* Sections of later versions: accepted and ignored so one file serves every version. */
+static const char *const later_sections[] = {"store", "http",     "hazards",    "uplink",  "influx",
+                                             "lora",  "contacts", "escalation", "selftest"};
+
+static bool set_defaults(struct parser *p)
+{
+    struct gw_config *cfg = p->cfg;
+    cfg->path = xstrdup(p, p->path);
+    cfg->site.timezone = xstrdup(p, "UTC");
+    cfg->site.language = xstrdup(p, "zh-CN");
+    cfg->hub.host = xstrdup(p, "127.0.0.1");
+    cfg->hub.topic_prefix = xstrdup(p, "campus");
+    cfg->hub.keepalive_s = 30;
+    return p->nerrors == 0;
+}
+
+static void parse_root(struct parser *p, const config_setting_t *root)
+{
+    struct gw_config *cfg = p->cfg;
+    int n = config_setting_length(root);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(root, (unsigned)i);
+        const char *name = config_setting_name(m);
+        bool later = false;
+        for (size_t j = 0; j < N_ELEMS(later_sections); j++) {
+            later = later || strcmp(name, later_sections[j]) == 0;
+        }
+        if (later) {
+            warn(p, m, "section '%s' is not used by this version; ignored", name);
+            continue;
+        }
+        const struct key *k = find_key(root_keys, N_ELEMS(root_keys), name);
+        if (!k) {
+            err(p, m, "%s: unknown key", name);
+        } else if (!type_ok(m, k->type)) {
+            err(p, m, "%s: expected %s, got %s", name, ktype_name(k->type), ltype_name(m));
+        }
+    }
+
+    const config_setting_t *g = get(root, "site", K_GROUP);
+    if (g) {
+        parse_site(p, g);
+    } else if (!has(root, "site")) {
+        missing(p, root, "", "site");
+    }
+    get_str(p, root, "", "state_dir", REQUIRED, &cfg->state_dir);
+    if ((g = get(root, "hub", K_GROUP))) {
+        parse_hub(p, g);
+    }
+    if (!cfg->hub.port) {
+        cfg->hub.port = cfg->hub.tls.ca_file ? 8883 : 1883;
+    }
+    if (!cfg->hub.client_id && cfg->site.district && cfg->site.school) {
+        size_t len = strlen(cfg->site.district) + strlen(cfg->site.school) + sizeof("campusgw--");
+        cfg->hub.client_id = malloc(len);
+        if (cfg->hub.client_id) {
+            snprintf(cfg->hub.client_id, len, "campusgw-%s-%s", cfg->site.district,
+                     cfg->site.school);
+        }
+    }
+    if ((g = get(root, "modbus", K_LIST))) {
+        parse_buses(p, g);
+    }
+    if ((g = get(root, "schedules", K_GROUP))) {
+        parse_schedules(p, g);
+    }
+    if ((g = get(root, "profiles", K_GROUP))) {
+        parse_profiles(p, g);
+    }
+    if ((g = get(root, "sensors", K_LIST))) {
+        parse_sensors(p, g);
+    }
+    if ((g = get(root, "rules", K_LIST))) {
+        parse_rules(p, g);
+    }
+}
+
+struct gw_config *gw_config_load(const char *path, FILE *errors)
+{
+    struct parser p = {.path = path};
+    config_t lc;
+    config_init(&lc);
+
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errors) {
+            fprintf(errors, "%s: cannot open: %s\n", path, strerror(errno));
+        }
+        config_destroy(&lc);
+        return NULL;
+    }
+    fclose(f);
+    if (!config_read_file(&lc, path)) {
+        if (errors) {
+            const char *file = config_error_file(&lc);
+            fprintf(errors, "%s:%d: %s\n", file ? file : path, config_error_line(&lc),
+                    config_error_text(&lc));
+        }
+        config_destroy(&lc);
+        return NULL;
+    }
+
+    p.cfg = calloc(1, sizeof(*p.cfg));
+    if (!p.cfg) {
+        if (errors) {
+            fprintf(errors, "%s: out of memory\n", path);
+        }
+        config_destroy(&lc);
+        return NULL;
+    }
+    if (set_defaults(&p)) {
+        parse_root(&p, config_root_setting(&lc));
+    }
+    config_destroy(&lc);
+    flush_msgs(&p, errors);
+    if (p.nerrors > 0) {
+        gw_config_free(p.cfg);
+        return NULL;
+    }
+    return p.cfg;
+}
+
+void gw_config_free(struct gw_config *cfg)
+{
+    if (!cfg) {
+        return;
+    }
+    free(cfg->path);
+    free(cfg->site.district);
+    free(cfg->site.school);
+    free(cfg->site.name);
+    free(cfg->site.timezone);
+    free(cfg->site.language);
+    free(cfg->state_dir);
+    free(cfg->hub.host);
+    free(cfg->hub.topic_prefix);
+    free(cfg->hub.username);
+    if (cfg->hub.password) {
+        explicit_bzero(cfg->hub.password, strlen(cfg->hub.password));
+        free(cfg->hub.password);
+    }
+    free(cfg->hub.client_id);
+    free(cfg->hub.tls.ca_file);
+    free(cfg->hub.tls.cert_file);
+    free(cfg->hub.tls.key_file);
+    for (int i = 0; i < cfg->nbuses && cfg->buses; i++) {
+        free(cfg->buses[i].name);
+        free(cfg->buses[i].device);
+        free(cfg->buses[i].host);
+    }
+    free(cfg->buses);
+    for (int i = 0; i < cfg->nschedules && cfg->schedules; i++) {
+        free(cfg->schedules[i].name);
+    }
+    free(cfg->schedules);
+    for (int i = 0; i < cfg->nprofiles && cfg->profiles; i++) {
+        struct gw_profile_cfg *pr = &cfg->profiles[i];
+        for (int j = 0; j < pr->npoints && pr->points; j++) {
+            free(pr->points[j].name);
+            free(pr->points[j].unit);
+        }
+        free(pr->points);
+        free(pr->name);
+    }
+    free(cfg->profiles);
+    for (int i = 0; i < cfg->nsensors && cfg->sensors; i++) {
+        struct gw_sensor_cfg *s = &cfg->sensors[i];
+        free(s->id);
+        free(s->kind);
+        free(s->profile);
+        free(s->bus);
+        free(s->location.building);
+        free(s->location.floor);
+        free(s->location.zone);
+    }
+    free(cfg->sensors);
+    for (int i = 0; i < cfg->nrules && cfg->rules; i++) {
+        struct gw_rule_cfg *r = &cfg->rules[i];
+        free(r->name);
+        free(r->slug);
+        free(r->kind);
+        free(r->sensor);
+        free(r->point);
+    }
+    free(cfg->rules);
+    free(cfg);
+}
+
+/* ---- lookups, names, summary ------------------------------------------- */
+
+int gw_config_find_sensor(const struct gw_config *cfg, const char *id)
+{
+    for (int i = 0; cfg && id && i < cfg->nsensors; i++) {
+        if (cfg->sensors[i].id && strcmp(cfg->sensors[i].id, id) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int gw_config_find_bus(const struct gw_config *cfg, const char *name)
+{
+    for (int i = 0; cfg && name && i < cfg->nbuses; i++) {
+        if (cfg->buses[i].name && strcmp(cfg->buses[i].name, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+void gw_slugify(const char *name, char *out, size_t size)
+{
+    if (!out || size == 0) {
+        return;
+    }
+    size_t n = 0;
+    bool dash = false;
+    for (const unsigned char *c = (const unsigned char *)(name ? name : ""); *c; c++) {
+        if (!is_alnum_ascii(*c)) {
+            dash = true;
+            continue;
+        }
+        if (dash && n > 0) {
+            if (n + 2 >= size) {
+                break; /* no room for '-' and a character: never end on '-' */
+            }
+            out[n++] = '-';
+        }
+        dash = false;
+        if (n + 1 >= size) {
+            break;
+        }
+        out[n++] = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+    }
+    out[n] = '\0';
+}
+
+const char *gw_class_name(enum gw_alarm_class c)
+{
+    switch (c) {
+    case GW_CLASS_ALARM:
+        return "alarm";
+    case GW_CLASS_SUPERVISORY:
+        return "supervisory";
+    case GW_CLASS_TROUBLE:
+        return "trouble";
+    }
+    return "unknown";
+}
+
+/* Days as runs in Monday-first order: "mon-fri", "sat,sun", "daily". */
+static void days_string(uint8_t days, char *out, size_t size)
+{
+    if ((days & 0x7f) == 0x7f) {
+        snprintf(out, size, "daily");
+        return;
+    }
+    out[0] = '\0';
+    size_t n = 0;
+    for (int i = 0; i < 7;) {
+        int d = (i + 1) % 7; /* mon .. sun */
+        if (!(days & (1u << d))) {
+            i++;
+            continue;
+        }
+        int j = i;
+        while (j + 1 < 7 && (days & (1u << ((j + 2) % 7)))) {
+            j++;
+        }
+        int e = (j + 1) % 7;
+        int w;
+        if (j == i) {
+            w = snprintf(out + n, size - n, "%s%s", n ? "," : "", day_names[d]);
+        } else {
+            w = snprintf(out + n, size - n, "%s%s%s%s", n ? "," : "", day_names[d],
+                         j == i + 1 ? "," : "-", day_names[e]);
+        }
+        if (w < 0 || (size_t)w >= size - n) {
+            return;
+        }
+        n += (size_t)w;
+        i = j + 1;
+    }
+}
+
+static const char *plural(int n)
+{
+    return n == 1 ? "" : "s";
+}
+
+void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
+{
+    if (!cfg || !out) {
+        return;
+    }
+    const struct gw_site_cfg *site = &cfg->site;
+    fprintf(out, "site: %s/%s \"%s\" (timezone %s, language %s)\n", site->district, site->school,
+            site->name, site->timezone, site->language);
+    fprintf(out, "state_dir: %s\n", cfg->state_dir);
+    const struct gw_hub_cfg *h = &cfg->hub;
+    fprintf(out, "hub: %s:%d, topics %s/%s/%s/..., client_id %s, %s, %s\n", h->host, h->port,
+            h->topic_prefix, site->district, site->school, h->client_id,
+            h->tls.ca_file ? (h->tls.insecure ? "TLS (insecure)" : "TLS") : "no TLS",
+            h->username ? "user/password" : "anonymous");
+
+    fprintf(out, "modbus buses: %d\n", cfg->nbuses);
+    for (int i = 0; i < cfg->nbuses; i++) {
+        const struct gw_bus_cfg *b = &cfg->buses[i];
+        int ns = 0;
+        for (int j = 0; j < cfg->nsensors; j++) {
+            ns += cfg->sensors[j].bus_index == i;
+        }
+        if (b->type == GW_BUS_RTU) {
+            fprintf(out, "  %s: rtu %s %d %d%c%d%s, timeout %d ms, %d sensor%s\n", b->name,
+                    b->device, b->baud, b->data_bits, b->parity, b->stop_bits,
+                    b->rs485 ? " rs485" : "", b->timeout_ms, ns, plural(ns));
+        } else {
+            fprintf(out, "  %s: tcp %s port %d, timeout %d ms, %d sensor%s\n", b->name, b->host,
+                    b->port, b->timeout_ms, ns, plural(ns));
+        }
+    }
+
+    fprintf(out, "sensors: %d\n", cfg->nsensors);
+    for (int i = 0; i < cfg->nsensors; i++) {
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++) {
+            seen = strcmp(cfg->sensors[j].kind, cfg->sensors[i].kind) == 0;
+        }
+        if (seen) {
+            continue;
+        }
+        int nk = 0;
+        for (int j = i; j < cfg->nsensors; j++) {
+            nk += strcmp(cfg->sensors[j].kind, cfg->sensors[i].kind) == 0;
+        }
+        fprintf(out, "  %s: %d\n", cfg->sensors[i].kind, nk);
+    }
+    int nodrv = 0;
+    for (int i = 0; i < cfg->nsensors; i++) {
+        nodrv += cfg->sensors[i].bus_index < 0;
+    }
+    if (nodrv) {
+        fprintf(out, "  (%d sensor%s without a driver in this version)\n", nodrv, plural(nodrv));
+    }
+
+    fprintf(out, "schedules: %d\n", cfg->nschedules);
+    for (int i = 0; i < cfg->nschedules; i++) {
+        const struct gw_schedule_cfg *s = &cfg->schedules[i];
+        char days[64];
+        days_string(s->days, days, sizeof(days));
+        fprintf(out, "  %s: %s %02d:%02d-%02d:%02d%s\n", s->name, days, s->from_min / 60,
+                s->from_min % 60, s->to_min / 60, s->to_min % 60,
+                s->to_min < s->from_min ? " (crosses midnight)" : "");
+    }
+
+    fprintf(out, "rules: %d\n", cfg->nrules);
+    for (int i = 0; i < cfg->nrules; i++) {
+        const struct gw_rule_cfg *r = &cfg->rules[i];
+        int ns = 0;
+        for (int j = 0; j < cfg->nsensors; j++) {
+            ns += rule_applies(r, &cfg->sensors[j]);
+        }
+        fprintf(out, "  %s [%s]: %d sensor%s%s%s\n", r->name, gw_class_name(r->alarm_class), ns,
+                plural(ns), r->schedule_index >= 0 ? ", during " : "",
+                r->schedule_index >= 0 ? cfg->schedules[r->schedule_index].name : "");
+    }
+    fprintf(out, "config OK\n");
+}

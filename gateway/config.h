@@ -111,9 +111,9 @@ struct gw_sensor_cfg {
 
 struct gw_schedule_cfg {
     char *name;
-    uint8_t days;  /* bit 0 = Sunday .. bit 6 = Saturday (struct tm tm_wday) */
-    int from_min;  /* minutes after local midnight, 0..1439 */
-    int to_min;    /* 0..1440; to < from means the window crosses midnight */
+    uint8_t days; /* bit 0 = Sunday .. bit 6 = Saturday (struct tm tm_wday) */
+    int from_min; /* minutes after local midnight, 0..1439 */
+    int to_min;   /* 0..1440; to < from means the window crosses midnight */
     int line;
 };
 
@@ -135,14 +135,14 @@ struct gw_rule_cfg {
     char *sensor; /* NULL: every sensor of kind */
     char *point;  /* NULL only for offline rules */
     enum gw_rule_cond cond;
-    double threshold;      /* above / below / rate_* */
-    double deadband;       /* default 0; clears at threshold -/+ deadband */
+    double threshold;       /* above / below / rate_* */
+    double deadband;        /* default 0; clears at threshold -/+ deadband */
     struct gw_value equals; /* equals: number, bool or string */
-    int offline_after;     /* missed intervals */
-    int schedule_index;    /* -1: always */
-    int on_delay_s;        /* default 0 */
-    int off_delay_s;       /* default 0 */
-    bool latch;            /* default false */
+    int offline_after;      /* missed intervals */
+    int schedule_index;     /* -1: always */
+    int on_delay_s;         /* default 0 */
+    int off_delay_s;        /* default 0 */
+    bool latch;             /* default false */
     enum gw_alarm_class alarm_class;
     int line;
 };

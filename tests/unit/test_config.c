@@ -1,1 +1,1102 @@
-int main(void) { return 0; }
+/*
+ * gateway/config.c: the example config and good fixtures land field by field
+ * (defaults too); every bad fixture yields exactly the expected
+ * "file:line: message" lines; secrets files, slugs, lookups and the summary.
+ * Fixtures live in $GW_TEST_DATA/config (CMake sets GW_TEST_DATA).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+#define assert_near(a, b) assert_true(fabs((double)(a) - (double)(b)) < 1e-9)
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static char *data_path(const char *rel)
+{
+    const char *dir = getenv("GW_TEST_DATA");
+    if (!dir) {
+        fail_msg("GW_TEST_DATA is not set (run through ctest)");
+    }
+    size_t n = strlen(dir) + strlen(rel) + 2;
+    char *p = malloc(n);
+    assert_non_null(p);
+    snprintf(p, n, "%s/%s", dir, rel);
+    return p;
+}
+
+/* Loads path; *out gets everything written to `errors` (caller frees). */
+static struct gw_config *load(const char *path, char **out)
+{
+    size_t len = 0;
+    *out = NULL;
+    FILE *f = open_memstream(out, &len);
+    assert_non_null(f);
+    struct gw_config *cfg = gw_config_load(path, f);
+    fclose(f);
+    return cfg;
+}
+
+/* Every '@' of tmpl replaced by path. */
+static char *expand(const char *tmpl, const char *path)
+{
+    size_t n = strlen(tmpl) + 1;
+    for (const char *c = tmpl; *c; c++) {
+        n += *c == '@' ? strlen(path) : 0;
+    }
+    char *s = malloc(n);
+    assert_non_null(s);
+    char *w = s;
+    for (const char *c = tmpl; *c; c++) {
+        if (*c == '@') {
+            w = stpcpy(w, path);
+        } else {
+            *w++ = *c;
+        }
+    }
+    *w = '\0';
+    return s;
+}
+
+struct tmpdir {
+    char dir[64];
+    char paths[8][128];
+    int n;
+};
+
+static void tmp_init(struct tmpdir *t)
+{
+    memset(t, 0, sizeof(*t));
+    snprintf(t->dir, sizeof(t->dir), "/tmp/gw-test-config-XXXXXX");
+    assert_non_null(mkdtemp(t->dir));
+}
+
+static const char *tmp_write(struct tmpdir *t, const char *name, const char *text, mode_t mode)
+{
+    assert_true(t->n < 8);
+    char *p = t->paths[t->n++];
+    size_t dl = strlen(t->dir);
+    assert_true(dl + 1 + strlen(name) < sizeof(t->paths[0]));
+    memcpy(p, t->dir, dl);
+    p[dl] = '/';
+    strcpy(p + dl + 1, name);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(chmod(p, mode), 0);
+    return p;
+}
+
+static void tmp_cleanup(struct tmpdir *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        unlink(t->paths[i]);
+    }
+    rmdir(t->dir);
+}
+
+#define BASE_HEAD                                                                                  \
+    "site = { district = \"d1\"; school = \"s1\"; name = \"T\"; };\n"                              \
+    "state_dir = \"/tmp/x\";\n"
+
+/* ---- good files -------------------------------------------------------- */
+
+static void test_example_config(void **state)
+{
+    (void)state;
+    char *path = data_path("../../../config/campusgw.cfg");
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_string_equal(out, "");
+    assert_non_null(cfg);
+    assert_string_equal(cfg->path, path);
+    assert_string_equal(cfg->site.district, "haidian");
+    assert_string_equal(cfg->site.school, "no1-middle");
+    assert_string_equal(cfg->site.name, "No. 1 Middle School");
+    assert_string_equal(cfg->site.timezone, "Asia/Shanghai");
+    assert_string_equal(cfg->site.language, "zh-CN");
+    assert_string_equal(cfg->state_dir, "/var/lib/campusgw");
+    assert_string_equal(cfg->hub.host, "127.0.0.1");
+    assert_int_equal(cfg->hub.port, 1883);
+    assert_string_equal(cfg->hub.topic_prefix, "campus");
+    assert_string_equal(cfg->hub.client_id, "campusgw-haidian-no1-middle");
+    assert_null(cfg->hub.username);
+    assert_null(cfg->hub.password);
+    assert_null(cfg->hub.tls.ca_file);
+
+    assert_int_equal(cfg->nbuses, 2);
+    assert_int_equal(cfg->buses[0].type, GW_BUS_RTU);
+    assert_string_equal(cfg->buses[0].device, "/dev/ttyUSB0");
+    assert_true(cfg->buses[0].rs485);
+    assert_int_equal(cfg->buses[0].timeout_ms, 500);
+    assert_int_equal(cfg->buses[1].type, GW_BUS_TCP);
+    assert_string_equal(cfg->buses[1].host, "127.0.0.1");
+    assert_int_equal(cfg->buses[1].port, 502);
+
+    assert_int_equal(cfg->nschedules, 2);
+    assert_int_equal(cfg->schedules[0].days, 0x3e); /* mon-fri */
+    assert_int_equal(cfg->schedules[1].from_min, 22 * 60);
+    assert_int_equal(cfg->schedules[1].to_min, 6 * 60);
+
+    assert_int_equal(cfg->nprofiles, 3);
+    const struct gw_point_cfg *pt = &cfg->profiles[0].points[0];
+    assert_true(pt->has_span);
+    assert_near(pt->raw_min, 4000);
+    assert_near(pt->max, 1.6);
+    assert_int_equal(cfg->profiles[2].points[0].type, GW_REG_BOOL); /* discrete default */
+
+    assert_int_equal(cfg->nsensors, 3);
+    assert_int_equal(gw_config_find_sensor(cfg, "A-1F-hydrant-01"), 0);
+    assert_int_equal(cfg->sensors[0].bus_index, 1);
+    assert_int_equal(cfg->sensors[0].profile_index, 0);
+    assert_int_equal(cfg->sensors[1].bus_index, 0);
+    assert_int_equal(cfg->sensors[1].timeout_ms, 800);
+    assert_string_equal(cfg->sensors[2].location.zone, "east exit");
+
+    assert_int_equal(cfg->nrules, 6);
+    assert_string_equal(cfg->rules[0].slug, "hydrant-pressure-low");
+    assert_int_equal(cfg->rules[0].cond, GW_COND_BELOW);
+    assert_near(cfg->rules[0].threshold, 0.10);
+    assert_near(cfg->rules[0].deadband, 0.02);
+    assert_int_equal(cfg->rules[3].schedule_index, 0);
+    assert_int_equal(cfg->rules[3].equals.type, GW_VALUE_BOOL);
+    assert_int_equal(cfg->rules[5].cond, GW_COND_OFFLINE);
+    assert_int_equal(cfg->rules[5].offline_after, 3);
+    assert_null(cfg->rules[5].kind);
+    assert_null(cfg->rules[5].point);
+    gw_config_free(cfg);
+    free(out);
+    free(path);
+}
+
+static void test_good_full(void **state)
+{
+    (void)state;
+    char *path = data_path("config/good_full.cfg");
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_string_equal(out, "");
+    assert_non_null(cfg);
+
+    assert_string_equal(cfg->site.district, "haidian");
+    assert_string_equal(cfg->site.school, "no1_middle-2");
+    assert_string_equal(cfg->site.name, "北京市海淀区第一中学");
+    assert_string_equal(cfg->site.language, "en");
+    assert_string_equal(cfg->state_dir, "/var/lib/campusgw-test");
+
+    const struct gw_hub_cfg *h = &cfg->hub;
+    assert_string_equal(h->host, "broker.local");
+    assert_int_equal(h->port, 1884);
+    assert_string_equal(h->topic_prefix, "edu/campus");
+    assert_string_equal(h->username, "gw");
+    assert_string_equal(h->password, "s3cret");
+    assert_string_equal(h->client_id, "gw-1");
+    assert_int_equal(h->keepalive_s, 60);
+    assert_null(h->tls.ca_file);
+    assert_false(h->tls.insecure);
+
+    assert_int_equal(cfg->nbuses, 5);
+    const struct gw_bus_cfg *b = &cfg->buses[0];
+    assert_string_equal(b->name, "rs485-1");
+    assert_int_equal(b->type, GW_BUS_RTU);
+    assert_string_equal(b->device, "/dev/ttyUSB0");
+    assert_null(b->host);
+    assert_int_equal(b->baud, 19200);
+    assert_int_equal(b->parity, 'E');
+    assert_int_equal(b->data_bits, 7);
+    assert_int_equal(b->stop_bits, 2);
+    assert_true(b->rs485);
+    assert_int_equal(b->timeout_ms, 250);
+    assert_int_equal(b->fail_threshold, 5);
+    assert_int_equal(b->line, 21);
+    b = &cfg->buses[1];
+    assert_int_equal(b->type, GW_BUS_TCP);
+    assert_string_equal(b->host, "192.0.2.10");
+    assert_int_equal(b->port, 1502);
+    assert_int_equal(b->timeout_ms, 2000);
+    assert_int_equal(b->fail_threshold, 3);
+    assert_null(b->device);
+    assert_string_equal(cfg->buses[2].host, "plc.local");
+    assert_int_equal(cfg->buses[2].port, 502);
+    assert_string_equal(cfg->buses[3].host, "::1");
+    assert_int_equal(cfg->buses[3].port, 1503);
+    b = &cfg->buses[4]; /* RTU defaults */
+    assert_int_equal(b->baud, 9600);
+    assert_int_equal(b->parity, 'N');
+    assert_int_equal(b->data_bits, 8);
+    assert_int_equal(b->stop_bits, 1);
+    assert_false(b->rs485);
+    assert_int_equal(b->timeout_ms, 1000);
+    assert_int_equal(b->fail_threshold, 3);
+
+    assert_int_equal(cfg->nschedules, 6);
+    static const struct {
+        const char *name;
+        uint8_t days;
+        int from, to;
+    } sched[] = {
+        {"school_hours", 0x3e, 420, 1080}, {"weekend", 0x41, 0, 1440}, {"night", 0x7f, 1350, 375},
+        {"odd", 0x2e, 480, 540},           {"wrap", 0x63, 0, 1440},    {"every", 0x7f, 720, 1440},
+    };
+    for (size_t i = 0; i < sizeof(sched) / sizeof(sched[0]); i++) {
+        assert_string_equal(cfg->schedules[i].name, sched[i].name);
+        assert_int_equal(cfg->schedules[i].days, sched[i].days);
+        assert_int_equal(cfg->schedules[i].from_min, sched[i].from);
+        assert_int_equal(cfg->schedules[i].to_min, sched[i].to);
+    }
+
+    assert_int_equal(cfg->nprofiles, 2);
+    const struct gw_profile_cfg *pr = &cfg->profiles[0];
+    assert_string_equal(pr->name, "hydrant_4_20");
+    assert_int_equal(pr->codec, GW_CODEC_MODBUS);
+    assert_int_equal(pr->npoints, 1);
+    const struct gw_point_cfg *pt = &pr->points[0];
+    assert_string_equal(pt->unit, "MPa");
+    assert_int_equal(pt->table, GW_TABLE_INPUT);
+    assert_int_equal(pt->address, 7);
+    assert_true(pt->has_span);
+    assert_near(pt->raw_min, 4000);
+    assert_near(pt->raw_max, 20000);
+    assert_near(pt->min, 0);
+    assert_near(pt->max, 1.6);
+    assert_near(pt->scale, 1);
+    assert_near(pt->offset, 0);
+    pr = &cfg->profiles[1];
+    assert_int_equal(pr->npoints, 8);
+    static const struct {
+        const char *name;
+        enum gw_table table;
+        int address;
+        enum gw_reg_type type;
+        enum gw_word_order wo;
+        double scale, offset;
+    } pts[] = {
+        {"level", GW_TABLE_HOLDING, 0, GW_REG_U16, GW_WORDS_BIG, 1, 0},
+        {"flow", GW_TABLE_HOLDING, 65534, GW_REG_F32, GW_WORDS_LITTLE, 0.5, -3},
+        {"count", GW_TABLE_INPUT, 10, GW_REG_U32, GW_WORDS_BIG, 1, 0},
+        {"temp", GW_TABLE_HOLDING, 12, GW_REG_S16, GW_WORDS_BIG, 0.1, 0},
+        {"total", GW_TABLE_HOLDING, 14, GW_REG_S32, GW_WORDS_BIG, 1, 0},
+        {"pump_on", GW_TABLE_COIL, 3, GW_REG_BOOL, GW_WORDS_BIG, 1, 0},
+        {"door", GW_TABLE_DISCRETE, 4, GW_REG_BOOL, GW_WORDS_BIG, 1, 0},
+        {"alarm_word", GW_TABLE_HOLDING, 20, GW_REG_BOOL, GW_WORDS_BIG, 1, 0},
+    };
+    for (int i = 0; i < pr->npoints; i++) {
+        pt = &pr->points[i];
+        assert_string_equal(pt->name, pts[i].name);
+        assert_int_equal(pt->table, pts[i].table);
+        assert_int_equal(pt->address, pts[i].address);
+        assert_int_equal(pt->type, pts[i].type);
+        assert_int_equal(pt->word_order, pts[i].wo);
+        assert_near(pt->scale, pts[i].scale);
+        assert_near(pt->offset, pts[i].offset);
+        assert_false(pt->has_span);
+    }
+    assert_string_equal(pr->points[1].unit, "m3/h");
+    assert_null(pr->points[0].unit);
+
+    assert_int_equal(cfg->nsensors, 3);
+    const struct gw_sensor_cfg *s = &cfg->sensors[0];
+    assert_string_equal(s->id, "A-1F-hydrant-01");
+    assert_string_equal(s->kind, "hydrant_pressure");
+    assert_string_equal(s->profile, "hydrant_4_20");
+    assert_int_equal(s->profile_index, 0);
+    assert_string_equal(s->bus, "plc");
+    assert_int_equal(s->bus_index, 1);
+    assert_int_equal(s->unit_id, 0); /* allowed on TCP */
+    assert_int_equal(s->interval_s, 5);
+    assert_int_equal(s->expect_every_s, 60);
+    assert_int_equal(s->timeout_ms, 300);
+    assert_string_equal(s->location.building, "A");
+    assert_string_equal(s->location.floor, "1");
+    assert_string_equal(s->location.zone, "east stair");
+    s = &cfg->sensors[1];
+    assert_int_equal(s->bus_index, 0);
+    assert_int_equal(s->profile_index, 1);
+    assert_int_equal(s->unit_id, 247);
+    assert_int_equal(s->interval_s, 10);
+    assert_int_equal(s->expect_every_s, 0);
+    assert_int_equal(s->timeout_ms, 0);
+    assert_null(s->location.building);
+    assert_null(s->location.zone);
+    assert_int_equal(cfg->sensors[2].bus_index, 4);
+    assert_null(cfg->sensors[2].location.floor);
+    assert_string_equal(cfg->sensors[2].location.zone, "basement");
+
+    assert_int_equal(cfg->nrules, 10);
+    const struct gw_rule_cfg *r = &cfg->rules[0];
+    assert_string_equal(r->name, "Hydrant pressure LOW!");
+    assert_string_equal(r->slug, "hydrant-pressure-low");
+    assert_string_equal(r->kind, "hydrant_pressure");
+    assert_null(r->sensor);
+    assert_string_equal(r->point, "pressure");
+    assert_int_equal(r->cond, GW_COND_BELOW);
+    assert_near(r->threshold, 0.1);
+    assert_near(r->deadband, 0.02);
+    assert_int_equal(r->schedule_index, -1);
+    assert_int_equal(r->on_delay_s, 30);
+    assert_int_equal(r->off_delay_s, 10);
+    assert_false(r->latch);
+    assert_int_equal(r->alarm_class, GW_CLASS_SUPERVISORY);
+    r = &cfg->rules[1];
+    assert_int_equal(r->cond, GW_COND_ABOVE);
+    assert_near(r->threshold, 1); /* an integer literal as a threshold */
+    assert_near(r->deadband, 0);
+    assert_int_equal(r->on_delay_s, 0);
+    assert_int_equal(r->off_delay_s, 0);
+    assert_int_equal(r->alarm_class, GW_CLASS_TROUBLE);
+    r = &cfg->rules[2];
+    assert_int_equal(r->cond, GW_COND_RATE_ABOVE);
+    assert_string_equal(r->sensor, "C-pump");
+    assert_near(r->threshold, 2.5);
+    assert_near(r->deadband, 0.5);
+    r = &cfg->rules[3];
+    assert_int_equal(r->cond, GW_COND_RATE_BELOW);
+    assert_near(r->threshold, -1);
+    r = &cfg->rules[4];
+    assert_int_equal(r->cond, GW_COND_EQUALS);
+    assert_int_equal(r->equals.type, GW_VALUE_BOOL);
+    assert_true(r->equals.b);
+    assert_near(r->equals.num, 1);
+    assert_int_equal(r->schedule_index, 2);
+    assert_true(r->latch);
+    r = &cfg->rules[5];
+    assert_null(r->kind);
+    assert_int_equal(r->equals.type, GW_VALUE_NUMBER);
+    assert_near(r->equals.num, 7);
+    assert_near(cfg->rules[6].equals.num, 2.5);
+    r = &cfg->rules[7];
+    assert_int_equal(r->equals.type, GW_VALUE_BOOL);
+    assert_false(r->equals.b);
+    assert_near(r->equals.num, 0);
+    assert_int_equal(r->alarm_class, GW_CLASS_ALARM);
+    assert_int_equal(r->on_delay_s, 5);
+    r = &cfg->rules[8];
+    assert_int_equal(r->cond, GW_COND_OFFLINE);
+    assert_int_equal(r->offline_after, 3);
+    assert_int_equal(r->line, 72);
+    assert_string_equal(cfg->rules[9].kind, "pump");
+    gw_config_free(cfg);
+    free(out);
+    free(path);
+}
+
+static void test_good_minimal_defaults(void **state)
+{
+    (void)state;
+    char *path = data_path("config/good_minimal.cfg");
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_string_equal(out, "");
+    assert_non_null(cfg);
+    assert_string_equal(cfg->site.timezone, "UTC");
+    assert_string_equal(cfg->site.language, "zh-CN");
+    assert_string_equal(cfg->hub.host, "127.0.0.1");
+    assert_int_equal(cfg->hub.port, 1883);
+    assert_string_equal(cfg->hub.topic_prefix, "campus");
+    assert_string_equal(cfg->hub.client_id, "campusgw-d1-s1");
+    assert_int_equal(cfg->hub.keepalive_s, 30);
+    assert_null(cfg->hub.username);
+    assert_null(cfg->hub.password);
+    assert_null(cfg->hub.tls.ca_file);
+    assert_null(cfg->hub.tls.cert_file);
+    assert_null(cfg->hub.tls.key_file);
+    assert_false(cfg->hub.tls.insecure);
+    assert_int_equal(cfg->nbuses, 0);
+    assert_int_equal(cfg->nschedules, 0);
+    assert_int_equal(cfg->nprofiles, 0);
+    assert_int_equal(cfg->nsensors, 0);
+    assert_int_equal(cfg->nrules, 0);
+
+    char *sum = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&sum, &len);
+    gw_config_print_summary(cfg, f);
+    fclose(f);
+    assert_string_equal(sum, "site: d1/s1 \"Minimal\" (timezone UTC, language zh-CN)\n"
+                             "state_dir: /tmp/campusgw-minimal\n"
+                             "hub: 127.0.0.1:1883, topics campus/d1/s1/..., client_id "
+                             "campusgw-d1-s1, no TLS, anonymous\n"
+                             "modbus buses: 0\n"
+                             "sensors: 0\n"
+                             "schedules: 0\n"
+                             "rules: 0\n"
+                             "config OK\n");
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+    free(path);
+}
+
+static void test_good_later_sections(void **state)
+{
+    (void)state;
+    char *path = data_path("config/good_later.cfg");
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_non_null(cfg);
+    char *want = expand(
+        "warning: @:4: section 'store' is not used by this version; ignored\n"
+        "warning: @:5: section 'influx' is not used by this version; ignored\n"
+        "warning: @:7: profiles.smoke_x: codec profiles are decoded by a later version; keys "
+        "not checked\n"
+        "warning: @:8: profiles.lpp: codec profiles are decoded by a later version; keys not "
+        "checked\n"
+        "warning: @:9: profiles.vendor: codec profiles are decoded by a later version; keys not "
+        "checked\n"
+        "warning: @:13: sensors[0].lora: lora sensors are read by a later version; loaded "
+        "without a driver\n"
+        "warning: @:14: sensors[1].mqtt: mqtt sensors are read by a later version; loaded "
+        "without a driver\n"
+        "warning: @:21: rules[4]: applies to no sensor\n"
+        "warning: @:23: section 'contacts' is not used by this version; ignored\n"
+        "warning: @:24: section 'escalation' is not used by this version; ignored\n"
+        "warning: @:25: section 'selftest' is not used by this version; ignored\n"
+        "warning: @:26: section 'http' is not used by this version; ignored\n"
+        "warning: @:27: section 'hazards' is not used by this version; ignored\n"
+        "warning: @:28: section 'uplink' is not used by this version; ignored\n"
+        "warning: @:29: section 'lora' is not used by this version; ignored\n",
+        path);
+    assert_string_equal(out, want);
+    assert_int_equal(cfg->profiles[0].codec, GW_CODEC_LAYOUT);
+    assert_int_equal(cfg->profiles[1].codec, GW_CODEC_CAYENNE_LPP);
+    assert_int_equal(cfg->profiles[2].codec, GW_CODEC_JS);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cfg->profiles[i].npoints, 0);
+        assert_null(cfg->profiles[i].points);
+    }
+    assert_int_equal(cfg->nsensors, 2);
+    assert_int_equal(cfg->sensors[0].bus_index, -1);
+    assert_int_equal(cfg->sensors[0].profile_index, 0);
+    assert_int_equal(cfg->sensors[0].expect_every_s, 3600);
+    assert_int_equal(cfg->sensors[1].bus_index, -1);
+    assert_int_equal(cfg->nrules, 5);
+    assert_int_equal(cfg->rules[0].alarm_class, GW_CLASS_ALARM);
+    /* a string value is fine where a codec may decode enum labels */
+    assert_int_equal(cfg->rules[3].equals.type, GW_VALUE_STRING);
+    assert_string_equal(cfg->rules[3].equals.str, "locked");
+    free(want);
+    gw_config_free(cfg);
+    free(out);
+    free(path);
+}
+
+/* ---- bad fixtures ------------------------------------------------------ */
+
+struct bad_case {
+    const char *file;
+    const char *want; /* '@' stands for the path as passed */
+};
+
+static const struct bad_case bad_cases[] = {
+    {"bad_syntax", "@:3: syntax error\n"},
+    {"bad_unknown_top", "@:8: colour: unknown key\n"},
+    {"bad_unknown_nested", "@:6: sensors[0].colour: unknown key\n"},
+    {"bad_unknown_location", "@:6: sensors[0].location.room: unknown key\n"},
+    {"bad_type_port", "@:8: hub.port: expected an integer, got a string\n"},
+    {"bad_type_float_for_int", "@:6: sensors[0].interval_s: expected an integer, got a float\n"},
+    {"bad_type_section", "@:7: rules: expected a list ( ... ), got a group\n"},
+    {"bad_missing_school", "@:2: site: missing required key \"school\"\n"},
+    {"bad_missing_state_dir", "@:1: missing required key \"state_dir\"\n"},
+    {"bad_missing_sensor_kind", "@:6: sensors[0]: missing required key \"kind\"\n"},
+    {"bad_empty_string", "@:3: state_dir: must not be empty\n"},
+    {"bad_port_range", "@:8: hub.port: 70000 is out of range 1..65535\n"},
+    {"bad_unit_id_range", "@:6: sensors[0].unit_id: 248 is out of range 0..247\n"},
+    {"bad_unit_id_zero_rtu",
+     "@:6: sensors[0].unit_id: 0 is the RTU broadcast address; use 1..247\n"},
+    {"bad_baud", "@:4: modbus[0].baud: 9601 is not a standard rate (300 600 1200 2400 4800 9600 "
+                 "19200 38400 57600 115200 230400)\n"},
+    {"bad_baud_on_tcp", "@:4: modbus[0].baud: only for rtu buses\n"},
+    {"bad_parity", "@:4: modbus[0].parity: \"X\" is not one of N, E, O\n"},
+    {"bad_interval", "@:6: sensors[0].interval_s: 0 is out of range 1..86400\n"},
+    {"bad_timeout", "@:4: modbus[0].timeout_ms: 5 is out of range 10..60000\n"},
+    {"bad_address", "@:5: profiles.p.points[0].address: 65536 is out of range 0..65535\n"},
+    {"bad_address_32bit", "@:5: profiles.p.points[0].address: a 32-bit value needs two "
+                          "registers; 65535 is the last\n"},
+    {"bad_off_delay", "@:7: rules[0].off_delay_s: -1 is out of range 0..86400\n"},
+    {"bad_dup_sensor", "@:8: sensors[1].id: duplicate sensor id \"h1\" (first at line 7)\n"},
+    {"bad_dup_bus", "@:6: modbus[1].name: duplicate bus name \"plc\" (first at line 5)\n"},
+    {"bad_dup_rule", "@:9: rules[1].name: duplicate rule name \"low\" (first at line 8)\n"},
+    {"bad_dup_slug", "@:9: rules[1].name: \"pressure  LOW!\" has the same slug \"pressure-low\" "
+                     "as \"Pressure low\" (line 8); alarm keys would collide\n"},
+    {"bad_slug_empty", "@:7: rules[0].name: \"!!!\" has no letters or digits for a slug\n"},
+    {"bad_unknown_profile", "@:6: sensors[0].profile: unknown profile \"hydrant_x\"\n"},
+    {"bad_unknown_bus", "@:6: sensors[0].modbus: unknown bus \"rs485-9\"\n"},
+    {"bad_no_unit_id", "@:6: sensors[0]: missing required key \"unit_id\"\n"},
+    {"bad_codec_on_modbus",
+     "warning: @:5: profiles.p: codec profiles are decoded by a later version; keys not "
+     "checked\n"
+     "@:6: sensors[0].profile: \"p\" is a layout codec profile, not a Modbus profile\n"},
+    {"bad_no_binding", "@:6: sensors[0]: needs modbus = \"<bus name>\"\n"},
+    {"bad_two_bindings", "@:6: sensors[0]: give one of modbus, lora, mqtt\n"},
+    {"bad_unknown_schedule", "@:7: rules[0].during: unknown schedule \"lunch\"\n"},
+    {"bad_unknown_rule_sensor", "@:7: rules[0].sensor: unknown sensor \"h9\"\n"},
+    {"bad_rule_sensor_kind", "@:7: rules[0].sensor: \"h1\" is of kind \"hydrant\", not "
+                             "\"smoke\"\n"},
+    {"bad_rule_point",
+     "@:7: rules[0].point: no profile of the \"hydrant\" sensors has a point \"presure\"\n"},
+    {"bad_missing_point", "@:7: rules[0]: missing required key \"point\"\n"},
+    {"bad_offline_point", "@:7: rules[0].point: an offline_after rule watches the whole sensor; "
+                          "remove point\n"},
+    {"bad_no_condition", "@:7: rules[0]: no condition; give one of above, below, equals, "
+                         "rate_above, rate_below, offline_after\n"},
+    {"bad_two_conditions", "@:7: rules[0]: above and below conflict; a rule has one condition "
+                           "(write one rule per condition)\n"},
+    {"bad_equals_above", "@:8: rules[0]: equals and above conflict; a rule has one condition "
+                         "(write one rule per condition)\n"},
+    {"bad_equals_long", "@:7: rules[0].equals: a string value must be 1..31 bytes\n"},
+    {"bad_equals_string_modbus", "@:7: rules[0].equals: Modbus points are numbers or true/false; "
+                                 "a string never matches\n"},
+    {"bad_deadband", "@:7: rules[0].deadband: -0.02 is negative\n"},
+    {"bad_threshold_inf", "@:7: rules[0].above: must be a finite number\n"},
+    {"bad_alarm_delay",
+     "@:7: rules[0].on_delay_s: 10 s would delay a fire alarm; GB 26875.1 allows 10 s to pass "
+     "an alarm on, so an alarm-class rule may wait at most 5 s\n"},
+    {"bad_offline_after", "@:7: rules[0].offline_after: 0 is out of range 1..1000000\n"},
+    {"bad_missing_class", "@:7: rules[0]: missing required key \"class\"\n"},
+    {"bad_bad_class",
+     "@:7: rules[0].class: \"critical\" is not one of alarm, supervisory, trouble\n"},
+    {"bad_raw_span", "@:5: profiles.p.points[0].raw_max: must be above raw_min (20000 >= 4000)\n"},
+    {"bad_partial_span",
+     "@:5: profiles.p.points[0]: a 4-20 mA span needs all of raw_min, raw_max, min, max\n"},
+    {"bad_span_with_scale", "@:5: profiles.p.points[0].scale: not with raw_min/raw_max/min/max "
+                            "(give one or the other)\n"},
+    {"bad_coil_type",
+     "@:5: profiles.p.points[0].type: a coil table holds bits; type must be bool\n"},
+    {"bad_word_order_16bit",
+     "@:5: profiles.p.points[0].word_order: only for 32-bit types (u32, s32, f32)\n"},
+    {"bad_empty_points", "@:5: profiles.p.points: a Modbus profile needs at least one point\n"},
+    {"bad_time", "@:8: schedules.day.from: bad time \"25:00\" (HH:MM, 00:00..23:59)\n"},
+    {"bad_time_24_from", "@:8: schedules.day.from: bad time \"24:00\" (HH:MM, 00:00..23:59)\n"},
+    {"bad_days", "@:8: schedules.day.days: bad days \"mon,funday\" (use sun..sat, ranges like "
+                 "mon-fri, lists like sat,sun, or daily)\n"},
+    {"bad_same_from_to", "@:8: schedules.day: from and to are equal, an empty window (use 00:00 "
+                         "to 24:00 for all day)\n"},
+    {"bad_district", "@:2: site.district: \"hai dian\" may only hold A-Z a-z 0-9 _ - (it is an "
+                     "MQTT topic level)\n"},
+    {"bad_sensor_id", "@:6: sensors[0].id: \"A/1\" must be 1..47 of A-Z a-z 0-9 _ . - (it is an "
+                      "MQTT topic level)\n"},
+    {"bad_topic_prefix", "@:8: hub.topic_prefix: \"campus/#\" must not hold + or # nor start, "
+                         "end or repeat '/'\n"},
+    {"bad_language", "@:2: site.language: \"fr\" is not one of zh-CN, en\n"},
+    {"bad_timezone", "@:2: site.timezone: \"Mars/Olympus_Mons\" is not a time zone under "
+                     "/usr/share/zoneinfo\n"},
+    {"bad_timezone_dotdot", "@:2: site.timezone: \"../zoneinfo/UTC\" is not a time zone under "
+                            "/usr/share/zoneinfo\n"},
+    {"bad_tcp_port", "@:4: modbus[0].tcp: bad port \"50x2\" in \"127.0.0.1:50x2\" (1..65535)\n"},
+    {"bad_rtu_and_tcp", "@:4: modbus[0].tcp: give rtu or tcp, not both\n"},
+    {"bad_no_transport", "@:4: modbus[0]: needs rtu = \"/dev/...\" or tcp = \"host:port\"\n"},
+    {"bad_password_both", "@:9: hub.password_file: give password or password_file, not both\n"},
+    {"bad_password_no_user", "@:8: hub.password: needs username too\n"},
+    {"bad_password_file_missing", "@:8: hub.password_file: cannot read \"/nonexistent/secret\": "
+                                  "No such file or directory\n"},
+    {"bad_hub_tls_ca", "@:8: hub.tls.ca_file: cannot read \"/nonexistent/ca.crt\": No such file "
+                       "or directory\n"},
+    {"bad_later_section_still_checks_rest",
+     "warning: @:8: section 'influx' is not used by this version; ignored\n"
+     "warning: @:9: section 'store' is not used by this version; ignored\n"
+     "@:10: hub.colour: unknown key\n"},
+};
+
+static void test_bad_fixtures(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        char rel[128];
+        snprintf(rel, sizeof(rel), "config/%s.cfg", bad_cases[i].file);
+        char *path = data_path(rel);
+        char *out = NULL;
+        struct gw_config *cfg = load(path, &out);
+        char *want = expand(bad_cases[i].want, path);
+        if (cfg || strcmp(out, want) != 0) {
+            print_error("case %s:\n got: %s want: %s", bad_cases[i].file, out, want);
+        }
+        assert_null(cfg);
+        assert_string_equal(out, want);
+        free(want);
+        free(out);
+        free(path);
+    }
+}
+
+/* Every error of a file is reported, sorted by line, not just the first. */
+static void test_all_errors_reported(void **state)
+{
+    (void)state;
+    char *path = data_path("config/bad_multi.cfg");
+    char *out = NULL;
+    assert_null(load(path, &out));
+    char *want = expand(
+        "@:2: site.district: \"d 1\" may only hold A-Z a-z 0-9 _ - (it is an MQTT topic level)\n"
+        "@:2: site.language: \"fr\" is not one of zh-CN, en\n"
+        "@:4: modbus[0].tcp: bad port \"0\" in \"127.0.0.1:0\" (1..65535)\n"
+        "@:4: modbus[0].timeout_ms: 1 is out of range 10..60000\n"
+        "@:6: sensors[0].profile: unknown profile \"nope\"\n"
+        "@:6: sensors[0].unit_id: 300 is out of range 0..247\n"
+        "@:8: rules[0].colour: unknown key\n"
+        "@:9: rules[1].on_delay_s: 30 s would delay a fire alarm; GB 26875.1 allows 10 s to "
+        "pass an alarm on, so an alarm-class rule may wait at most 5 s\n"
+        "@:11: bogus: unknown key\n",
+        path);
+    assert_string_equal(out, want);
+    free(want);
+    free(out);
+    free(path);
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    char *out = NULL;
+    assert_null(load("/nonexistent/campusgw.cfg", &out));
+    assert_string_equal(out, "/nonexistent/campusgw.cfg: cannot open: No such file or directory\n");
+    free(out);
+    /* errors may be NULL */
+    assert_null(gw_config_load("/nonexistent/campusgw.cfg", NULL));
+    char *path = data_path("config/bad_multi.cfg");
+    assert_null(gw_config_load(path, NULL));
+    free(path);
+}
+
+/* ---- table-driven: schedules and tcp addresses through real files ------ */
+
+static void test_schedule_syntax(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *days, *from, *to;
+        int want_days; /* -1: error expected */
+        int from_min, to_min;
+        const char *err;
+    } cases[] = {
+        {"mon-fri", "07:00", "18:00", 0x3e, 420, 1080, NULL},
+        {"sat,sun", "00:00", "24:00", 0x41, 0, 1440, NULL},
+        {"mon-wed,fri", "7:05", "23:59", 0x2e, 425, 1439, NULL},
+        {"daily", "22:00", "06:00", 0x7f, 1320, 360, NULL},
+        {"all", "23:59", "00:00", 0x7f, 1439, 0, NULL},
+        {"SUN", "00:00", "00:01", 0x01, 0, 1, NULL},
+        {"sat-mon", "01:00", "02:00", 0x43, 60, 120, NULL},
+        {"mon-mon", "01:00", "02:00", 0x02, 60, 120, NULL},
+        {" mon , tue ", "01:00", "02:00", 0x06, 60, 120, NULL},
+        {"funday", "07:00", "08:00", -1, 0, 0, "days: bad days \"funday\""},
+        {"mon,", "07:00", "08:00", -1, 0, 0, "days: bad days \"mon,\""},
+        {"", "07:00", "08:00", -1, 0, 0, "days: bad days \"\""},
+        {"mon-", "07:00", "08:00", -1, 0, 0, "days: bad days \"mon-\""},
+        {"monday", "07:00", "08:00", -1, 0, 0, "days: bad days \"monday\""},
+        {"daily,mon", "07:00", "08:00", -1, 0, 0, "days: bad days \"daily,mon\""},
+        {"mon", "25:00", "08:00", -1, 0, 0, "from: bad time \"25:00\""},
+        {"mon", "07:60", "08:00", -1, 0, 0, "from: bad time \"07:60\""},
+        {"mon", "7:0", "08:00", -1, 0, 0, "from: bad time \"7:0\""},
+        {"mon", "07:00:00", "08:00", -1, 0, 0, "from: bad time \"07:00:00\""},
+        {"mon", "0700", "08:00", -1, 0, 0, "from: bad time \"0700\""},
+        {"mon", "07:00", "24:01", -1, 0, 0, "to: bad time \"24:01\""},
+        {"mon", "07:00", "-1:00", -1, 0, 0, "to: bad time \"-1:00\""},
+        {"mon", "07:00", "", -1, 0, 0, "to: bad time \"\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tmpdir t;
+        tmp_init(&t);
+        char text[512];
+        snprintf(text, sizeof(text),
+                 BASE_HEAD "schedules = { s = { days = \"%s\"; from = \"%s\"; to = \"%s\"; }; };\n",
+                 cases[i].days, cases[i].from, cases[i].to);
+        const char *path = tmp_write(&t, "c.cfg", text, 0600);
+        char *out = NULL;
+        struct gw_config *cfg = load(path, &out);
+        if (cases[i].want_days >= 0) {
+            if (!cfg) {
+                print_error("case %zu: %s", i, out);
+            }
+            assert_non_null(cfg);
+            assert_int_equal(cfg->schedules[0].days, cases[i].want_days);
+            assert_int_equal(cfg->schedules[0].from_min, cases[i].from_min);
+            assert_int_equal(cfg->schedules[0].to_min, cases[i].to_min);
+            assert_int_equal(cfg->schedules[0].line, 3);
+        } else {
+            assert_null(cfg);
+            char want[256];
+            snprintf(want, sizeof(want), "%s:3: schedules.s.%s", path, cases[i].err);
+            if (strncmp(out, want, strlen(want)) != 0) {
+                print_error("case %zu: got %s want %s\n", i, out, want);
+            }
+            assert_memory_equal(out, want, strlen(want));
+            assert_non_null(strchr(out, '\n'));
+            assert_string_equal(strchr(out, '\n'), "\n"); /* exactly one line */
+        }
+        gw_config_free(cfg);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
+static void test_tcp_address(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *tcp;
+        const char *host; /* NULL: error */
+        int port;
+        const char *err;
+    } cases[] = {
+        {"127.0.0.1:1502", "127.0.0.1", 1502, NULL},
+        {"plc.local", "plc.local", 502, NULL},
+        {"plc:1", "plc", 1, NULL},
+        {"plc:65535", "plc", 65535, NULL},
+        {"[::1]:1503", "::1", 1503, NULL},
+        {"[fe80::1]", "fe80::1", 502, NULL},
+        {"::1", "::1", 502, NULL},
+        {"plc:65536", NULL, 0, "bad port \"65536\" in \"plc:65536\" (1..65535)"},
+        {"plc:0", NULL, 0, "bad port \"0\" in \"plc:0\" (1..65535)"},
+        {"plc:", NULL, 0, "bad port \"\" in \"plc:\" (1..65535)"},
+        {"plc:+5", NULL, 0, "bad port \"+5\" in \"plc:+5\" (1..65535)"},
+        {"plc: 5", NULL, 0, "bad port \" 5\" in \"plc: 5\" (1..65535)"},
+        {"plc:99999999999999999999", NULL, 0,
+         "bad port \"99999999999999999999\" in \"plc:99999999999999999999\" (1..65535)"},
+        {":502", NULL, 0, "\":502\" has no host"},
+        {"[]:502", NULL, 0, "\"[]:502\" has no host"},
+        {"[::1]x", NULL, 0, "\"[::1]x\" is not host:port"},
+        {"[::1", NULL, 0, "\"[::1\" is not host:port"},
+        {"", NULL, 0, "must not be empty"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tmpdir t;
+        tmp_init(&t);
+        char text[512];
+        snprintf(text, sizeof(text), BASE_HEAD "modbus = ( { name = \"b\"; tcp = \"%s\"; } );\n",
+                 cases[i].tcp);
+        const char *path = tmp_write(&t, "c.cfg", text, 0600);
+        char *out = NULL;
+        struct gw_config *cfg = load(path, &out);
+        if (cases[i].host) {
+            if (!cfg) {
+                print_error("case %s: %s", cases[i].tcp, out);
+            }
+            assert_non_null(cfg);
+            assert_string_equal(cfg->buses[0].host, cases[i].host);
+            assert_int_equal(cfg->buses[0].port, cases[i].port);
+        } else {
+            assert_null(cfg);
+            char want[256];
+            snprintf(want, sizeof(want), "%s:3: modbus[0].tcp: %s\n", path, cases[i].err);
+            assert_string_equal(out, want);
+        }
+        gw_config_free(cfg);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
+/* ---- secrets ----------------------------------------------------------- */
+
+static void test_password_file(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    const char *secret = tmp_write(&t, "hub.password", "hunter2\r\n\n", 0644);
+    char text[512];
+    snprintf(text, sizeof(text),
+             BASE_HEAD "hub = { username = \"gw\";\n        password_file = \"%s\"; };\n", secret);
+    const char *path = tmp_write(&t, "c.cfg", text, 0600);
+
+    /* group/world readable: loads, with a warning that never shows the secret */
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->hub.password, "hunter2");
+    assert_string_equal(cfg->hub.username, "gw");
+    char want[512];
+    snprintf(want, sizeof(want),
+             "warning: %s:4: hub.password_file: \"%s\" is readable by group or others (mode "
+             "0644); chmod 600 it\n",
+             path, secret);
+    assert_string_equal(out, want);
+    assert_null(strstr(out, "hunter2"));
+    gw_config_free(cfg);
+    free(out);
+
+    /* 0600: no warning */
+    assert_int_equal(chmod(secret, 0600), 0);
+    cfg = load(path, &out);
+    assert_non_null(cfg);
+    assert_string_equal(out, "");
+    assert_string_equal(cfg->hub.password, "hunter2");
+    gw_config_free(cfg);
+    free(out);
+
+    /* 0640: group-readable is warned about too */
+    assert_int_equal(chmod(secret, 0640), 0);
+    cfg = load(path, &out);
+    assert_non_null(cfg);
+    assert_non_null(strstr(out, "(mode 0640)"));
+    gw_config_free(cfg);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+static void test_password_file_errors(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *content; /* NULL: the path is a directory */
+        const char *err;
+    } cases[] = {
+        {"\n", "is empty"},
+        {"", "is empty"},
+        {NULL, "cannot read"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tmpdir t;
+        tmp_init(&t);
+        const char *secret = cases[i].content ? tmp_write(&t, "pw", cases[i].content, 0600) : t.dir;
+        char text[512];
+        snprintf(text, sizeof(text),
+                 BASE_HEAD "hub = { username = \"gw\"; password_file = \"%s\"; };\n", secret);
+        const char *path = tmp_write(&t, "c.cfg", text, 0600);
+        char *out = NULL;
+        assert_null(load(path, &out));
+        char want[512];
+        if (cases[i].content) {
+            snprintf(want, sizeof(want), "%s:3: hub.password_file: \"%s\" is empty\n", path,
+                     secret);
+        } else {
+            snprintf(want, sizeof(want),
+                     "%s:3: hub.password_file: cannot read \"%s\": Is a directory\n", path, secret);
+        }
+        assert_string_equal(out, want);
+        free(out);
+        tmp_cleanup(&t);
+    }
+
+    /* an oversized file is refused without echoing it */
+    struct tmpdir t;
+    tmp_init(&t);
+    char *big = malloc(5000);
+    assert_non_null(big);
+    memset(big, 'x', 4999);
+    big[4999] = '\0';
+    const char *secret = tmp_write(&t, "pw", big, 0600);
+    free(big);
+    char text[512];
+    snprintf(text, sizeof(text),
+             BASE_HEAD "hub = { username = \"gw\"; password_file = \"%s\"; };\n", secret);
+    const char *path = tmp_write(&t, "c.cfg", text, 0600);
+    char *out = NULL;
+    assert_null(load(path, &out));
+    char want[512];
+    snprintf(want, sizeof(want), "%s:3: hub.password_file: \"%s\" is longer than 4096 bytes\n",
+             path, secret);
+    assert_string_equal(out, want);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+static void test_tls(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    const char *ca = tmp_write(&t, "ca.crt", "CA\n", 0644);
+    const char *cert = tmp_write(&t, "gw.crt", "CERT\n", 0644);
+    const char *key = tmp_write(&t, "gw.key", "KEY\n", 0644);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             BASE_HEAD "hub = { tls = { ca_file = \"%s\"; cert_file = \"%s\";\n"
+                       "    key_file = \"%s\"; insecure = true; }; };\n",
+             ca, cert, key);
+    const char *path = tmp_write(&t, "c.cfg", text, 0600);
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_non_null(cfg);
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "warning: %s:4: hub.tls.key_file: \"%s\" is readable by group or others (mode "
+             "0644); chmod 600 it\n",
+             path, key);
+    assert_string_equal(out, want);
+    assert_string_equal(cfg->hub.tls.ca_file, ca);
+    assert_string_equal(cfg->hub.tls.cert_file, cert);
+    assert_string_equal(cfg->hub.tls.key_file, key);
+    assert_true(cfg->hub.tls.insecure);
+    assert_int_equal(cfg->hub.port, 8883); /* the TLS default */
+    gw_config_free(cfg);
+    free(out);
+
+    /* cert without key */
+    snprintf(text, sizeof(text),
+             BASE_HEAD "hub = { tls = { ca_file = \"%s\"; cert_file = \"%s\"; }; };\n", ca, cert);
+    path = tmp_write(&t, "c2.cfg", text, 0600);
+    assert_null(load(path, &out));
+    snprintf(want, sizeof(want), "%s:3: hub.tls.cert_file: needs key_file too\n", path);
+    assert_string_equal(out, want);
+    free(out);
+
+    /* tls without ca_file */
+    path = tmp_write(&t, "c3.cfg", BASE_HEAD "hub = { tls = { insecure = false; }; };\n", 0600);
+    assert_null(load(path, &out));
+    snprintf(want, sizeof(want), "%s:3: hub.tls: missing required key \"ca_file\"\n", path);
+    assert_string_equal(out, want);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+/* ---- small functions --------------------------------------------------- */
+
+static void test_slugify(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name;
+        size_t size;
+        const char *want;
+    } cases[] = {
+        {"Hydrant pressure LOW!", 64, "hydrant-pressure-low"},
+        {"hydrant pressure low", 64, "hydrant-pressure-low"},
+        {"  leading and trailing  ", 64, "leading-and-trailing"},
+        {"a--b__c  d", 64, "a-b-c-d"},
+        {"Exit locked (school hours)", 64, "exit-locked-school-hours"},
+        {"ABC123", 64, "abc123"},
+        {"消火栓 pressure", 64, "pressure"},       /* non-ASCII bytes are separators */
+        {"zone 3 烟感 alarm", 64, "zone-3-alarm"}, /* ...and collapse with spaces */
+        {"é", 64, ""},
+        {"!!!", 64, ""},
+        {"", 64, ""},
+        {"abc def", 4, "abc"}, /* truncated: never ends with '-' */
+        {"abc def", 5, "abc"}, /* room for '-' but not a letter after it */
+        {"abc def", 6, "abc-d"},
+        {"abcdef", 1, ""},
+        {"ab", 3, "ab"},
+        {"abc", 3, "ab"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char out[64];
+        memset(out, '#', sizeof(out));
+        gw_slugify(cases[i].name, out, cases[i].size);
+        assert_string_equal(out, cases[i].want);
+        assert_true(strlen(out) < cases[i].size);
+    }
+    char out[8] = "keep";
+    gw_slugify("abc", out, 0); /* size 0 writes nothing */
+    assert_string_equal(out, "keep");
+    gw_slugify(NULL, out, sizeof(out));
+    assert_string_equal(out, "");
+}
+
+static void test_class_names_and_lookups(void **state)
+{
+    (void)state;
+    assert_string_equal(gw_class_name(GW_CLASS_ALARM), "alarm");
+    assert_string_equal(gw_class_name(GW_CLASS_SUPERVISORY), "supervisory");
+    assert_string_equal(gw_class_name(GW_CLASS_TROUBLE), "trouble");
+    assert_string_equal(gw_class_name((enum gw_alarm_class)42), "unknown");
+
+    char *path = data_path("config/good_full.cfg");
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_non_null(cfg);
+    assert_int_equal(gw_config_find_sensor(cfg, "A-1F-hydrant-01"), 0);
+    assert_int_equal(gw_config_find_sensor(cfg, "C-pump"), 2);
+    assert_int_equal(gw_config_find_sensor(cfg, "c-pump"), -1); /* case matters */
+    assert_int_equal(gw_config_find_sensor(cfg, ""), -1);
+    assert_int_equal(gw_config_find_sensor(cfg, NULL), -1);
+    assert_int_equal(gw_config_find_bus(cfg, "rs485-1"), 0);
+    assert_int_equal(gw_config_find_bus(cfg, "rtu-defaults"), 4);
+    assert_int_equal(gw_config_find_bus(cfg, "nope"), -1);
+    assert_int_equal(gw_config_find_bus(cfg, NULL), -1);
+    assert_int_equal(gw_config_find_sensor(NULL, "x"), -1);
+    assert_int_equal(gw_config_find_bus(NULL, "x"), -1);
+    gw_config_free(cfg);
+    gw_config_free(NULL);
+    free(out);
+    free(path);
+}
+
+static void test_summary(void **state)
+{
+    (void)state;
+    char *path = data_path("../../../config/campusgw.cfg");
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_non_null(cfg);
+    char *sum = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&sum, &len);
+    gw_config_print_summary(cfg, f);
+    fclose(f);
+    assert_string_equal(
+        sum, "site: haidian/no1-middle \"No. 1 Middle School\" (timezone Asia/Shanghai, language "
+             "zh-CN)\n"
+             "state_dir: /var/lib/campusgw\n"
+             "hub: 127.0.0.1:1883, topics campus/haidian/no1-middle/..., client_id "
+             "campusgw-haidian-no1-middle, no TLS, anonymous\n"
+             "modbus buses: 2\n"
+             "  rs485-1: rtu /dev/ttyUSB0 9600 8N1 rs485, timeout 500 ms, 2 sensors\n"
+             "  plc: tcp 127.0.0.1 port 502, timeout 1000 ms, 1 sensor\n"
+             "sensors: 3\n"
+             "  hydrant_pressure: 2\n"
+             "  exit_door: 1\n"
+             "schedules: 2\n"
+             "  school_hours: mon-fri 07:00-18:00\n"
+             "  night: daily 22:00-06:00 (crosses midnight)\n"
+             "rules: 6\n"
+             "  hydrant pressure low [supervisory]: 2 sensors\n"
+             "  hydrant pressure high [trouble]: 2 sensors\n"
+             "  hydrant pressure falling fast [supervisory]: 1 sensor\n"
+             "  exit locked during school hours [supervisory]: 1 sensor, during school_hours\n"
+             "  exit door open at night [trouble]: 1 sensor, during night\n"
+             "  sensor offline [trouble]: 3 sensors\n"
+             "config OK\n");
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+    free(path);
+
+    /* later-version sensors: offline rules count only sensors with a cadence */
+    path = data_path("config/good_later.cfg");
+    cfg = load(path, &out);
+    assert_non_null(cfg);
+    sum = NULL;
+    f = open_memstream(&sum, &len);
+    gw_config_print_summary(cfg, f);
+    fclose(f);
+    assert_non_null(strstr(sum, "  (2 sensors without a driver in this version)\n"));
+    assert_non_null(strstr(sum, "  offline [trouble]: 1 sensor\n"));
+    assert_non_null(strstr(sum, "\nconfig OK\n"));
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+    free(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_example_config),
+        cmocka_unit_test(test_good_full),
+        cmocka_unit_test(test_good_minimal_defaults),
+        cmocka_unit_test(test_good_later_sections),
+        cmocka_unit_test(test_bad_fixtures),
+        cmocka_unit_test(test_all_errors_reported),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_schedule_syntax),
+        cmocka_unit_test(test_tcp_address),
+        cmocka_unit_test(test_password_file),
+        cmocka_unit_test(test_password_file_errors),
+        cmocka_unit_test(test_tls),
+        cmocka_unit_test(test_slugify),
+        cmocka_unit_test(test_class_names_and_lookups),
+        cmocka_unit_test(test_summary),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
