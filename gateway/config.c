@@ -156,7 +156,7 @@ static void flush_msgs(struct parser *p, FILE *out)
 
 /* ---- key tables and typed getters -------------------------------------- */
 
-enum ktype { K_STRING, K_INT, K_FLOAT, K_BOOL, K_GROUP, K_LIST, K_SCALAR };
+enum ktype { K_STRING, K_INT, K_FLOAT, K_BOOL, K_GROUP, K_LIST, K_SCALAR, K_STRINGS };
 
 struct key {
     const char *name;
@@ -182,6 +182,8 @@ static const char *ktype_name(enum ktype t)
         return "a list ( ... )";
     case K_SCALAR:
         return "a number, true/false or a string";
+    case K_STRINGS:
+        return "an array of strings [ \"a\", \"b\" ]";
     }
     return "?";
 }
@@ -228,6 +230,9 @@ static bool type_ok(const config_setting_t *s, enum ktype t)
         return ty == CONFIG_TYPE_LIST || (ty == CONFIG_TYPE_ARRAY && config_setting_length(s) == 0);
     case K_SCALAR:
         return config_setting_is_scalar(s);
+    case K_STRINGS:
+        return ty == CONFIG_TYPE_ARRAY && config_setting_length(s) > 0 &&
+               config_setting_type(config_setting_get_elem(s, 0)) == CONFIG_TYPE_STRING;
     }
     return false;
 }
@@ -941,6 +946,7 @@ static const struct key point_keys[] = {
     {"name", K_STRING},   {"unit", K_STRING},       {"table", K_STRING}, {"address", K_INT},
     {"type", K_STRING},   {"word_order", K_STRING}, {"scale", K_FLOAT},  {"offset", K_FLOAT},
     {"raw_min", K_FLOAT}, {"raw_max", K_FLOAT},     {"min", K_FLOAT},    {"max", K_FLOAT},
+    {"enum", K_STRINGS},
 };
 
 static const char *const table_names[] = {"holding", "input", "coil", "discrete"};
@@ -951,6 +957,40 @@ static const char *const codec_names[] = {"modbus", "layout", "cayenne_lpp", "js
 static bool is_32bit(enum gw_reg_type t)
 {
     return t == GW_REG_U32 || t == GW_REG_S32 || t == GW_REG_F32;
+}
+
+/* enum = [ "closed", "open", "locked" ]: an integer register read as a label. */
+static void parse_point_enum(struct parser *p, const config_setting_t *g, const char *path,
+                             struct gw_point_cfg *pt, bool scaled)
+{
+    const config_setting_t *e = get(g, "enum", K_STRINGS);
+    if (!e) {
+        return;
+    }
+    char cp[PATH_LEN];
+    child_path(cp, sizeof(cp), path, "enum");
+    if (pt->type == GW_REG_BOOL || pt->type == GW_REG_F32) {
+        err(p, e, "%s: needs an integer type (u16, s16, u32, s32)", cp);
+        return;
+    }
+    if (scaled) {
+        err(p, e, "%s: not with scale/offset or a 4-20 mA span", cp);
+        return;
+    }
+    int n = config_setting_length(e);
+    pt->enum_labels = xcalloc(p, (size_t)n, sizeof(*pt->enum_labels));
+    if (!pt->enum_labels) {
+        return;
+    }
+    pt->nenum = n;
+    for (int i = 0; i < n; i++) {
+        const char *label = config_setting_get_string_elem(e, i);
+        if (!label || !*label || strlen(label) >= GW_STR_VALUE_MAX) {
+            err(p, e, "%s[%d]: labels are 1..%d characters", cp, i, GW_STR_VALUE_MAX - 1);
+            continue;
+        }
+        pt->enum_labels[i] = strdup(label);
+    }
 }
 
 static void parse_point(struct parser *p, const config_setting_t *g, const char *path,
@@ -1036,6 +1076,7 @@ static void parse_point(struct parser *p, const config_setting_t *g, const char 
     if ((scale || offset) && pt->type == GW_REG_BOOL) {
         err(p, scale ? scale : offset, "%s: scale/offset make no sense for type bool", path);
     }
+    parse_point_enum(p, g, path, pt, scale || offset || nspan > 0);
 }
 
 static void parse_points(struct parser *p, const config_setting_t *list, const char *ppath,
@@ -1500,7 +1541,11 @@ static void parse_rule(struct parser *p, const config_setting_t *g, const char *
             all_modbus = false;
         }
         for (int j = 0; r->point && j < pr->npoints; j++) {
-            found = found || (pr->points[j].name && strcmp(pr->points[j].name, r->point) == 0);
+            bool same = pr->points[j].name && strcmp(pr->points[j].name, r->point) == 0;
+            found = found || same;
+            if (same && pr->points[j].nenum > 0) {
+                all_modbus = false; /* an enum point has string values */
+            }
         }
     }
     if (nscope == 0) {
@@ -1522,7 +1567,9 @@ static void parse_rule(struct parser *p, const config_setting_t *g, const char *
     }
     if (all_modbus && ncond == 1 && r->equals.type == GW_VALUE_STRING) {
         err(p, conds[first],
-            "%s.equals: Modbus points are numbers or true/false; a string never matches", path);
+            "%s.equals: Modbus points are numbers or true/false unless the point has an enum; "
+            "a string never matches",
+            path);
     }
 }
 
@@ -1732,6 +1779,10 @@ void gw_config_free(struct gw_config *cfg)
         for (int j = 0; j < pr->npoints && pr->points; j++) {
             free(pr->points[j].name);
             free(pr->points[j].unit);
+            for (int k = 0; k < pr->points[j].nenum && pr->points[j].enum_labels; k++) {
+                free(pr->points[j].enum_labels[k]);
+            }
+            free(pr->points[j].enum_labels);
         }
         free(pr->points);
         free(pr->name);

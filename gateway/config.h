@@ -74,6 +74,8 @@ struct gw_point_cfg {
     double offset;                 /* default 0 */
     bool has_span;                 /* 4-20 mA: raw_min/raw_max -> min/max, NE43 faults */
     double raw_min, raw_max, min, max;
+    int nenum;          /* enum = [ "closed", "open", "locked" ]: the raw value is the index */
+    char **enum_labels; /* a raw value outside the list is a GW_FAULT_INVALID point */
     int line;
 };
 

@@ -181,6 +181,34 @@ static void test_example_config(void **state)
     free(path);
 }
 
+/* The demo school reads its exit doors through an enum and watches for "locked". */
+static void test_demo_config_enum(void **state)
+{
+    (void)state;
+    char *path = data_path("../../../config/demo.cfg");
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_string_equal(out, "");
+    assert_non_null(cfg);
+    int door = -1;
+    for (int i = 0; i < cfg->nprofiles; i++) {
+        if (strcmp(cfg->profiles[i].name, "door_modbus") == 0) {
+            door = i;
+        }
+    }
+    assert_true(door >= 0);
+    const struct gw_point_cfg *state_point = &cfg->profiles[door].points[0];
+    assert_int_equal(state_point->nenum, 3);
+    assert_string_equal(state_point->enum_labels[0], "closed");
+    assert_string_equal(state_point->enum_labels[2], "locked");
+    assert_int_equal(cfg->profiles[door].points[1].nenum, 0);
+    assert_int_equal(cfg->rules[1].equals.type, GW_VALUE_STRING);
+    assert_string_equal(cfg->rules[1].equals.str, "locked");
+    gw_config_free(cfg);
+    free(out);
+    free(path);
+}
+
 static void test_good_full(void **state)
 {
     (void)state;
@@ -556,8 +584,15 @@ static const struct bad_case bad_cases[] = {
     {"bad_equals_above", "@:8: rules[0]: equals and above conflict; a rule has one condition "
                          "(write one rule per condition)\n"},
     {"bad_equals_long", "@:7: rules[0].equals: a string value must be 1..31 bytes\n"},
-    {"bad_equals_string_modbus", "@:7: rules[0].equals: Modbus points are numbers or true/false; "
-                                 "a string never matches\n"},
+    {"bad_equals_string_modbus",
+     "@:7: rules[0].equals: Modbus points are numbers or true/false unless the point has an "
+     "enum; a string never matches\n"},
+    {"bad_enum_f32",
+     "@:5: profiles.p.points[0].enum: needs an integer type (u16, s16, u32, s32)\n"},
+    {"bad_enum_scaled",
+     "@:5: profiles.p.points[0].enum: not with scale/offset or a 4-20 mA span\n"},
+    {"bad_enum_numbers", "@:5: profiles.p.points[0].enum: expected an array of strings [ \"a\", "
+                         "\"b\" ], got an array [ ... ]\n"},
     {"bad_deadband", "@:7: rules[0].deadband: -0.02 is negative\n"},
     {"bad_threshold_inf", "@:7: rules[0].above: must be a finite number\n"},
     {"bad_alarm_delay",
@@ -1084,6 +1119,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_example_config),
         cmocka_unit_test(test_good_full),
+        cmocka_unit_test(test_demo_config_enum),
         cmocka_unit_test(test_good_minimal_defaults),
         cmocka_unit_test(test_good_later_sections),
         cmocka_unit_test(test_bad_fixtures),
