@@ -45,6 +45,7 @@ struct gw_gateway {
     uv_timer_t tick;
     int64_t started_at_ms;
     int64_t next_status_ms;
+    int64_t last_tick_wall_ms, last_tick_mono_ms; /* to notice clock steps */
     uint64_t watchdog_usec;
 
     struct gw_gateway_stats stats;
@@ -279,9 +280,31 @@ void gw_gateway_dispatch(void *core, const struct gw_reading *r)
     handle_transitions(gw, t, n);
 }
 
+#define CLOCK_STEP_MS 2000
+
+/*
+ * A Pi has no RTC: NTP steps its clock, often by hours, after boot. Elapsed
+ * time is what the rules need, so a step moves their remembered instants.
+ */
+static void follow_clock_steps(struct gw_gateway *gw, int64_t wall_ms)
+{
+    int64_t mono_ms = (int64_t)(uv_hrtime() / 1000000);
+    if (gw->last_tick_wall_ms != 0) {
+        int64_t step = (wall_ms - gw->last_tick_wall_ms) - (mono_ms - gw->last_tick_mono_ms);
+        if (step > CLOCK_STEP_MS || step < -CLOCK_STEP_MS) {
+            gw_warn("gateway", "wall clock stepped step_ms=%lld; alarm timers follow it",
+                    (long long)step);
+            gw_rules_shift_time(gw->rules, step);
+        }
+    }
+    gw->last_tick_wall_ms = wall_ms;
+    gw->last_tick_mono_ms = mono_ms;
+}
+
 static void run_tick(struct gw_gateway *gw)
 {
     int64_t now = gw_now_ms();
+    follow_clock_steps(gw, now);
     struct gw_alarm_transition t[MAX_TRANSITIONS];
     int n;
     do {

@@ -174,6 +174,25 @@ void gw_rules_free(struct gw_rules *rules)
     free(rules);
 }
 
+void gw_rules_shift_time(struct gw_rules *rules, int64_t delta_ms)
+{
+    for (int s = 0; s < rules->cfg->nsensors; s++) {
+        rules->last_seen[s] += delta_ms;
+    }
+    for (int i = 0; i < rules->ninst; i++) {
+        struct inst *in = &rules->inst[i];
+        if (in->has_prev) {
+            in->prev_ts += delta_ms;
+        }
+        if (in->raise_since >= 0) {
+            in->raise_since += delta_ms;
+        }
+        if (in->clear_since >= 0) {
+            in->clear_since += delta_ms;
+        }
+    }
+}
+
 bool gw_schedule_is_open(const struct gw_schedule_cfg *schedule, int64_t now_ms)
 {
     if (schedule == NULL) {

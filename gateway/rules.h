@@ -62,6 +62,13 @@ bool gw_rules_is_active(const struct gw_rules *rules, int rule_index, int sensor
 int gw_rules_reset(struct gw_rules *rules, int rule_index, int sensor_index, int64_t now_ms,
                    struct gw_alarm_transition *out);
 
+/*
+ * The wall clock stepped by delta_ms (NTP setting the clock of a Pi with no
+ * RTC, an operator fixing the date): move every remembered instant by the same
+ * amount, so durations (on/off delays, offline ages, rates) are unaffected.
+ */
+void gw_rules_shift_time(struct gw_rules *rules, int64_t delta_ms);
+
 /* Is the schedule's window open at now_ms (local time)? */
 bool gw_schedule_is_open(const struct gw_schedule_cfg *schedule, int64_t now_ms);
 

@@ -1149,9 +1149,39 @@ static void test_empty_and_null(void **state)
     assert_true(gw_schedule_is_open(NULL, MON0));
 }
 
+/* A clock step (NTP on a Pi without RTC) must neither raise offline nor cut a delay short. */
+static void test_clock_step_is_not_elapsed_time(void **state)
+{
+    struct fx *f = *state;
+    int h = add_sensor(f, "h1", "hydrant", 0, 10, 0);
+    int off = add_rule(f, "offline", NULL, NULL, GW_COND_OFFLINE, 0);
+    f->rules[off].offline_after = 3;
+    int low = add_rule(f, "low", "hydrant", "pressure", GW_COND_BELOW, 0.1);
+    f->rules[low].on_delay_s = 30;
+    int64_t t = MON0;
+    start(f, t);
+    assert_int_equal(feed_num(f, h, "pressure", 0.05, t), 0); /* on-delay starts */
+    /* 10 s later the clock jumps 5 hours ahead. */
+    int64_t step = 5 * HOUR;
+    gw_rules_shift_time(f->eng, step);
+    t += 10 * SEC + step;
+    assert_int_equal(tick(f, t), 0); /* not offline, delay not over */
+    assert_int_equal(feed_num(f, h, "pressure", 0.05, t + 19 * SEC), 0);
+    assert_int_equal(feed_num(f, h, "pressure", 0.05, t + 20 * SEC), 1);
+    check_tr(&f->out[0], GW_TRANSITION_RAISE, low, h, t + 20 * SEC);
+    /* Offline is still measured from the last reading, on the new clock. */
+    assert_int_equal(tick(f, t + 20 * SEC + 30 * SEC), 0);
+    assert_int_equal(tick(f, t + 20 * SEC + 30 * SEC + 1), 1);
+    check_tr(&f->out[0], GW_TRANSITION_RAISE, off, h, t + 50 * SEC + 1);
+    /* A step backwards too. */
+    gw_rules_shift_time(f->eng, -step);
+    assert_int_equal(feed_num(f, h, "pressure", 0.5, t - step + 51 * SEC), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_clock_step_is_not_elapsed_time, setup, teardown),
         cmocka_unit_test(test_condition_tables),
         cmocka_unit_test_setup_teardown(test_transition_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_uses_reading_ts, setup, teardown),
