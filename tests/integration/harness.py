@@ -1,0 +1,414 @@
+"""Integration harness: real mosquitto, Modbus slaves and the gateway on free
+loopback ports in a temp dir; wait-for with deadlines, never fixed sleeps.
+
+Run a scenario file directly with /usr/bin/python3 (Debian's paho-mqtt and
+pymodbus live there). GW_BUILD_DIR and GW_SOURCE_DIR come from ctest.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+BUILD_DIR = os.environ.get("GW_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build/test"))
+SOURCE_DIR = os.environ.get("GW_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+PYTHON = "/usr/bin/python3"
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout, what, interval=0.05):
+    """Poll predicate until it returns a truthy value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Workdir:
+    def __init__(self, name):
+        self.path = tempfile.mkdtemp(prefix=f"gw-{name}-")
+        self.keep = False
+        self.procs = []
+
+    def file(self, name, text=None):
+        p = os.path.join(self.path, name)
+        if text is not None:
+            with open(p, "w") as f:
+                f.write(text)
+        return p
+
+    def cleanup(self):
+        for p in self.procs:
+            p.kill()
+        if not self.keep:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+class Process:
+    """A child process with its output in a log file."""
+
+    def __init__(self, name, argv, workdir, env=None):
+        self.name = name
+        self.argv = argv
+        self.log_path = workdir.file(f"{name}.log")
+        self.env = env
+        self.proc = None
+        workdir.procs.append(self)
+
+    def start(self):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=self.env, start_new_session=True)
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if not self.alive():
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"{self.name} did not stop within {timeout}s after signal {sig}")
+        self.logf.close()
+        return self.proc.returncode
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+            self.logf.close()
+
+    def restart(self):
+        self.stop()
+        return self.start()
+
+    def output(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def wait_output(self, text, timeout, start=0):
+        return wait_for(lambda: text in self.output()[start:], timeout,
+                        f"{self.name} to print {text!r}")
+
+
+class Mosquitto(Process):
+    def __init__(self, workdir, port=None):
+        self.port = port or free_port()
+        conf = workdir.file("mosquitto.conf",
+                            f"listener {self.port} 127.0.0.1\n"
+                            "allow_anonymous true\n"
+                            "persistence false\n"
+                            # the default 1000 silently drops messages to a slow subscriber
+                            "max_queued_messages 1000000\n"
+                            + ("user root\n" if os.geteuid() == 0 else ""))
+        super().__init__("mosquitto", ["mosquitto", "-c", conf], workdir)
+
+    def start(self):
+        super().start()
+        wait_for(lambda: port_open(self.port), 10, f"mosquitto on port {self.port}")
+        return self
+
+
+class Collector:
+    """Subscribes to a topic filter and keeps every message (topic, payload, retain)."""
+
+    def __init__(self, port, topic="#"):
+        self.messages = []
+        self.lock = threading.Lock()
+        self.connected = threading.Event()
+        self.client = mqtt.Client(client_id=f"collector-{os.getpid()}-{id(self)}", clean_session=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.topic = topic
+        self.port = port
+        self.client.reconnect_delay_set(0.1, 1)
+        self.client.connect_async("127.0.0.1", port, keepalive=10)
+        self.client.loop_start()
+        wait_for(self.connected.is_set, 10, "collector to connect")
+
+    def _on_connect(self, client, userdata, flags, rc):
+        client.subscribe(self.topic, qos=1)
+        self.connected.set()
+
+    def _on_message(self, client, userdata, msg):
+        with self.lock:
+            self.messages.append((msg.topic, msg.payload, msg.retain, time.monotonic()))
+
+    def all(self, topic_prefix=""):
+        with self.lock:
+            return [m for m in self.messages if m[0].startswith(topic_prefix)]
+
+    def json(self, topic_prefix=""):
+        out = []
+        for topic, payload, retain, t in self.all(topic_prefix):
+            out.append((topic, json.loads(payload) if payload else None, retain, t))
+        return out
+
+    def wait_json(self, topic_prefix, predicate, timeout, what, since=0):
+        """The first JSON message under topic_prefix (after mark `since`) that predicate accepts."""
+        def find():
+            for topic, obj, retain, t in self.json_since(since, topic_prefix):
+                if obj is not None and predicate(topic, obj):
+                    return obj
+            return None
+        return wait_for(find, timeout, what)
+
+    def json_since(self, mark, topic_prefix=""):
+        return [(topic, json.loads(payload) if payload else None, retain, t)
+                for topic, payload, retain, t in self.since(mark, topic_prefix)]
+
+    def mark(self):
+        with self.lock:
+            return len(self.messages)
+
+    def since(self, mark, topic_prefix=""):
+        with self.lock:
+            return [m for m in self.messages[mark:] if m[0].startswith(topic_prefix)]
+
+    def publish(self, topic, payload, qos=1, retain=False):
+        self.client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish()
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def retained(port, topic, timeout=5):
+    """The retained messages under topic right now, as {topic: payload bytes}."""
+    got = {}
+    done = threading.Event()
+    c = mqtt.Client(client_id=f"retained-{os.getpid()}-{time.monotonic_ns()}")
+
+    def on_message(client, userdata, msg):
+        if msg.retain:
+            got[msg.topic] = msg.payload
+
+    c.on_message = on_message
+    c.on_connect = lambda client, u, f, rc: client.subscribe(topic, qos=1)
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    # Retained messages arrive right after SUBACK; wait until the flow stops.
+    last = -1
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if len(got) == last:
+            break
+        last = len(got)
+    c.loop_stop()
+    c.disconnect()
+    return got
+
+
+class Gateway(Process):
+    def __init__(self, workdir, config_text, name="campusgw"):
+        self.config_path = workdir.file(f"{name}.cfg", config_text)
+        exe = os.path.join(BUILD_DIR, "campusgw")
+        super().__init__(name, [exe, "-c", self.config_path], workdir)
+
+    def start(self, wait_text="INFO gateway: started"):
+        super().start()
+        self.wait_output(wait_text, 15)
+        return self
+
+    def reload(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+
+class Sim(Process):
+    def __init__(self, workdir, scenario_text, port=None, extra=()):
+        self.port = port or free_port()
+        path = workdir.file("scenario.cfg", scenario_text)
+        exe = os.path.join(BUILD_DIR, "campusgw-sim")
+        super().__init__("sim", [exe, "-c", path, "--listen", f"127.0.0.1:{self.port}", *extra],
+                         workdir)
+
+    def start(self):
+        super().start()
+        wait_for(lambda: port_open(self.port), 10, f"campusgw-sim on port {self.port}")
+        return self
+
+
+class ModbusSlave(Process):
+    """tests/integration/modbus_slave.py: a pymodbus slave driven by commands on its stdin.
+
+    spec: {unit: {"holding": {addr: value} or [values], "input": ..., "coils": ..., "discrete": ...}}.
+    Either tcp (a free loopback port is picked when port is None) or rtu=PATH.
+    """
+
+    def __init__(self, workdir, spec, port=None, rtu=None, baud=9600, name="slave"):
+        self.port = None if rtu else (port or free_port())
+        spec_path = workdir.file(f"{name}.json", json.dumps({str(u): t for u, t in spec.items()}))
+        argv = [PYTHON, "-u", os.path.join(os.path.dirname(os.path.abspath(__file__)), "modbus_slave.py"),
+                "--spec", "@" + spec_path]
+        argv += ["--rtu", rtu, "--baud", str(baud)] if rtu else ["--tcp", f"127.0.0.1:{self.port}"]
+        super().__init__(name, argv, workdir)
+        self.ncommands = 0
+
+    def start(self):
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=self.logf,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self.wait_output("ready", 15)
+        return self
+
+    def command(self, line, timeout=5):
+        """Send one command and wait until the slave has applied it."""
+        self.proc.stdin.write((line + "\n").encode())
+        self.proc.stdin.flush()
+        self.ncommands += 1
+        n = self.ncommands
+        wait_for(lambda: f"done {n}\n" in self.output() or f"error {n}:" in self.output(),
+                 timeout, f"slave to run {line!r}")
+        if f"error {n}:" in self.output():
+            raise AssertionError(f"slave refused {line!r}: {self.output()[-300:]}")
+
+    def set(self, unit, table, addr, *values):
+        self.command(f"set {unit} {table} {addr} " + " ".join(str(int(v)) for v in values))
+
+    def reads(self, unit):
+        """Every read request the unit got so far: [[function, address, count], ...]."""
+        self.command(f"requests {unit}")
+        for line in reversed(self.output().splitlines()):
+            if line.startswith(f"requests {unit} "):
+                return json.loads(line.split(" ", 2)[2])
+        raise AssertionError("no requests line from the slave")
+
+    def stop(self, sig=signal.SIGTERM, timeout=15):
+        if self.alive():
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        return super().stop(sig, timeout)
+
+
+def words_u32(v, word_order="big"):
+    """A 32-bit value as two registers in the given word order."""
+    v &= 0xFFFFFFFF
+    hi, lo = v >> 16, v & 0xFFFF
+    return [hi, lo] if word_order == "big" else [lo, hi]
+
+
+def words_f32(x, word_order="big"):
+    import struct
+    return words_u32(struct.unpack(">I", struct.pack(">f", x))[0], word_order)
+
+
+class SerialPair(Process):
+    """socat pty pair: DIR/ttyGW for the gateway, DIR/ttySLAVE for the slave."""
+
+    def __init__(self, workdir):
+        self.gw = workdir.file("ttyGW")
+        self.slave = workdir.file("ttySLAVE")
+        super().__init__("socat", ["socat", "-d", "-d", f"pty,raw,echo=0,link={self.gw}",
+                                   f"pty,raw,echo=0,link={self.slave}"], workdir)
+
+    def start(self):
+        super().start()
+        wait_for(lambda: os.path.exists(self.gw) and os.path.exists(self.slave)
+                 and "starting data transfer loop" in self.output(), 10, "socat ptys")
+        return self
+
+
+def telemetry_values(collector, prefix, sensor):
+    """The telemetry payloads of one sensor received so far, oldest first."""
+    topic = f"{prefix}/telemetry/{sensor}"
+    return [obj for t, obj, _, _ in collector.json(topic) if obj and t == topic]
+
+
+def log_count(process, text):
+    return process.output().count(text)
+
+
+def site_config(state_dir, hub_port, body, school="test-school"):
+    """A config with the usual site/hub header and the given sections."""
+    return (
+        f'site = {{ district = "testdist"; school = "{school}"; name = "Test School"; '
+        f'timezone = "UTC"; language = "en"; }};\n'
+        f'state_dir = "{state_dir}";\n'
+        f'hub = {{ host = "127.0.0.1"; port = {hub_port}; topic_prefix = "campus"; }};\n'
+        + body)
+
+
+PREFIX = "campus/testdist/test-school"
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def check_sanitizers(wd):
+    """Stop our C programs the normal way (so LeakSanitizer runs) and look for reports."""
+    for p in wd.procs:
+        if isinstance(p, (Gateway, Sim)) and p.alive():
+            rc = p.stop()
+            if rc != 0:
+                raise AssertionError(f"{p.name} exited {rc} on SIGTERM")
+    for p in wd.procs:
+        if isinstance(p, (Gateway, Sim)):
+            out = p.output()
+            for mark in SANITIZER_MARKS:
+                if mark in out:
+                    raise AssertionError(f"{p.name}: sanitizer report ({mark})")
+
+
+def run(tests):
+    """Run the scenario functions; each gets a fresh Workdir. Exit non-zero on failure."""
+    failed = 0
+    for fn in tests:
+        wd = Workdir(fn.__name__)
+        log(f"--- {fn.__name__}")
+        try:
+            fn(wd)
+            check_sanitizers(wd)
+            log(f"PASS {fn.__name__}")
+        except Exception as e:  # noqa: BLE001 - report every failure with the logs
+            failed += 1
+            wd.keep = True
+            log(f"FAIL {fn.__name__}: {e!r} (files kept in {wd.path})")
+            for name in sorted(os.listdir(wd.path)):
+                if name.endswith(".log"):
+                    with open(os.path.join(wd.path, name), errors="replace") as f:
+                        tail = f.read()[-4000:]
+                    print(f"----- {name} (tail)\n{tail}", flush=True)
+        finally:
+            wd.cleanup()
+    print(f"{len(tests) - failed} passed, {failed} failed", flush=True)
+    sys.exit(1 if failed else 0)
