@@ -453,8 +453,18 @@ int gw_gateway_reload(struct gw_gateway *gw, struct gw_config *cfg)
         gw_error("gateway", "reload failed: out of memory; keeping the running config");
         return -ENOMEM;
     }
+    struct gw_hub *new_hub = NULL;
     if (!gw_hub_same_settings(gw->cfg, cfg)) {
-        gw_warn("gateway", "hub settings changed: restart campusgw to apply them");
+        struct gw_hub *hub = gw_hub_new(gw->loop, cfg, on_hub_connect, gw);
+        if (!hub) {
+            gw_registry_free(registry);
+            gw_rules_free(rules);
+            gw_config_free(cfg);
+            gw_error("gateway", "reload failed: cannot set up the new hub; keeping the running "
+                                "config");
+            return -ENOMEM;
+        }
+        new_hub = hub;
     }
     /* Bus threads finish their current request (at most its timeout) and stop. */
     stop_drivers(gw);
@@ -467,6 +477,16 @@ int gw_gateway_reload(struct gw_gateway *gw, struct gw_config *cfg)
     gw->rules = rules;
     struct gw_config *old = gw->cfg;
     gw->cfg = cfg;
+    if (new_hub) {
+        struct gw_hub *old_hub = gw->hub;
+        gw->hub = new_hub;
+        /* The old broker hears we are gone from it; the new one gets the whole state on connect. */
+        gw_info("gateway", "hub settings changed: moving to %s", cfg->hub.host);
+        char *status = gw_payload_status(false, gw->started_at_ms, 0, 0, 0);
+        gw_hub_close(old_hub, status ? status : "{\"online\":false}", NULL, NULL);
+        free(status);
+        gw_hub_start(gw->hub);
+    }
     int rc = start_drivers(gw);
     gw_info("gateway", "config reloaded sensors=%d rules=%d buses=%d", cfg->nsensors, cfg->nrules,
             cfg->nbuses);

@@ -115,6 +115,39 @@ def test_sighup_invalid(wd):
     assert gw.stop() == 0
 
 
+def test_sighup_moves_hub(wd):
+    """A reload that points the hub elsewhere: the old broker hears we left, the new one
+    gets the whole retained state (status, health, active alarms) and the telemetry."""
+    broker, slave, col, gw = setup(wd)
+    col.wait_json(f"{PREFIX}/events", lambda t, o: o["key"] == "tank-1/tank-high", 5,
+                  "tank high raised")
+    wd2 = type(wd)("second-broker")
+    try:
+        other = Mosquitto(wd2).start()
+        col2 = Collector(other.port, f"{PREFIX}/#")
+        with open(gw.config_path, "w") as f:
+            f.write(site_config(wd.path, other.port, body(slave.port)))
+        gw.reload()
+        gw.wait_output("config reloaded", 10)
+        col2.wait_json(f"{PREFIX}/telemetry/tank-1", lambda t, o: o["values"]["level"] == 90, 15,
+                       "telemetry on the new hub")
+        wait_for(lambda: (status(other.port) or {}).get("online") is True, 10,
+                 "retained status online on the new hub")
+        got = retained(other.port, f"{PREFIX}/#")
+        assert f"{PREFIX}/health/tank-1" in got, sorted(got)
+        assert json.loads(got[f"{PREFIX}/alarms/tank-1/tank-high"])["state"] == "unacked"
+        wait_for(lambda: (status(broker.port) or {}).get("online") is False, 10,
+                 "retained status offline on the old hub")
+        mark = col.mark()
+        col2.wait_json(f"{PREFIX}/telemetry/tank-1", lambda t, o: True, 5, "still publishing",
+                       since=col2.mark())
+        assert col.since(mark, f"{PREFIX}/telemetry/") == [], "still publishing to the old hub"
+        assert gw.stop() == 0
+        col2.close()
+    finally:
+        wd2.cleanup()
+
+
 def check_config(path):
     p = subprocess.run([EXE, "--check-config", "-c", path], capture_output=True, text=True,
                        timeout=30)
@@ -165,5 +198,6 @@ def test_bad_config_at_start(wd):
 
 
 if __name__ == "__main__":
-    run([test_sigterm, test_sighup_valid, test_sighup_invalid, test_check_config,
+    run([test_sigterm, test_sighup_valid, test_sighup_invalid, test_sighup_moves_hub,
+         test_check_config,
          test_bad_config_at_start])
