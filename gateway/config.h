@@ -38,6 +38,52 @@ struct gw_hub_cfg {
     struct gw_tls_cfg tls;
 };
 
+/* store = { ... }: the durable outbox (state_dir/state.db). */
+struct gw_store_cfg {
+    int commit_ms;      /* telemetry group commit interval; default 1000, 10..60000 */
+    int commit_records; /* ...or this many pending records; default 1000, 1..100000 */
+    int max_mb;         /* outbox size limit; default 512, 1..1048576 */
+};
+
+/* uplink = { ... }: the district broker. Absent: enabled = false. */
+struct gw_uplink_cfg {
+    bool enabled;
+    char *host;         /* required */
+    int port;           /* default 1883, 8883 with tls */
+    char *topic_prefix; /* default: hub.topic_prefix */
+    char *username;
+    char *password;   /* password or password_file */
+    char *client_id;  /* default "campusgw-<district>-<school>" */
+    int keepalive_s;  /* default 30 */
+    int max_inflight; /* QoS 1 messages awaiting PUBACK; default 100, 1..65535 */
+    struct gw_tls_cfg tls;
+    int line;
+};
+
+enum gw_influx_version { GW_INFLUX_V1, GW_INFLUX_V2 };
+
+/* influx = { ... }: InfluxDB 1.x (database) or 2.x (org + bucket + token). Absent: enabled = false.
+ */
+struct gw_influx_cfg {
+    bool enabled;
+    enum gw_influx_version version; /* V1 when `database` is given, V2 with org/bucket */
+    char *url;                      /* required: "http://127.0.0.1:8086" (no trailing path) */
+    char *database;                 /* 1.x */
+    char *retention_policy;         /* 1.x, optional (rp=) */
+    char *username;                 /* 1.x basic auth, optional */
+    char *password;                 /* password or password_file */
+    char *org;                      /* 2.x */
+    char *bucket;                   /* 2.x */
+    char *token;                    /* 2.x: token or token_file */
+    int batch_size;                 /* lines per write; default 5000, 1..100000 */
+    int flush_ms;                   /* write a partial batch after this; default 1000, 10..60000 */
+    bool gzip;                      /* default false */
+    int timeout_ms;                 /* per request; default 10000, 100..300000 */
+    char *ca_file;                  /* extra CA for https, optional */
+    bool insecure;                  /* skip certificate checks; default false */
+    int line;
+};
+
 enum gw_bus_type { GW_BUS_RTU, GW_BUS_TCP };
 
 struct gw_bus_cfg {
@@ -153,7 +199,10 @@ struct gw_config {
     char *path;
     struct gw_site_cfg site;
     char *state_dir; /* required */
+    struct gw_store_cfg store;
     struct gw_hub_cfg hub;
+    struct gw_uplink_cfg uplink;
+    struct gw_influx_cfg influx;
     int nbuses;
     struct gw_bus_cfg *buses;
     int nschedules;

@@ -1,0 +1,43 @@
+/*
+ * An outbox record: one thing the gateway has to deliver, in the form it is
+ * stored (SQLite) and handed to every sink. Sinks derive their own format
+ * from it: MQTT sinks publish `payload` on P/<topic>, the InfluxDB sink turns
+ * the JSON into line protocol.
+ */
+#ifndef GW_RECORD_H
+#define GW_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum gw_record_type {
+    GW_REC_TELEMETRY = 0, /* P/telemetry/<sensor>, payload per DESIGN.md */
+    GW_REC_HEALTH = 1,    /* P/health/<sensor>, retained */
+    GW_REC_ALARM = 2,     /* P/alarms/<key>, retained; payload "" once back to normal */
+    GW_REC_EVENT = 3,     /* P/events: an alarm transition */
+    GW_REC_GATEWAY = 4,   /* gateway metrics (InfluxDB `gateway`; MQTT sinks skip it) */
+};
+
+/*
+ * Two streams with their own cursors, so after an outage alarm records go out
+ * ahead of the telemetry backlog: alarms in order among themselves, the rest
+ * in order among themselves.
+ */
+enum gw_stream { GW_STREAM_ALARM = 0, GW_STREAM_DATA = 1 };
+#define GW_NSTREAMS 2
+
+static inline enum gw_stream gw_record_stream(enum gw_record_type type)
+{
+    return type == GW_REC_ALARM || type == GW_REC_EVENT ? GW_STREAM_ALARM : GW_STREAM_DATA;
+}
+
+struct gw_record {
+    uint64_t seq;
+    enum gw_record_type type;
+    int64_t ts_ms;      /* when it happened (Unix ms) */
+    char *topic;        /* suffix under P/: "telemetry/A-1F-hydrant-01" */
+    char *payload;      /* JSON, NUL-terminated; "" for a cleared retained alarm */
+    size_t payload_len; /* strlen(payload) */
+};
+
+#endif

@@ -1,0 +1,84 @@
+/*
+ * The durable store: SQLite in WAL mode at state_dir/state.db.
+ *  - outbox: every record to deliver (telemetry, health, alarm state, events,
+ *    gateway metrics), by seq; two streams (record.h) with a cursor per sink;
+ *  - alarm_state: the current alarm record of every non-normal alarm, kept in
+ *    the same transaction as the ALARM record that changes it;
+ *  - cursors, dead letters, and key/value state for later modules.
+ * Alarm-stream records are committed before gw_store_append returns (so an
+ * alarm is on disk before anyone is told); the rest is group-committed by
+ * gw_store_commit (the core calls it every commit_ms, or when
+ * gw_store_commit_wanted says commit_records are pending).
+ * A write error (disk full) never loses an alarm: records stay in memory,
+ * are served to sinks from there, and are retried on the next commit.
+ */
+#ifndef GW_STORE_H
+#define GW_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "record.h"
+
+struct gw_store;
+
+struct gw_store_stats {
+    uint64_t outbox;       /* records in the outbox (committed + pending) */
+    uint64_t pending;      /* not yet committed */
+    uint64_t dropped;      /* telemetry dropped because the outbox was full */
+    uint64_t commits;      /* transactions committed */
+    uint64_t fsyncs;       /* commits that synced (all of them: synchronous=FULL) */
+    uint64_t write_errors; /* failed commits */
+    uint64_t dead_letters; /* records refused by a sink for good */
+    bool failing;          /* the last commit failed (disk full, I/O error) */
+    char last_error[160];
+};
+
+/* Opens (creating and migrating) state_dir/state.db. NULL after logging why. */
+struct gw_store *gw_store_open(const char *state_dir, const struct gw_store_cfg *cfg);
+/* Commits what is pending (best effort) and closes. Accepts NULL. */
+void gw_store_close(struct gw_store *st);
+
+/*
+ * Append a record (topic and payload are copied). GW_REC_ALARM's topic is
+ * "alarms/<key>"; its payload is the alarm's state ("" = back to normal,
+ * which removes it from alarm_state). Returns 0, or -errno when an
+ * alarm-stream record could not be committed now (it is kept and retried).
+ */
+int gw_store_append(struct gw_store *st, uint64_t seq, enum gw_record_type type, int64_t ts_ms,
+                    const char *topic, const char *payload);
+bool gw_store_commit_wanted(const struct gw_store *st);
+/* Commit pending records, enforce max_mb, trim what every sink has. 0 or -errno. */
+int gw_store_commit(struct gw_store *st);
+
+/*
+ * Up to max records of `stream` with seq > after, in seq order, committed
+ * ones first, then pending ones. out[i].topic/payload are owned by the
+ * caller: free with gw_store_records_free. Returns how many, or -errno.
+ */
+int gw_store_read(struct gw_store *st, enum gw_stream stream, uint64_t after, int max,
+                  struct gw_record *out);
+void gw_store_records_free(struct gw_record *recs, int n);
+
+/*
+ * Sinks' cursors: the last seq each sink has of each stream. A sink seen for
+ * the first time starts at 0, so it gets whatever is still buffered.
+ */
+uint64_t gw_store_cursor(struct gw_store *st, const char *sink, enum gw_stream stream);
+int gw_store_set_cursor(struct gw_store *st, const char *sink, enum gw_stream stream, uint64_t seq);
+/* Only sinks registered here hold records back from deletion. */
+int gw_store_register_sink(struct gw_store *st, const char *sink);
+/* Forget a sink that is no longer configured (its cursor stops holding records). */
+int gw_store_unregister_sink(struct gw_store *st, const char *sink);
+
+int gw_store_dead_letter(struct gw_store *st, const char *sink, const struct gw_record *rec,
+                         const char *error, int64_t now_ms);
+
+/* The current alarm records (payload JSON of P/alarms), for a restart. */
+typedef void (*gw_store_alarm_fn)(void *ctx, const char *key, const char *payload);
+int gw_store_load_alarms(struct gw_store *st, gw_store_alarm_fn fn, void *ctx);
+
+void gw_store_stats(const struct gw_store *st, struct gw_store_stats *out);
+
+#endif
