@@ -1,0 +1,66 @@
+/* Every SQL statement of the store, by name: prepared once at open and reused. */
+#ifndef GW_STORE_SQL_H
+#define GW_STORE_SQL_H
+
+/* Bump with a new entry in migrations[] (store.c) whenever the schema changes. */
+#define GW_STORE_SCHEMA_VERSION 1
+
+/* Version 0 -> 1. */
+#define SQL_SCHEMA_V1                                                                              \
+    "CREATE TABLE outbox(seq INTEGER PRIMARY KEY, stream INTEGER NOT NULL, type INTEGER NOT NULL," \
+    " ts INTEGER NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL);"                           \
+    "CREATE INDEX outbox_by_stream ON outbox(stream, seq);"                                        \
+    "CREATE TABLE cursors(sink TEXT NOT NULL, stream INTEGER NOT NULL, seq INTEGER NOT NULL,"      \
+    " PRIMARY KEY(sink, stream));"                                                                 \
+    "CREATE TABLE alarm_state(key TEXT PRIMARY KEY, payload TEXT NOT NULL, seq INTEGER NOT NULL);" \
+    "CREATE TABLE dead_letters(id INTEGER PRIMARY KEY, sink TEXT NOT NULL, seq INTEGER NOT NULL,"  \
+    " type INTEGER NOT NULL, ts INTEGER NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL,"     \
+    " error TEXT NOT NULL, at INTEGER NOT NULL);"                                                  \
+    "CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+
+enum store_stmt {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_INSERT,
+    ST_ALARM_PUT,
+    ST_ALARM_DEL,
+    ST_ALARM_ALL,
+    ST_READ,
+    ST_CURSOR_GET,
+    ST_CURSOR_PUT,
+    ST_CURSOR_DEL,
+    ST_TRIM,
+    ST_DROP_OLDEST,
+    ST_COUNT,
+    ST_PAGE_SIZE,
+    ST_DEAD_LETTER,
+    ST_COUNT_DEAD,
+    ST_NSTMTS
+};
+
+static const char *const store_sql[ST_NSTMTS] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_INSERT] = "INSERT INTO outbox(seq, stream, type, ts, topic, payload) VALUES (?,?,?,?,?,?)",
+    [ST_ALARM_PUT] = "INSERT OR REPLACE INTO alarm_state(key, payload, seq) VALUES (?,?,?)",
+    [ST_ALARM_DEL] = "DELETE FROM alarm_state WHERE key = ?",
+    [ST_ALARM_ALL] = "SELECT key, payload FROM alarm_state ORDER BY seq",
+    [ST_READ] = "SELECT seq, type, ts, topic, payload FROM outbox WHERE stream = ? AND seq > ?"
+                " ORDER BY seq LIMIT ?",
+    [ST_CURSOR_GET] = "SELECT seq FROM cursors WHERE sink = ? AND stream = ?",
+    [ST_CURSOR_PUT] = "INSERT OR REPLACE INTO cursors(sink, stream, seq) VALUES (?,?,?)",
+    [ST_CURSOR_DEL] = "DELETE FROM cursors WHERE sink = ?",
+    [ST_TRIM] = "DELETE FROM outbox WHERE stream = ? AND seq <= ?",
+    /* Only the data stream is ever dropped: alarms are never dropped. */
+    [ST_DROP_OLDEST] = "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE stream = 1"
+                       " ORDER BY seq LIMIT ?)",
+    [ST_COUNT] = "SELECT count(*) FROM outbox",
+    [ST_PAGE_SIZE] = "PRAGMA page_size",
+    [ST_DEAD_LETTER] = "INSERT INTO dead_letters(sink, seq, type, ts, topic, payload, error, at)"
+                       " VALUES (?,?,?,?,?,?,?,?)",
+    [ST_COUNT_DEAD] = "SELECT count(*) FROM dead_letters",
+};
+
+#endif

@@ -1,0 +1,352 @@
+/*
+ * The durable store on a real SQLite file in a temp dir: group commit, alarm
+ * commit-before-return, streams and cursors, trimming, restart, capacity,
+ * alarm state, dead letters, a failing disk.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store.h"
+
+struct fx {
+    char dir[64];
+    struct gw_store_cfg cfg;
+    struct gw_store *st;
+    uint64_t seq;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/gw-test-store-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->cfg = (struct gw_store_cfg){.commit_ms = 1000, .commit_records = 1000, .max_mb = 512};
+    f->st = gw_store_open(f->dir, &f->cfg);
+    assert_non_null(f->st);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    gw_store_close(f->st);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void reopen(struct fx *f)
+{
+    gw_store_close(f->st);
+    f->st = gw_store_open(f->dir, &f->cfg);
+    assert_non_null(f->st);
+}
+
+static uint64_t add(struct fx *f, enum gw_record_type type, const char *topic, const char *payload)
+{
+    uint64_t seq = ++f->seq;
+    assert_int_equal(gw_store_append(f->st, seq, type, 1000 + (int64_t)seq, topic, payload), 0);
+    return seq;
+}
+
+/* Rows in the outbox table as another connection sees them: what is on disk. */
+static int rows_on_disk(struct fx *f)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/state.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM outbox", -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+static void telemetry_waits_for_group_commit_alarm_does_not(void **state)
+{
+    struct fx *f = *state;
+    add(f, GW_REC_TELEMETRY, "telemetry/h1", "{\"v\":1}");
+    add(f, GW_REC_TELEMETRY, "telemetry/h1", "{\"v\":2}");
+    assert_int_equal(rows_on_disk(f), 0);
+    assert_false(gw_store_commit_wanted(f->st));
+    /* An alarm commits before append returns, and takes the pending telemetry with it. */
+    add(f, GW_REC_EVENT, "events", "{\"transition\":\"raise\"}");
+    assert_int_equal(rows_on_disk(f), 3);
+    add(f, GW_REC_TELEMETRY, "telemetry/h1", "{\"v\":3}");
+    assert_int_equal(rows_on_disk(f), 3);
+    assert_int_equal(gw_store_commit(f->st), 0);
+    assert_int_equal(rows_on_disk(f), 4);
+    struct gw_store_stats s;
+    gw_store_stats(f->st, &s);
+    assert_int_equal(s.outbox, 4);
+    assert_int_equal(s.pending, 0);
+    assert_int_equal(s.commits, 2);
+}
+
+static void commit_wanted_after_commit_records(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.commit_records = 3;
+    reopen(f);
+    add(f, GW_REC_TELEMETRY, "t", "1");
+    add(f, GW_REC_TELEMETRY, "t", "2");
+    assert_false(gw_store_commit_wanted(f->st));
+    add(f, GW_REC_TELEMETRY, "t", "3");
+    assert_true(gw_store_commit_wanted(f->st));
+}
+
+static void streams_read_in_order_committed_then_pending(void **state)
+{
+    struct fx *f = *state;
+    uint64_t t1 = add(f, GW_REC_TELEMETRY, "telemetry/a", "a1");
+    uint64_t e1 = add(f, GW_REC_EVENT, "events", "e1"); /* commits t1, e1 */
+    uint64_t h1 = add(f, GW_REC_HEALTH, "health/a", "h1");
+    uint64_t a1 = add(f, GW_REC_ALARM, "alarms/a/low", "{\"state\":\"unacked\"}");
+    uint64_t t2 = add(f, GW_REC_TELEMETRY, "telemetry/a", "a2"); /* pending */
+    struct gw_record r[10];
+    int n = gw_store_read(f->st, GW_STREAM_ALARM, 0, 10, r);
+    assert_int_equal(n, 2);
+    assert_int_equal(r[0].seq, e1);
+    assert_int_equal(r[1].seq, a1);
+    assert_string_equal(r[1].topic, "alarms/a/low");
+    gw_store_records_free(r, n);
+    n = gw_store_read(f->st, GW_STREAM_DATA, 0, 10, r);
+    assert_int_equal(n, 3);
+    assert_int_equal(r[0].seq, t1);
+    assert_int_equal(r[1].seq, h1);
+    assert_int_equal(r[2].seq, t2); /* served from memory before its commit */
+    assert_string_equal(r[2].payload, "a2");
+    assert_int_equal(r[2].payload_len, 2);
+    assert_int_equal(r[0].type, GW_REC_TELEMETRY);
+    assert_int_equal(r[0].ts_ms, 1000 + (int64_t)t1);
+    gw_store_records_free(r, n);
+    n = gw_store_read(f->st, GW_STREAM_DATA, h1, 10, r);
+    assert_int_equal(n, 1);
+    assert_int_equal(r[0].seq, t2);
+    gw_store_records_free(r, n);
+    n = gw_store_read(f->st, GW_STREAM_DATA, 0, 2, r); /* max respected */
+    assert_int_equal(n, 2);
+    gw_store_records_free(r, n);
+}
+
+static void cursors_survive_restart_and_trim_what_all_have(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(gw_store_register_sink(f->st, "hub"), 0);
+    assert_int_equal(gw_store_register_sink(f->st, "influx"), 0);
+    for (int i = 0; i < 10; i++) {
+        add(f, GW_REC_TELEMETRY, "t", "x");
+    }
+    assert_int_equal(gw_store_commit(f->st), 0);
+    assert_int_equal(gw_store_set_cursor(f->st, "hub", GW_STREAM_DATA, 8), 0);
+    assert_int_equal(gw_store_set_cursor(f->st, "influx", GW_STREAM_DATA, 5), 0);
+    assert_int_equal(gw_store_set_cursor(f->st, "influx", GW_STREAM_DATA, 3), 0); /* never back */
+    assert_int_equal(gw_store_cursor(f->st, "influx", GW_STREAM_DATA), 5);
+    assert_int_equal(gw_store_commit(f->st), 0);
+    assert_int_equal(rows_on_disk(f), 5); /* 1..5 delivered everywhere */
+    reopen(f);
+    assert_int_equal(gw_store_register_sink(f->st, "hub"), 0);
+    assert_int_equal(gw_store_register_sink(f->st, "influx"), 0);
+    assert_int_equal(gw_store_cursor(f->st, "hub", GW_STREAM_DATA), 8);
+    assert_int_equal(gw_store_cursor(f->st, "influx", GW_STREAM_DATA), 5);
+    assert_int_equal(gw_store_cursor(f->st, "hub", GW_STREAM_ALARM), 0);
+    assert_int_equal(gw_store_cursor(f->st, "nobody", GW_STREAM_ALARM), 0);
+    assert_int_equal(gw_store_set_cursor(f->st, "nobody", GW_STREAM_ALARM, 1), -ENOENT);
+    /* A sink that is no longer configured stops holding records back. */
+    assert_int_equal(gw_store_unregister_sink(f->st, "influx"), 0);
+    assert_int_equal(gw_store_set_cursor(f->st, "hub", GW_STREAM_DATA, 10), 0);
+    assert_int_equal(gw_store_commit(f->st), 0);
+    assert_int_equal(rows_on_disk(f), 0);
+    struct gw_store_stats s;
+    gw_store_stats(f->st, &s);
+    assert_int_equal(s.outbox, 0);
+}
+
+static void uncommitted_cursor_moves_are_redelivered_after_a_crash(void **state)
+{
+    struct fx *f = *state;
+    gw_store_register_sink(f->st, "hub");
+    add(f, GW_REC_TELEMETRY, "t", "1");
+    add(f, GW_REC_TELEMETRY, "t", "2");
+    gw_store_commit(f->st);
+    gw_store_set_cursor(f->st, "hub", GW_STREAM_DATA, 2);
+    /* "Crash": reopen without the commit that would have saved the cursor. Simulate by
+     * opening a second store on the same file. */
+    struct gw_store *other = gw_store_open(f->dir, &f->cfg);
+    gw_store_register_sink(other, "hub");
+    assert_int_equal(gw_store_cursor(other, "hub", GW_STREAM_DATA), 0); /* at least once */
+    gw_store_close(other);
+}
+
+struct seen_alarm {
+    int n;
+    char key[64];
+    char payload[128];
+};
+
+static void on_alarm(void *ctx, const char *key, const char *payload)
+{
+    struct seen_alarm *seen = ctx;
+    seen->n++;
+    snprintf(seen->key, sizeof(seen->key), "%s", key);
+    snprintf(seen->payload, sizeof(seen->payload), "%s", payload);
+}
+
+static void alarm_state_follows_alarm_records(void **state)
+{
+    struct fx *f = *state;
+    add(f, GW_REC_ALARM, "alarms/h1/low", "{\"state\":\"unacked\",\"n\":1}");
+    add(f, GW_REC_ALARM, "alarms/d1/locked", "{\"state\":\"unacked\",\"n\":2}");
+    add(f, GW_REC_ALARM, "alarms/h1/low", "{\"state\":\"unacked\",\"n\":3}");
+    add(f, GW_REC_ALARM, "alarms/d1/locked", ""); /* back to normal */
+    reopen(f);
+    struct seen_alarm seen = {0};
+    assert_int_equal(gw_store_load_alarms(f->st, on_alarm, &seen), 1);
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(seen.key, "h1/low");
+    assert_string_equal(seen.payload, "{\"state\":\"unacked\",\"n\":3}");
+}
+
+static void full_outbox_drops_oldest_telemetry_never_alarms(void **state)
+{
+    struct fx *f = *state;
+    f->cfg.max_mb = 1;
+    reopen(f);
+    gw_store_register_sink(f->st, "hub"); /* never delivers: everything stays */
+    char payload[512];
+    memset(payload, 'x', sizeof(payload) - 1);
+    payload[sizeof(payload) - 1] = '\0';
+    uint64_t first_alarm = add(f, GW_REC_EVENT, "events", payload);
+    for (int i = 0; i < 6000; i++) { /* ~3 MB of telemetry into a 1 MB outbox */
+        add(f, GW_REC_TELEMETRY, "telemetry/h1", payload);
+        if (i % 500 == 0) {
+            add(f, GW_REC_EVENT, "events", payload);
+        }
+        if (gw_store_commit_wanted(f->st)) {
+            assert_int_equal(gw_store_commit(f->st), 0);
+        }
+    }
+    assert_int_equal(gw_store_commit(f->st), 0);
+    struct gw_store_stats s;
+    gw_store_stats(f->st, &s);
+    assert_true(s.dropped > 3000);
+    assert_true(s.outbox < 3000);
+    /* Every alarm record is still there, the first one included. */
+    struct gw_record r[20];
+    int n = gw_store_read(f->st, GW_STREAM_ALARM, 0, 20, r);
+    assert_int_equal(n, 13);
+    assert_int_equal(r[0].seq, first_alarm);
+    gw_store_records_free(r, n);
+    /* What is left of the telemetry is the newest, still in order. */
+    n = gw_store_read(f->st, GW_STREAM_DATA, 0, 20, r);
+    assert_int_equal(n, 20);
+    assert_true(r[0].seq > 3000);
+    for (int i = 1; i < n; i++) {
+        assert_true(r[i].seq > r[i - 1].seq);
+    }
+    gw_store_records_free(r, n);
+}
+
+static void failing_disk_keeps_alarms_in_memory_and_recovers(void **state)
+{
+    struct fx *f = *state;
+    gw_store_register_sink(f->st, "hub");
+    add(f, GW_REC_TELEMETRY, "t", "before");
+    assert_int_equal(gw_store_commit(f->st), 0);
+    /* Make the database read-only underneath: every commit now fails. */
+    char path[128];
+    snprintf(path, sizeof(path), "%s/state.db", f->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    uint64_t seq = ++f->seq;
+    int rc = gw_store_append(f->st, seq, GW_REC_EVENT, 1, "events", "{\"fire\":true}");
+    assert_true(rc < 0);
+    struct gw_store_stats s;
+    gw_store_stats(f->st, &s);
+    assert_true(s.failing);
+    assert_int_equal(s.write_errors, 1);
+    assert_int_equal(s.pending, 1);
+    assert_true(strlen(s.last_error) > 0);
+    /* The alarm is still served to sinks from memory. */
+    struct gw_record r[4];
+    int n = gw_store_read(f->st, GW_STREAM_ALARM, 0, 4, r);
+    assert_int_equal(n, 1);
+    assert_string_equal(r[0].payload, "{\"fire\":true}");
+    gw_store_records_free(r, n);
+    /* The disk comes back: the next commit writes it. */
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(gw_store_commit(f->st), 0);
+    gw_store_stats(f->st, &s);
+    assert_false(s.failing);
+    assert_int_equal(s.pending, 0);
+    assert_int_equal(rows_on_disk(f), 2);
+}
+
+static void dead_letters_are_kept(void **state)
+{
+    struct fx *f = *state;
+    struct gw_record rec = {
+        .seq = 7, .type = GW_REC_TELEMETRY, .ts_ms = 5, .topic = "t", .payload = "bad"};
+    assert_int_equal(gw_store_dead_letter(f->st, "influx", &rec, "unable to parse", 9), 0);
+    reopen(f);
+    struct gw_store_stats s;
+    gw_store_stats(f->st, &s);
+    assert_int_equal(s.dead_letters, 1);
+}
+
+static void newer_schema_is_refused(void **state)
+{
+    struct fx *f = *state;
+    gw_store_close(f->st);
+    f->st = NULL;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/state.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_null(gw_store_open(f->dir, &f->cfg));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(telemetry_waits_for_group_commit_alarm_does_not, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(commit_wanted_after_commit_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(streams_read_in_order_committed_then_pending, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(cursors_survive_restart_and_trim_what_all_have, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(uncommitted_cursor_moves_are_redelivered_after_a_crash,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(alarm_state_follows_alarm_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(full_outbox_drops_oldest_telemetry_never_alarms, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(failing_disk_keeps_alarms_in_memory_and_recovers, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(dead_letters_are_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
