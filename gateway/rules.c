@@ -497,6 +497,20 @@ static struct inst *find_inst(const struct gw_rules *rules, int rule_index, int 
     return NULL;
 }
 
+bool gw_rules_restore_active(struct gw_rules *rules, int rule_index, int sensor_index)
+{
+    struct inst *in = find_inst(rules, rule_index, sensor_index);
+    if (in == NULL) {
+        return false;
+    }
+    in->active = true;
+    in->cond = true;
+    in->latched = rules->cfg->rules[rule_index].latch;
+    in->raise_since = -1;
+    in->clear_since = -1;
+    return true;
+}
+
 bool gw_rules_is_active(const struct gw_rules *rules, int rule_index, int sensor_index)
 {
     const struct inst *in = find_inst(rules, rule_index, sensor_index);

@@ -51,6 +51,14 @@ int gw_rules_on_reading(struct gw_rules *rules, const struct gw_reading *reading
 /* Time passing: delays, schedules, offline detection. Call about once a second. */
 int gw_rules_tick(struct gw_rules *rules, int64_t now_ms, struct gw_alarm_transition *out, int max);
 
+/*
+ * After a restart: the alarm of (rule, sensor) was raised when the gateway
+ * stopped (the store says so). Mark it active without a transition, so the
+ * first reading that no longer meets the condition clears it, and a latched
+ * one stays until reset. Returns false when the rule does not apply to it.
+ */
+bool gw_rules_restore_active(struct gw_rules *rules, int rule_index, int sensor_index);
+
 /* Is the alarm of (rule, sensor) raised now? false when the rule does not apply. */
 bool gw_rules_is_active(const struct gw_rules *rules, int rule_index, int sensor_index);
 

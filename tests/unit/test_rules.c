@@ -1178,9 +1178,40 @@ static void test_clock_step_is_not_elapsed_time(void **state)
     assert_int_equal(feed_num(f, h, "pressure", 0.5, t - step + 51 * SEC), 2);
 }
 
+/* After a restart the store says which alarms were raised: no new raise, a clear when due. */
+static void test_restore_active(void **state)
+{
+    struct fx *f = *state;
+    int h = add_sensor(f, "h1", "hydrant", 0, 10, 0);
+    int h2 = add_sensor(f, "h2", "hydrant", 0, 10, 0);
+    int low = add_rule(f, "low", "hydrant", "pressure", GW_COND_BELOW, 0.1);
+    int fire = add_rule(f, "fire", "hydrant", "flag", GW_COND_EQUALS, 0);
+    f->rules[fire].equals = (struct gw_value){.type = GW_VALUE_BOOL, .b = true, .num = 1};
+    f->rules[fire].latch = true;
+    int64_t t = MON0;
+    start(f, t);
+    assert_false(gw_rules_restore_active(f->eng, low, 7)); /* no such sensor */
+    assert_true(gw_rules_restore_active(f->eng, low, h));
+    assert_true(gw_rules_restore_active(f->eng, low, h2));
+    assert_true(gw_rules_restore_active(f->eng, fire, h));
+    assert_true(gw_rules_is_active(f->eng, low, h));
+    /* Still low: nothing new. Back to normal: cleared. */
+    assert_int_equal(feed_num(f, h, "pressure", 0.05, t + SEC), 0);
+    assert_int_equal(feed_num(f, h2, "pressure", 0.5, t + SEC), 1);
+    check_tr(&f->out[0], GW_TRANSITION_CLEAR, low, h2, t + SEC);
+    /* The latched one stays until reset. */
+    struct gw_reading r = reading(h, t + 2 * SEC);
+    point_bool(&r, "flag", false);
+    assert_int_equal(gw_rules_on_reading(f->eng, &r, t + 2 * SEC, f->out, OUT_MAX), 0);
+    assert_true(gw_rules_is_active(f->eng, fire, h));
+    assert_int_equal(gw_rules_reset(f->eng, fire, h, t + 3 * SEC, f->out), 1);
+    check_tr(&f->out[0], GW_TRANSITION_CLEAR, fire, h, t + 3 * SEC);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_restore_active, setup, teardown),
         cmocka_unit_test_setup_teardown(test_clock_step_is_not_elapsed_time, setup, teardown),
         cmocka_unit_test(test_condition_tables),
         cmocka_unit_test_setup_teardown(test_transition_values, setup, teardown),
