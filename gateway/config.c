@@ -491,12 +491,20 @@ static void parse_site(struct parser *p, const config_setting_t *g)
     }
 }
 
-/* ---- hub --------------------------------------------------------------- */
+/* ---- MQTT brokers: hub, uplink ---------------------------------------- */
 
 static const struct key hub_keys[] = {
     {"host", K_STRING},      {"port", K_INT},        {"topic_prefix", K_STRING},
     {"username", K_STRING},  {"password", K_STRING}, {"password_file", K_STRING},
     {"client_id", K_STRING}, {"keepalive_s", K_INT}, {"tls", K_GROUP},
+};
+
+/* The hub's keys plus max_inflight. */
+static const struct key uplink_keys[] = {
+    {"host", K_STRING},      {"port", K_INT},        {"topic_prefix", K_STRING},
+    {"username", K_STRING},  {"password", K_STRING}, {"password_file", K_STRING},
+    {"client_id", K_STRING}, {"keepalive_s", K_INT}, {"tls", K_GROUP},
+    {"max_inflight", K_INT},
 };
 
 static const struct key tls_keys[] = {
@@ -553,6 +561,45 @@ static char *read_secret(struct parser *p, const config_setting_t *m, const char
     return NULL;
 }
 
+static void wipe_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+/*
+ * A secret given inline as `key` or as a file `key`_file, not both. An empty
+ * inline value is allowed only where the protocol allows it (MQTT). Returns
+ * the member that gave it (even when it was bad), NULL when neither is there.
+ */
+static const config_setting_t *get_secret(struct parser *p, const config_setting_t *g,
+                                          const char *path, const char *key, bool allow_empty,
+                                          char **out)
+{
+    char fkey[64];
+    snprintf(fkey, sizeof(fkey), "%s_file", key);
+    char cp[PATH_LEN];
+    child_path(cp, sizeof(cp), path, fkey);
+    const config_setting_t *v = get(g, key, K_STRING);
+    const config_setting_t *vf = get(g, fkey, K_STRING);
+    if (v && vf) {
+        err(p, vf, "%s: give %s or %s, not both", cp, key, fkey);
+    } else if (v && allow_empty) {
+        *out = xstrdup(p, config_setting_get_string(v));
+    } else if (v) {
+        get_str(p, g, path, key, OPTIONAL, out);
+    } else if (vf) {
+        char *file = NULL;
+        if (get_str(p, g, path, fkey, OPTIONAL, &file)) {
+            *out = read_secret(p, vf, cp, file);
+        }
+        free(file);
+    }
+    return v ? v : vf;
+}
+
 static void check_readable(struct parser *p, const config_setting_t *m, const char *cp,
                            const char *file)
 {
@@ -570,75 +617,341 @@ static bool topic_prefix_ok(const char *s)
     return n > 0 && !strpbrk(s, "+#") && s[0] != '/' && s[n - 1] != '/' && !strstr(s, "//");
 }
 
-static void parse_tls(struct parser *p, const config_setting_t *g)
+/* `path` is the tls group's own path, e.g. "hub.tls". */
+static void parse_tls(struct parser *p, const config_setting_t *g, const char *path,
+                      struct gw_tls_cfg *t)
 {
-    struct gw_tls_cfg *t = &p->cfg->hub.tls;
-    const char *path = "hub.tls";
     check_members(p, g, path, tls_keys, N_ELEMS(tls_keys));
     const config_setting_t *ca = get_str(p, g, path, "ca_file", REQUIRED, &t->ca_file);
     const config_setting_t *cert = get_str(p, g, path, "cert_file", OPTIONAL, &t->cert_file);
     const config_setting_t *key = get_str(p, g, path, "key_file", OPTIONAL, &t->key_file);
     get_bool(g, "insecure", &t->insecure);
+    char cp[PATH_LEN];
     if (ca) {
-        check_readable(p, ca, "hub.tls.ca_file", t->ca_file);
+        child_path(cp, sizeof(cp), path, "ca_file");
+        check_readable(p, ca, cp, t->ca_file);
     }
     if (cert) {
-        check_readable(p, cert, "hub.tls.cert_file", t->cert_file);
+        child_path(cp, sizeof(cp), path, "cert_file");
+        check_readable(p, cert, cp, t->cert_file);
     }
     if (key) {
         /* a private key is a secret: same rules as password_file */
-        char *k = read_secret(p, key, "hub.tls.key_file", t->key_file);
-        if (k) {
-            explicit_bzero(k, strlen(k));
-            free(k);
-        }
+        child_path(cp, sizeof(cp), path, "key_file");
+        wipe_free(read_secret(p, key, cp, t->key_file));
     }
     if (cert && !key && !has(g, "key_file")) {
-        err(p, cert, "hub.tls.cert_file: needs key_file too");
+        err(p, cert, "%s.cert_file: needs key_file too", path);
     }
     if (key && !cert && !has(g, "cert_file")) {
-        err(p, key, "hub.tls.key_file: needs cert_file too");
+        err(p, key, "%s.key_file: needs cert_file too", path);
+    }
+}
+
+/* The fields one MQTT broker section fills; hub and uplink share the parsing. */
+struct mqtt_fields {
+    char **host;
+    int *port;
+    char **topic_prefix;
+    char **username;
+    char **password;
+    char **client_id;
+    int *keepalive_s;
+    struct gw_tls_cfg *tls;
+};
+
+/* Reads the common broker keys of group g; the caller has checked the members. */
+static void parse_mqtt(struct parser *p, const config_setting_t *g, const char *path,
+                       int host_flags, const struct mqtt_fields *f)
+{
+    get_str(p, g, path, "host", host_flags, f->host);
+    get_int(p, g, path, "port", OPTIONAL, 1, 65535, f->port);
+    const config_setting_t *m = get_str(p, g, path, "topic_prefix", OPTIONAL, f->topic_prefix);
+    if (m && !topic_prefix_ok(*f->topic_prefix)) {
+        err(p, m, "%s.topic_prefix: \"%s\" must not hold + or # nor start, end or repeat '/'", path,
+            *f->topic_prefix);
+    }
+    const config_setting_t *user = get_str(p, g, path, "username", OPTIONAL, f->username);
+    get_str(p, g, path, "client_id", OPTIONAL, f->client_id);
+    /* libmosquitto refuses a keepalive below 5 s */
+    get_int(p, g, path, "keepalive_s", OPTIONAL, 5, 65535, f->keepalive_s);
+
+    /* may be empty: an empty password is legal MQTT */
+    const config_setting_t *pw = get_secret(p, g, path, "password", true, f->password);
+    if (pw && !user && !has(g, "username")) {
+        /* MQTT 3.1.1 3.1.2.9: no password flag without a user name */
+        err(p, pw, "%s.%s: needs username too", path, config_setting_name(pw));
+    }
+    const config_setting_t *tls = get(g, "tls", K_GROUP);
+    if (tls) {
+        char cp[PATH_LEN];
+        child_path(cp, sizeof(cp), path, "tls");
+        parse_tls(p, tls, cp, f->tls);
+    }
+}
+
+/* Port and client id defaults, once the section (if any) is read. */
+static void mqtt_defaults(struct parser *p, const struct mqtt_fields *f)
+{
+    const struct gw_site_cfg *site = &p->cfg->site;
+    if (!*f->port) {
+        *f->port = f->tls->ca_file ? 8883 : 1883;
+    }
+    if (!*f->client_id && site->district && site->school) {
+        size_t len = strlen(site->district) + strlen(site->school) + sizeof("campusgw--");
+        *f->client_id = malloc(len);
+        if (*f->client_id) {
+            snprintf(*f->client_id, len, "campusgw-%s-%s", site->district, site->school);
+        }
     }
 }
 
 static void parse_hub(struct parser *p, const config_setting_t *g)
 {
     struct gw_hub_cfg *h = &p->cfg->hub;
-    const char *path = "hub";
-    check_members(p, g, path, hub_keys, N_ELEMS(hub_keys));
-    get_str(p, g, path, "host", OPTIONAL, &h->host);
-    get_int(p, g, path, "port", OPTIONAL, 1, 65535, &h->port);
-    const config_setting_t *m = get_str(p, g, path, "topic_prefix", OPTIONAL, &h->topic_prefix);
-    if (m && !topic_prefix_ok(h->topic_prefix)) {
-        err(p, m, "hub.topic_prefix: \"%s\" must not hold + or # nor start, end or repeat '/'",
-            h->topic_prefix);
+    const struct mqtt_fields f = {&h->host,     &h->port,      &h->topic_prefix, &h->username,
+                                  &h->password, &h->client_id, &h->keepalive_s,  &h->tls};
+    if (g) {
+        check_members(p, g, "hub", hub_keys, N_ELEMS(hub_keys));
+        parse_mqtt(p, g, "hub", OPTIONAL, &f);
     }
-    const config_setting_t *user = get_str(p, g, path, "username", OPTIONAL, &h->username);
-    get_str(p, g, path, "client_id", OPTIONAL, &h->client_id);
-    /* libmosquitto refuses a keepalive below 5 s */
-    get_int(p, g, path, "keepalive_s", OPTIONAL, 5, 65535, &h->keepalive_s);
+    mqtt_defaults(p, &f);
+}
 
-    const config_setting_t *pw = get(g, "password", K_STRING);
-    const config_setting_t *pwf = get(g, "password_file", K_STRING);
-    if (pw && pwf) {
-        err(p, pwf, "hub.password_file: give password or password_file, not both");
-    } else if (pw) {
-        /* may be empty: an empty password is legal MQTT */
-        h->password = xstrdup(p, config_setting_get_string(pw));
-    } else if (pwf) {
-        char *file = NULL;
-        if (get_str(p, g, path, "password_file", OPTIONAL, &file)) {
-            h->password = read_secret(p, pwf, "hub.password_file", file);
+/* The district broker: a second, independent connection. Runs after parse_hub. */
+static void parse_uplink(struct parser *p, const config_setting_t *g)
+{
+    struct gw_uplink_cfg *u = &p->cfg->uplink;
+    const char *path = "uplink";
+    const struct mqtt_fields f = {&u->host,     &u->port,      &u->topic_prefix, &u->username,
+                                  &u->password, &u->client_id, &u->keepalive_s,  &u->tls};
+    u->enabled = true;
+    u->line = (int)config_setting_source_line(g);
+    u->keepalive_s = 30;
+    u->max_inflight = 100;
+    check_members(p, g, path, uplink_keys, N_ELEMS(uplink_keys));
+    parse_mqtt(p, g, path, REQUIRED, &f);
+    get_int(p, g, path, "max_inflight", OPTIONAL, 1, 65535, &u->max_inflight);
+    if (!u->topic_prefix && p->cfg->hub.topic_prefix) {
+        /* the district sees the same topic tree as the school */
+        u->topic_prefix = xstrdup(p, p->cfg->hub.topic_prefix);
+    }
+    /* the same client id as the hub's is fine: the uplink is another broker */
+    mqtt_defaults(p, &f);
+}
+
+/* ---- store ------------------------------------------------------------- */
+
+static const struct key store_keys[] = {
+    {"commit_ms", K_INT},
+    {"commit_records", K_INT},
+    {"max_mb", K_INT},
+};
+
+/* Defaults are set in set_defaults: they hold without a store section too. */
+static void parse_store(struct parser *p, const config_setting_t *g)
+{
+    struct gw_store_cfg *s = &p->cfg->store;
+    check_members(p, g, "store", store_keys, N_ELEMS(store_keys));
+    get_int(p, g, "store", "commit_ms", OPTIONAL, 10, 60000, &s->commit_ms);
+    get_int(p, g, "store", "commit_records", OPTIONAL, 1, 100000, &s->commit_records);
+    get_int(p, g, "store", "max_mb", OPTIONAL, 1, 1048576, &s->max_mb);
+}
+
+/* ---- influx ------------------------------------------------------------ */
+
+static const struct key influx_keys[] = {
+    {"url", K_STRING},        {"database", K_STRING}, {"retention_policy", K_STRING},
+    {"username", K_STRING},   {"password", K_STRING}, {"password_file", K_STRING},
+    {"org", K_STRING},        {"bucket", K_STRING},   {"token", K_STRING},
+    {"token_file", K_STRING}, {"batch_size", K_INT},  {"flush_ms", K_INT},
+    {"gzip", K_BOOL},         {"timeout_ms", K_INT},  {"ca_file", K_STRING},
+    {"insecure", K_BOOL},
+};
+
+/* Keys of one InfluxDB flavour, errors with the other. */
+static const char *const influx_v1_keys[] = {"database", "retention_policy", "username", "password",
+                                             "password_file"};
+static const char *const influx_v2_keys[] = {"org", "bucket", "token", "token_file"};
+
+/* "localhost", 127.0.0.0/8 or ::1: credentials to these never cross a wire. */
+static bool is_loopback(const char *host, size_t n)
+{
+    if ((n == 9 && strncasecmp(host, "localhost", 9) == 0) ||
+        (n == 3 && memcmp(host, "::1", 3) == 0)) {
+        return true;
+    }
+    if (n < 5 || memcmp(host, "127.", 4) != 0) {
+        return false;
+    }
+    for (size_t i = 4; i < n; i++) {
+        if (!(host[i] == '.' || (host[i] >= '0' && host[i] <= '9'))) {
+            return false;
         }
-        free(file);
     }
-    if ((pw || pwf) && !user && !has(g, "username")) {
-        /* MQTT 3.1.1 3.1.2.9: no password flag without a user name */
-        err(p, pw ? pw : pwf, "hub.%s: needs username too", pw ? "password" : "password_file");
+    return true;
+}
+
+/*
+ * scheme://host[:port][/base/path], nothing else: the sink appends /write or
+ * /api/v2/write and its own query. A trailing '/' is stripped in place.
+ * Returns true when the url is good; *https and *loopback describe it.
+ */
+static bool check_influx_url(struct parser *p, const config_setting_t *m, char *url, bool *https,
+                             bool *loopback)
+{
+    const char *cp = "influx.url";
+    size_t skip;
+    if (strncasecmp(url, "http://", 7) == 0) {
+        skip = 7;
+        *https = false;
+    } else if (strncasecmp(url, "https://", 8) == 0) {
+        skip = 8;
+        *https = true;
+    } else {
+        err(p, m, "%s: \"%s\" must start with http:// or https://", cp, url);
+        return false;
     }
-    const config_setting_t *tls = get(g, "tls", K_GROUP);
-    if (tls) {
-        parse_tls(p, tls);
+    for (const unsigned char *c = (const unsigned char *)url; *c; c++) {
+        if (*c <= ' ' || *c == 0x7f) {
+            err(p, m, "%s: \"%s\" must not hold spaces or control characters", cp, url);
+            return false;
+        }
+    }
+    if (strpbrk(url, "?#")) {
+        err(p, m,
+            "%s: \"%s\" must not hold a query string (?...); give database, org and bucket as "
+            "keys",
+            cp, url);
+        return false;
+    }
+    const char *auth = url + skip;
+    size_t alen = strcspn(auth, "/");
+    if (memchr(auth, '@', alen)) {
+        /* the summary and logs print the url: no credentials in it */
+        err(p, m, "%s: \"%s\" must not hold user:password@; use username and password", cp, url);
+        return false;
+    }
+    const char *host = auth;
+    size_t hlen;
+    const char *port = NULL;
+    if (auth[0] == '[') {
+        const char *close = memchr(auth, ']', alen);
+        if (!close || (close + 1 != auth + alen && close[1] != ':')) {
+            err(p, m, "%s: \"%s\" has a bad [IPv6] address", cp, url);
+            return false;
+        }
+        host = auth + 1;
+        hlen = (size_t)(close - host);
+        port = close + 1 != auth + alen ? close + 2 : NULL;
+    } else {
+        const char *colon = memchr(auth, ':', alen);
+        hlen = colon ? (size_t)(colon - auth) : alen;
+        port = colon ? colon + 1 : NULL;
+    }
+    if (hlen == 0) {
+        err(p, m, "%s: \"%s\" has no host", cp, url);
+        return false;
+    }
+    if (port) {
+        size_t plen = (size_t)(auth + alen - port);
+        long n = 0;
+        bool ok = plen > 0 && plen <= 5;
+        for (size_t i = 0; ok && i < plen; i++) {
+            ok = port[i] >= '0' && port[i] <= '9';
+            n = n * 10 + (port[i] - '0');
+        }
+        if (!ok || n < 1 || n > 65535) {
+            err(p, m, "%s: bad port \"%.*s\" in \"%s\" (1..65535)", cp, (int)plen, port, url);
+            return false;
+        }
+    }
+    *loopback = is_loopback(host, hlen);
+    size_t n = strlen(url);
+    while (n > skip + alen && url[n - 1] == '/') {
+        url[--n] = '\0';
+    }
+    return true;
+}
+
+/* Every key of names[] present in g is an error: it belongs to the other flavour. */
+static void other_flavour(struct parser *p, const config_setting_t *g, const char *const *names,
+                          size_t n, const char *why)
+{
+    for (size_t i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_member(g, names[i]);
+        if (m) {
+            err(p, m, "influx.%s: %s", names[i], why);
+        }
+    }
+}
+
+static void parse_influx(struct parser *p, const config_setting_t *g)
+{
+    struct gw_influx_cfg *x = &p->cfg->influx;
+    const char *path = "influx";
+    x->enabled = true;
+    x->line = (int)config_setting_source_line(g);
+    x->batch_size = 5000;
+    x->flush_ms = 1000;
+    x->timeout_ms = 10000;
+    check_members(p, g, path, influx_keys, N_ELEMS(influx_keys));
+
+    const config_setting_t *url = get_str(p, g, path, "url", REQUIRED, &x->url);
+    bool https = false;
+    bool loopback = false;
+    bool url_ok = url && check_influx_url(p, url, x->url, &https, &loopback);
+    get_int(p, g, path, "batch_size", OPTIONAL, 1, 100000, &x->batch_size);
+    get_int(p, g, path, "flush_ms", OPTIONAL, 10, 60000, &x->flush_ms);
+    get_bool(g, "gzip", &x->gzip);
+    get_int(p, g, path, "timeout_ms", OPTIONAL, 100, 300000, &x->timeout_ms);
+    const config_setting_t *ca = get_str(p, g, path, "ca_file", OPTIONAL, &x->ca_file);
+    if (ca) {
+        check_readable(p, ca, "influx.ca_file", x->ca_file);
+    }
+    const config_setting_t *insecure = get_bool(g, "insecure", &x->insecure);
+    if (insecure && x->insecure) {
+        warn(p, insecure, "influx.insecure: certificate checks are off; use it only for tests");
+    }
+
+    bool v2 = false;
+    for (size_t i = 0; i < N_ELEMS(influx_v2_keys); i++) {
+        v2 = v2 || has(g, influx_v2_keys[i]);
+    }
+    const config_setting_t *secret = NULL;
+    if (has(g, "database")) {
+        x->version = GW_INFLUX_V1;
+        other_flavour(p, g, influx_v2_keys, N_ELEMS(influx_v2_keys),
+                      "an InfluxDB 2.x key; not with database (1.x)");
+        get_str(p, g, path, "database", OPTIONAL, &x->database);
+        get_str(p, g, path, "retention_policy", OPTIONAL, &x->retention_policy);
+        const config_setting_t *user = get_str(p, g, path, "username", OPTIONAL, &x->username);
+        /* basic auth: both or neither */
+        secret = get_secret(p, g, path, "password", false, &x->password);
+        if (secret && !user && !has(g, "username")) {
+            err(p, secret, "influx.%s: needs username too", config_setting_name(secret));
+        }
+        if (user && !has(g, "password") && !has(g, "password_file")) {
+            err(p, user, "influx.username: needs password or password_file too");
+        }
+    } else if (v2) {
+        x->version = GW_INFLUX_V2;
+        other_flavour(p, g, influx_v1_keys, N_ELEMS(influx_v1_keys),
+                      "an InfluxDB 1.x key; not with org, bucket and token (2.x)");
+        get_str(p, g, path, "org", REQUIRED, &x->org);
+        get_str(p, g, path, "bucket", REQUIRED, &x->bucket);
+        secret = get_secret(p, g, path, "token", false, &x->token);
+        if (!has(g, "token") && !has(g, "token_file")) {
+            err(p, g, "influx: missing required key \"token\" or \"token_file\"");
+        }
+    } else {
+        err(p, g, "influx: needs database (InfluxDB 1.x) or org, bucket and token (2.x)");
+    }
+    if (url_ok && !https && !loopback && (x->password || x->token)) {
+        warn(p, url,
+             "influx.url: \"%s\" is http:// to a host that is not loopback; the %s would cross "
+             "the network in clear text (use https://)",
+             x->url, x->version == GW_INFLUX_V1 ? "password" : "token");
     }
 }
 
@@ -1615,13 +1928,14 @@ static void parse_rules(struct parser *p, const config_setting_t *list)
 /* ---- top level --------------------------------------------------------- */
 
 static const struct key root_keys[] = {
-    {"site", K_GROUP},      {"state_dir", K_STRING}, {"hub", K_GROUP},    {"modbus", K_LIST},
-    {"schedules", K_GROUP}, {"profiles", K_GROUP},   {"sensors", K_LIST}, {"rules", K_LIST},
+    {"site", K_GROUP},     {"state_dir", K_STRING}, {"store", K_GROUP}, {"hub", K_GROUP},
+    {"uplink", K_GROUP},   {"influx", K_GROUP},     {"modbus", K_LIST}, {"schedules", K_GROUP},
+    {"profiles", K_GROUP}, {"sensors", K_LIST},     {"rules", K_LIST},
 };
 
 /* Sections of later versions: accepted and ignored so one file serves every version. */
-static const char *const later_sections[] = {"store", "http",     "hazards",    "uplink",  "influx",
-                                             "lora",  "contacts", "escalation", "selftest"};
+static const char *const later_sections[] = {"http",     "hazards",    "lora",
+                                             "contacts", "escalation", "selftest"};
 
 static bool set_defaults(struct parser *p)
 {
@@ -1632,6 +1946,9 @@ static bool set_defaults(struct parser *p)
     cfg->hub.host = xstrdup(p, "127.0.0.1");
     cfg->hub.topic_prefix = xstrdup(p, "campus");
     cfg->hub.keepalive_s = 30;
+    cfg->store.commit_ms = 1000;
+    cfg->store.commit_records = 1000;
+    cfg->store.max_mb = 512;
     return p->nerrors == 0;
 }
 
@@ -1665,19 +1982,15 @@ static void parse_root(struct parser *p, const config_setting_t *root)
         missing(p, root, "", "site");
     }
     get_str(p, root, "", "state_dir", REQUIRED, &cfg->state_dir);
-    if ((g = get(root, "hub", K_GROUP))) {
-        parse_hub(p, g);
+    if ((g = get(root, "store", K_GROUP))) {
+        parse_store(p, g);
     }
-    if (!cfg->hub.port) {
-        cfg->hub.port = cfg->hub.tls.ca_file ? 8883 : 1883;
+    parse_hub(p, get(root, "hub", K_GROUP));
+    if ((g = get(root, "uplink", K_GROUP))) {
+        parse_uplink(p, g);
     }
-    if (!cfg->hub.client_id && cfg->site.district && cfg->site.school) {
-        size_t len = strlen(cfg->site.district) + strlen(cfg->site.school) + sizeof("campusgw--");
-        cfg->hub.client_id = malloc(len);
-        if (cfg->hub.client_id) {
-            snprintf(cfg->hub.client_id, len, "campusgw-%s-%s", cfg->site.district,
-                     cfg->site.school);
-        }
+    if ((g = get(root, "influx", K_GROUP))) {
+        parse_influx(p, g);
     }
     if ((g = get(root, "modbus", K_LIST))) {
         parse_buses(p, g);
@@ -1741,6 +2054,13 @@ struct gw_config *gw_config_load(const char *path, FILE *errors)
     return p.cfg;
 }
 
+static void free_tls(struct gw_tls_cfg *t)
+{
+    free(t->ca_file);
+    free(t->cert_file);
+    free(t->key_file);
+}
+
 void gw_config_free(struct gw_config *cfg)
 {
     if (!cfg) {
@@ -1756,14 +2076,24 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->hub.host);
     free(cfg->hub.topic_prefix);
     free(cfg->hub.username);
-    if (cfg->hub.password) {
-        explicit_bzero(cfg->hub.password, strlen(cfg->hub.password));
-        free(cfg->hub.password);
-    }
+    wipe_free(cfg->hub.password);
     free(cfg->hub.client_id);
-    free(cfg->hub.tls.ca_file);
-    free(cfg->hub.tls.cert_file);
-    free(cfg->hub.tls.key_file);
+    free_tls(&cfg->hub.tls);
+    free(cfg->uplink.host);
+    free(cfg->uplink.topic_prefix);
+    free(cfg->uplink.username);
+    wipe_free(cfg->uplink.password);
+    free(cfg->uplink.client_id);
+    free_tls(&cfg->uplink.tls);
+    free(cfg->influx.url);
+    free(cfg->influx.database);
+    free(cfg->influx.retention_policy);
+    free(cfg->influx.username);
+    wipe_free(cfg->influx.password);
+    free(cfg->influx.org);
+    free(cfg->influx.bucket);
+    wipe_free(cfg->influx.token);
+    free(cfg->influx.ca_file);
     for (int i = 0; i < cfg->nbuses && cfg->buses; i++) {
         free(cfg->buses[i].name);
         free(cfg->buses[i].device);
@@ -1913,6 +2243,11 @@ static const char *plural(int n)
     return n == 1 ? "" : "s";
 }
 
+static const char *tls_name(const struct gw_tls_cfg *t)
+{
+    return t->ca_file ? (t->insecure ? "TLS (insecure)" : "TLS") : "no TLS";
+}
+
 void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
 {
     if (!cfg || !out) {
@@ -1922,11 +2257,38 @@ void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
     fprintf(out, "site: %s/%s \"%s\" (timezone %s, language %s)\n", site->district, site->school,
             site->name, site->timezone, site->language);
     fprintf(out, "state_dir: %s\n", cfg->state_dir);
+    const struct gw_store_cfg *st = &cfg->store;
+    fprintf(out, "store: commit every %d ms or %d record%s, max %d MB\n", st->commit_ms,
+            st->commit_records, plural(st->commit_records), st->max_mb);
     const struct gw_hub_cfg *h = &cfg->hub;
     fprintf(out, "hub: %s:%d, topics %s/%s/%s/..., client_id %s, %s, %s\n", h->host, h->port,
-            h->topic_prefix, site->district, site->school, h->client_id,
-            h->tls.ca_file ? (h->tls.insecure ? "TLS (insecure)" : "TLS") : "no TLS",
+            h->topic_prefix, site->district, site->school, h->client_id, tls_name(&h->tls),
             h->username ? "user/password" : "anonymous");
+    const struct gw_uplink_cfg *u = &cfg->uplink;
+    if (u->enabled) {
+        fprintf(out, "uplink: %s:%d, topics %s/%s/%s/..., client_id %s, %s, %s, %d in flight\n",
+                u->host, u->port, u->topic_prefix, site->district, site->school, u->client_id,
+                tls_name(&u->tls), u->username ? "user/password" : "anonymous", u->max_inflight);
+    } else {
+        fprintf(out, "uplink: none\n");
+    }
+    const struct gw_influx_cfg *x = &cfg->influx;
+    if (!x->enabled) {
+        fprintf(out, "influx: none\n");
+    } else if (x->version == GW_INFLUX_V1) {
+        fprintf(out,
+                "influx: %s, 1.x db=%s%s%s, %s, batch %d lines or %d ms, %s, timeout %d ms%s\n",
+                x->url, x->database, x->retention_policy ? " rp=" : "",
+                x->retention_policy ? x->retention_policy : "",
+                x->username ? "user/password" : "no auth", x->batch_size, x->flush_ms,
+                x->gzip ? "gzip" : "no gzip", x->timeout_ms, x->insecure ? ", insecure" : "");
+    } else {
+        fprintf(out,
+                "influx: %s, 2.x org=%s bucket=%s, token, batch %d lines or %d ms, %s, "
+                "timeout %d ms%s\n",
+                x->url, x->org, x->bucket, x->batch_size, x->flush_ms, x->gzip ? "gzip" : "no gzip",
+                x->timeout_ms, x->insecure ? ", insecure" : "");
+    }
 
     fprintf(out, "modbus buses: %d\n", cfg->nbuses);
     for (int i = 0; i < cfg->nbuses; i++) {

@@ -135,6 +135,11 @@ static void test_example_config(void **state)
     assert_null(cfg->hub.username);
     assert_null(cfg->hub.password);
     assert_null(cfg->hub.tls.ca_file);
+    assert_int_equal(cfg->store.commit_ms, 1000);
+    assert_int_equal(cfg->store.commit_records, 1000);
+    assert_int_equal(cfg->store.max_mb, 512);
+    assert_false(cfg->uplink.enabled); /* commented out in the example */
+    assert_false(cfg->influx.enabled);
 
     assert_int_equal(cfg->nbuses, 2);
     assert_int_equal(cfg->buses[0].type, GW_BUS_RTU);
@@ -415,6 +420,43 @@ static void test_good_full(void **state)
     assert_int_equal(r->offline_after, 3);
     assert_int_equal(r->line, 72);
     assert_string_equal(cfg->rules[9].kind, "pump");
+
+    assert_int_equal(cfg->store.commit_ms, 250);
+    assert_int_equal(cfg->store.commit_records, 1);
+    assert_int_equal(cfg->store.max_mb, 1048576);
+
+    const struct gw_uplink_cfg *u = &cfg->uplink;
+    assert_true(u->enabled);
+    assert_string_equal(u->host, "district.example");
+    assert_int_equal(u->port, 1885);
+    assert_string_equal(u->topic_prefix, "district/campus");
+    assert_string_equal(u->username, "gw-up");
+    assert_string_equal(u->password, ""); /* legal MQTT, like hub.password */
+    assert_string_equal(u->client_id, "gw-up-1");
+    assert_int_equal(u->keepalive_s, 5);
+    assert_int_equal(u->max_inflight, 65535);
+    assert_null(u->tls.ca_file);
+    assert_false(u->tls.insecure);
+    assert_int_equal(u->line, 76);
+
+    const struct gw_influx_cfg *x = &cfg->influx;
+    assert_true(x->enabled);
+    assert_int_equal(x->version, GW_INFLUX_V1);
+    assert_string_equal(x->url, "https://influx.example:8087/proxy"); /* trailing '/' gone */
+    assert_string_equal(x->database, "campus");
+    assert_string_equal(x->retention_policy, "one_year");
+    assert_string_equal(x->username, "writer");
+    assert_string_equal(x->password, "infl0x");
+    assert_null(x->org);
+    assert_null(x->bucket);
+    assert_null(x->token);
+    assert_int_equal(x->batch_size, 100000);
+    assert_int_equal(x->flush_ms, 10);
+    assert_true(x->gzip);
+    assert_int_equal(x->timeout_ms, 300000);
+    assert_null(x->ca_file);
+    assert_false(x->insecure);
+    assert_int_equal(x->line, 86);
     gw_config_free(cfg);
     free(out);
     free(path);
@@ -441,6 +483,20 @@ static void test_good_minimal_defaults(void **state)
     assert_null(cfg->hub.tls.cert_file);
     assert_null(cfg->hub.tls.key_file);
     assert_false(cfg->hub.tls.insecure);
+    /* store defaults hold without a store section */
+    assert_int_equal(cfg->store.commit_ms, 1000);
+    assert_int_equal(cfg->store.commit_records, 1000);
+    assert_int_equal(cfg->store.max_mb, 512);
+    /* no uplink, no influx: off and empty */
+    assert_false(cfg->uplink.enabled);
+    assert_null(cfg->uplink.host);
+    assert_null(cfg->uplink.topic_prefix);
+    assert_null(cfg->uplink.client_id);
+    assert_int_equal(cfg->uplink.port, 0);
+    assert_false(cfg->influx.enabled);
+    assert_null(cfg->influx.url);
+    assert_null(cfg->influx.database);
+    assert_null(cfg->influx.token);
     assert_int_equal(cfg->nbuses, 0);
     assert_int_equal(cfg->nschedules, 0);
     assert_int_equal(cfg->nprofiles, 0);
@@ -454,8 +510,11 @@ static void test_good_minimal_defaults(void **state)
     fclose(f);
     assert_string_equal(sum, "site: d1/s1 \"Minimal\" (timezone UTC, language zh-CN)\n"
                              "state_dir: /tmp/campusgw-minimal\n"
+                             "store: commit every 1000 ms or 1000 records, max 512 MB\n"
                              "hub: 127.0.0.1:1883, topics campus/d1/s1/..., client_id "
                              "campusgw-d1-s1, no TLS, anonymous\n"
+                             "uplink: none\n"
+                             "influx: none\n"
                              "modbus buses: 0\n"
                              "sensors: 0\n"
                              "schedules: 0\n"
@@ -475,8 +534,6 @@ static void test_good_later_sections(void **state)
     struct gw_config *cfg = load(path, &out);
     assert_non_null(cfg);
     char *want = expand(
-        "warning: @:4: section 'store' is not used by this version; ignored\n"
-        "warning: @:5: section 'influx' is not used by this version; ignored\n"
         "warning: @:7: profiles.smoke_x: codec profiles are decoded by a later version; keys "
         "not checked\n"
         "warning: @:8: profiles.lpp: codec profiles are decoded by a later version; keys not "
@@ -493,7 +550,6 @@ static void test_good_later_sections(void **state)
         "warning: @:25: section 'selftest' is not used by this version; ignored\n"
         "warning: @:26: section 'http' is not used by this version; ignored\n"
         "warning: @:27: section 'hazards' is not used by this version; ignored\n"
-        "warning: @:28: section 'uplink' is not used by this version; ignored\n"
         "warning: @:29: section 'lora' is not used by this version; ignored\n",
         path);
     assert_string_equal(out, want);
@@ -514,6 +570,40 @@ static void test_good_later_sections(void **state)
     /* a string value is fine where a codec may decode enum labels */
     assert_int_equal(cfg->rules[3].equals.type, GW_VALUE_STRING);
     assert_string_equal(cfg->rules[3].equals.str, "locked");
+    assert_null(strstr(out, "'store'"));
+    assert_null(strstr(out, "'uplink'"));
+    assert_null(strstr(out, "'influx'"));
+    /* store, influx and uplink are read now: given keys and defaults */
+    assert_int_equal(cfg->store.commit_ms, 1000);
+    assert_int_equal(cfg->store.commit_records, 1000);
+    assert_int_equal(cfg->store.max_mb, 512);
+    const struct gw_influx_cfg *x = &cfg->influx;
+    assert_true(x->enabled);
+    assert_int_equal(x->version, GW_INFLUX_V1);
+    assert_string_equal(x->url, "http://127.0.0.1:8086");
+    assert_string_equal(x->database, "campus");
+    assert_null(x->retention_policy);
+    assert_null(x->username);
+    assert_null(x->password);
+    assert_int_equal(x->batch_size, 5000);
+    assert_int_equal(x->flush_ms, 1000);
+    assert_false(x->gzip);
+    assert_int_equal(x->timeout_ms, 10000);
+    assert_null(x->ca_file);
+    assert_false(x->insecure);
+    assert_int_equal(x->line, 5);
+    const struct gw_uplink_cfg *u = &cfg->uplink;
+    assert_true(u->enabled);
+    assert_string_equal(u->host, "district.example");
+    assert_int_equal(u->port, 1883);
+    assert_string_equal(u->topic_prefix, "campus"); /* the hub's */
+    assert_string_equal(u->client_id, "campusgw-d1-s1");
+    assert_int_equal(u->keepalive_s, 30);
+    assert_int_equal(u->max_inflight, 100);
+    assert_null(u->username);
+    assert_null(u->password);
+    assert_null(u->tls.ca_file);
+    assert_int_equal(u->line, 28);
     free(want);
     gw_config_free(cfg);
     free(out);
@@ -639,9 +729,55 @@ static const struct bad_case bad_cases[] = {
     {"bad_hub_tls_ca", "@:8: hub.tls.ca_file: cannot read \"/nonexistent/ca.crt\": No such file "
                        "or directory\n"},
     {"bad_later_section_still_checks_rest",
-     "warning: @:8: section 'influx' is not used by this version; ignored\n"
-     "warning: @:9: section 'store' is not used by this version; ignored\n"
+     "warning: @:8: section 'http' is not used by this version; ignored\n"
+     "warning: @:9: section 'lora' is not used by this version; ignored\n"
      "@:10: hub.colour: unknown key\n"},
+    /* store */
+    {"bad_store_range", "@:4: store.commit_ms: 5 is out of range 10..60000\n"
+                        "@:4: store.commit_records: 100001 is out of range 1..100000\n"
+                        "@:4: store.max_mb: 0 is out of range 1..1048576\n"},
+    {"bad_store_unknown", "@:4: store.max_gb: unknown key\n"},
+    {"bad_store_type", "@:4: store: expected a group { ... }, got an integer\n"},
+    /* uplink: the hub's parser, named uplink */
+    {"bad_uplink_no_host", "@:4: uplink: missing required key \"host\"\n"},
+    {"bad_uplink_tls_unknown", "@:5: uplink.tls.colour: unknown key\n"},
+    {"bad_uplink_max_inflight", "@:4: uplink.max_inflight: 0 is out of range 1..65535\n"},
+    {"bad_uplink_topic_prefix", "@:4: uplink.topic_prefix: \"/campus\" must not hold + or # nor "
+                                "start, end or repeat '/'\n"},
+    {"bad_uplink_password_no_user", "@:4: uplink.password: needs username too\n"},
+    {"bad_uplink_tls_ca", "@:4: uplink.tls.ca_file: cannot read \"/nonexistent/ca.crt\": No "
+                          "such file or directory\n"},
+    /* influx */
+    {"bad_influx_no_url", "@:4: influx: missing required key \"url\"\n"},
+    {"bad_influx_url_scheme",
+     "@:4: influx.url: \"ftp://127.0.0.1:8086\" must start with http:// or https://\n"},
+    {"bad_influx_url_query", "@:4: influx.url: \"http://127.0.0.1:8086/write?db=campus\" must not "
+                             "hold a query string (?...); give database, org and bucket as keys\n"},
+    {"bad_influx_no_flavour",
+     "@:4: influx: needs database (InfluxDB 1.x) or org, bucket and token (2.x)\n"},
+    {"bad_influx_db_and_org", "@:5: influx.org: an InfluxDB 2.x key; not with database (1.x)\n"},
+    {"bad_influx_v1_key_in_v2",
+     "@:5: influx.username: an InfluxDB 1.x key; not with org, bucket and token (2.x)\n"
+     "@:6: influx.retention_policy: an InfluxDB 1.x key; not with org, bucket and token (2.x)\n"},
+    {"bad_influx_org_no_bucket", "@:4: influx: missing required key \"bucket\"\n"},
+    {"bad_influx_no_token", "@:4: influx: missing required key \"token\" or \"token_file\"\n"},
+    {"bad_influx_token_both", "@:6: influx.token_file: give token or token_file, not both\n"},
+    {"bad_influx_token_file_missing", "@:5: influx.token_file: cannot read \"/nonexistent/token\": "
+                                      "No such file or directory\n"},
+    {"bad_influx_token_empty", "@:4: influx.token: must not be empty\n"},
+    {"bad_influx_user_no_password", "@:4: influx.username: needs password or password_file too\n"},
+    {"bad_influx_password_no_user",
+     "@:5: influx.password_file: cannot read \"/nonexistent/secret\": "
+     "No such file or directory\n"
+     "@:5: influx.password_file: needs username too\n"},
+    {"bad_influx_batch_zero", "@:4: influx.batch_size: 0 is out of range 1..100000\n"},
+    {"bad_influx_flush_range", "@:4: influx.flush_ms: 60001 is out of range 10..60000\n"},
+    {"bad_influx_timeout_range", "@:4: influx.timeout_ms: 99 is out of range 100..300000\n"},
+    {"bad_influx_unknown_key", "@:5: influx.colour: unknown key\n"},
+    {"bad_influx_type", "@:4: influx.batch_size: expected an integer, got a string\n"},
+    {"bad_influx_gzip_type", "@:4: influx.gzip: expected true or false, got an integer\n"},
+    {"bad_influx_ca_missing", "@:4: influx.ca_file: cannot read \"/nonexistent/ca.crt\": No such "
+                              "file or directory\n"},
 };
 
 static void test_bad_fixtures(void **state)
@@ -986,6 +1122,387 @@ static void test_tls(void **state)
     tmp_cleanup(&t);
 }
 
+/* ---- store, uplink, influx -------------------------------------------- */
+
+/* The summary of cfg (caller frees). */
+static char *summary(const struct gw_config *cfg)
+{
+    char *sum = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&sum, &len);
+    assert_non_null(f);
+    gw_config_print_summary(cfg, f);
+    fclose(f);
+    return sum;
+}
+
+static void test_influx_url(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url;
+        const char *want; /* the stored url; NULL: error */
+        const char *err;
+    } cases[] = {
+        {"http://127.0.0.1:8086", "http://127.0.0.1:8086", NULL},
+        {"http://127.0.0.1:8086/", "http://127.0.0.1:8086", NULL},
+        {"https://influx.example//", "https://influx.example", NULL},
+        {"https://proxy.example/influx/", "https://proxy.example/influx", NULL}, /* base path */
+        {"HTTP://db:1", "HTTP://db:1", NULL},
+        {"http://db:65535", "http://db:65535", NULL},
+        {"http://[::1]:8086/", "http://[::1]:8086", NULL},
+        {"http://[fe80::1]", "http://[fe80::1]", NULL},
+        {"http://db/a@b", "http://db/a@b", NULL}, /* '@' in the path is not a user */
+        {"ftp://db", NULL, "\"ftp://db\" must start with http:// or https://"},
+        {"127.0.0.1:8086", NULL, "\"127.0.0.1:8086\" must start with http:// or https://"},
+        {"http:/db", NULL, "\"http:/db\" must start with http:// or https://"},
+        {"http://", NULL, "\"http://\" has no host"},
+        {"http:///write", NULL, "\"http:///write\" has no host"},
+        {"http://:8086", NULL, "\"http://:8086\" has no host"},
+        {"http://[]:8086", NULL, "\"http://[]:8086\" has no host"},
+        {"http://db:0", NULL, "bad port \"0\" in \"http://db:0\" (1..65535)"},
+        {"http://db:65536", NULL, "bad port \"65536\" in \"http://db:65536\" (1..65535)"},
+        {"http://db:", NULL, "bad port \"\" in \"http://db:\" (1..65535)"},
+        {"http://db:80x/", NULL, "bad port \"80x\" in \"http://db:80x/\" (1..65535)"},
+        {"http://db:000008086", NULL,
+         "bad port \"000008086\" in \"http://db:000008086\" (1..65535)"},
+        {"http://[::1", NULL, "\"http://[::1\" has a bad [IPv6] address"},
+        {"http://[::1]x", NULL, "\"http://[::1]x\" has a bad [IPv6] address"},
+        {"http://db/?db=x", NULL,
+         "\"http://db/?db=x\" must not hold a query string (?...); give database, org and "
+         "bucket as keys"},
+        {"http://db/#x", NULL,
+         "\"http://db/#x\" must not hold a query string (?...); give database, org and bucket "
+         "as keys"},
+        {"http://gw:pw@db", NULL,
+         "\"http://gw:pw@db\" must not hold user:password@; use username and password"},
+        {"http://db 1", NULL, "\"http://db 1\" must not hold spaces or control characters"},
+        {"http://db\t", NULL, "\"http://db\t\" must not hold spaces or control characters"},
+        {"", NULL, "must not be empty"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tmpdir t;
+        tmp_init(&t);
+        char text[512];
+        snprintf(text, sizeof(text), BASE_HEAD "influx = { url = \"%s\"; database = \"c\"; };\n",
+                 cases[i].url);
+        const char *path = tmp_write(&t, "c.cfg", text, 0600);
+        char *out = NULL;
+        struct gw_config *cfg = load(path, &out);
+        if (cases[i].want) {
+            if (!cfg || strcmp(out, "") != 0) {
+                print_error("case %s: %s", cases[i].url, out);
+            }
+            assert_non_null(cfg);
+            assert_string_equal(out, "");
+            assert_string_equal(cfg->influx.url, cases[i].want);
+        } else {
+            assert_null(cfg);
+            char want[512];
+            snprintf(want, sizeof(want), "%s:3: influx.url: %s\n", path, cases[i].err);
+            assert_string_equal(out, want);
+        }
+        gw_config_free(cfg);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
+/* Credentials over plain http:// to anything but loopback give a warning. */
+static void test_influx_clear_text(void **state)
+{
+    (void)state;
+    static const char v1[] = "database = \"c\"; username = \"gw\"; password = \"pw\";";
+    static const char v2[] = "org = \"o\"; bucket = \"b\"; token = \"t0k3n-V2\";";
+    static const struct {
+        const char *url;
+        const char *keys;
+        const char *secret; /* NULL: no warning */
+    } cases[] = {
+        {"http://127.0.0.1:8086", v1, NULL},
+        {"http://127.1.2.3:8086", v2, NULL},
+        {"http://localhost:8086", v1, NULL},
+        {"http://LocalHost", v2, NULL},
+        {"http://[::1]:8086", v2, NULL},
+        {"https://influx.example", v1, NULL},
+        {"https://10.0.0.5:8086", v2, NULL},
+        {"http://influx.example", "database = \"c\";", NULL}, /* nothing to leak */
+        {"http://influx.example:8086", v1, "password"},
+        {"http://10.0.0.5:8086", v2, "token"},
+        {"http://127.evil.example", v2, "token"},
+        {"http://localhost.example", v1, "password"},
+        {"http://[::2]", v1, "password"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tmpdir t;
+        tmp_init(&t);
+        char text[512];
+        snprintf(text, sizeof(text), BASE_HEAD "influx = { url = \"%s\"; %s };\n", cases[i].url,
+                 cases[i].keys);
+        const char *path = tmp_write(&t, "c.cfg", text, 0600);
+        char *out = NULL;
+        struct gw_config *cfg = load(path, &out);
+        if (!cfg) {
+            print_error("case %s: %s", cases[i].url, out);
+        }
+        assert_non_null(cfg);
+        if (cases[i].secret) {
+            char want[512];
+            snprintf(want, sizeof(want),
+                     "warning: %s:3: influx.url: \"%s\" is http:// to a host that is not "
+                     "loopback; the %s would cross the network in clear text (use https://)\n",
+                     path, cases[i].url, cases[i].secret);
+            assert_string_equal(out, want);
+        } else {
+            if (strcmp(out, "") != 0) {
+                print_error("case %s: %s", cases[i].url, out);
+            }
+            assert_string_equal(out, "");
+        }
+        assert_null(strstr(out, "\"pw\""));
+        assert_null(strstr(out, "t0k3n"));
+        gw_config_free(cfg);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
+/* 2.x with token_file and ca_file; insecure warns; secrets never printed. */
+static void test_influx_v2_files(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    const char *token = tmp_write(&t, "influx.token", "t0k3n-SECRET\r\n", 0644);
+    const char *ca = tmp_write(&t, "ca.crt", "CA\n", 0644);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             BASE_HEAD "influx = { url = \"https://influx.example:8086/\";\n"
+                       "    org = \"haidian\"; bucket = \"campus\";\n"
+                       "    token_file = \"%s\";\n"
+                       "    ca_file = \"%s\";\n"
+                       "    insecure = true; };\n",
+             token, ca);
+    const char *path = tmp_write(&t, "c.cfg", text, 0600);
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_non_null(cfg);
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "warning: %s:5: influx.token_file: \"%s\" is readable by group or others (mode "
+             "0644); chmod 600 it\n"
+             "warning: %s:7: influx.insecure: certificate checks are off; use it only for tests\n",
+             path, token, path);
+    assert_string_equal(out, want);
+    assert_null(strstr(out, "t0k3n"));
+    const struct gw_influx_cfg *x = &cfg->influx;
+    assert_true(x->enabled);
+    assert_int_equal(x->version, GW_INFLUX_V2);
+    assert_string_equal(x->url, "https://influx.example:8086");
+    assert_string_equal(x->org, "haidian");
+    assert_string_equal(x->bucket, "campus");
+    assert_string_equal(x->token, "t0k3n-SECRET"); /* CR/LF stripped */
+    assert_string_equal(x->ca_file, ca);
+    assert_true(x->insecure);
+    assert_null(x->database);
+    assert_null(x->username);
+    assert_null(x->password);
+    assert_int_equal(x->line, 3);
+    char *sum = summary(cfg);
+    assert_non_null(strstr(sum, "\ninflux: https://influx.example:8086, 2.x org=haidian "
+                                "bucket=campus, token, batch 5000 lines or 1000 ms, no gzip, "
+                                "timeout 10000 ms, insecure\n"));
+    assert_null(strstr(sum, "t0k3n"));
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+
+    /* 0600 and insecure = false: no warning at all */
+    assert_int_equal(chmod(token, 0600), 0);
+    snprintf(text, sizeof(text),
+             BASE_HEAD "influx = { url = \"https://influx.example\"; org = \"o\"; bucket = \"b\";\n"
+                       "    token_file = \"%s\"; insecure = false; };\n",
+             token);
+    path = tmp_write(&t, "c2.cfg", text, 0600);
+    cfg = load(path, &out);
+    assert_non_null(cfg);
+    assert_string_equal(out, "");
+    assert_string_equal(cfg->influx.token, "t0k3n-SECRET");
+    assert_false(cfg->influx.insecure);
+    gw_config_free(cfg);
+    free(out);
+
+    /* an empty token file is refused like an empty password file */
+    const char *empty = tmp_write(&t, "empty.token", "\n", 0600);
+    snprintf(text, sizeof(text),
+             BASE_HEAD "influx = { url = \"http://127.0.0.1:8086\"; org = \"o\"; bucket = \"b\";\n"
+                       "    token_file = \"%s\"; };\n",
+             empty);
+    path = tmp_write(&t, "c3.cfg", text, 0600);
+    assert_null(load(path, &out));
+    snprintf(want, sizeof(want), "%s:4: influx.token_file: \"%s\" is empty\n", path, empty);
+    assert_string_equal(out, want);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+/* 1.x with password_file: loaded, warned about when readable, summary without the secret. */
+static void test_influx_v1_password_file(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    const char *pw = tmp_write(&t, "influx.password", "s3cr3t-PW\n", 0604);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             BASE_HEAD "influx = { url = \"http://127.0.0.1:8086\"; database = \"campus\";\n"
+                       "    retention_policy = \"autogen\"; username = \"gw\";\n"
+                       "    password_file = \"%s\"; gzip = true; };\n",
+             pw);
+    const char *path = tmp_write(&t, "c.cfg", text, 0600);
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_non_null(cfg);
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "warning: %s:5: influx.password_file: \"%s\" is readable by group or others (mode "
+             "0604); chmod 600 it\n",
+             path, pw);
+    assert_string_equal(out, want);
+    assert_string_equal(cfg->influx.password, "s3cr3t-PW");
+    assert_string_equal(cfg->influx.username, "gw");
+    assert_string_equal(cfg->influx.retention_policy, "autogen");
+    char *sum = summary(cfg);
+    assert_non_null(strstr(sum, "\ninflux: http://127.0.0.1:8086, 1.x db=campus rp=autogen, "
+                                "user/password, batch 5000 lines or 1000 ms, gzip, timeout "
+                                "10000 ms\n"));
+    assert_null(strstr(sum, "s3cr3t"));
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+
+    /* password and password_file together */
+    snprintf(text, sizeof(text),
+             BASE_HEAD "influx = { url = \"http://127.0.0.1:8086\"; database = \"campus\";\n"
+                       "    username = \"gw\"; password = \"x\"; password_file = \"%s\"; };\n",
+             pw);
+    path = tmp_write(&t, "c2.cfg", text, 0600);
+    assert_null(load(path, &out));
+    snprintf(want, sizeof(want),
+             "%s:4: influx.password_file: give password or password_file, not both\n", path);
+    assert_string_equal(out, want);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+/* uplink with TLS and password_file: the hub's code, the uplink's names and defaults. */
+static void test_uplink_tls(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    const char *ca = tmp_write(&t, "ca.crt", "CA\n", 0644);
+    const char *cert = tmp_write(&t, "gw.crt", "CERT\n", 0644);
+    const char *key = tmp_write(&t, "gw.key", "KEY\n", 0600);
+    const char *pw = tmp_write(&t, "uplink.password", "upl1nk-PW\n", 0640);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             BASE_HEAD "hub = { topic_prefix = \"edu/campus\"; client_id = \"hub-only\"; };\n"
+                       "uplink = { host = \"district.example\"; username = \"gw\";\n"
+                       "    password_file = \"%s\";\n"
+                       "    tls = { ca_file = \"%s\"; cert_file = \"%s\"; key_file = \"%s\";\n"
+                       "            insecure = true; }; };\n",
+             pw, ca, cert, key);
+    const char *path = tmp_write(&t, "c.cfg", text, 0600);
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_non_null(cfg);
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "warning: %s:5: uplink.password_file: \"%s\" is readable by group or others (mode "
+             "0640); chmod 600 it\n",
+             path, pw);
+    assert_string_equal(out, want);
+    assert_null(strstr(out, "upl1nk"));
+    const struct gw_uplink_cfg *u = &cfg->uplink;
+    assert_true(u->enabled);
+    assert_string_equal(u->host, "district.example");
+    assert_int_equal(u->port, 8883);                     /* the TLS default */
+    assert_string_equal(u->topic_prefix, "edu/campus");  /* the hub's */
+    assert_string_equal(u->client_id, "campusgw-d1-s1"); /* the default, not hub.client_id */
+    assert_string_equal(u->username, "gw");
+    assert_string_equal(u->password, "upl1nk-PW");
+    assert_int_equal(u->keepalive_s, 30);
+    assert_int_equal(u->max_inflight, 100);
+    assert_string_equal(u->tls.ca_file, ca);
+    assert_string_equal(u->tls.cert_file, cert);
+    assert_string_equal(u->tls.key_file, key);
+    assert_true(u->tls.insecure);
+    assert_int_equal(u->line, 4);
+    /* the hub is untouched by the uplink */
+    assert_int_equal(cfg->hub.port, 1883);
+    assert_null(cfg->hub.tls.ca_file);
+    assert_null(cfg->hub.username);
+    char *sum = summary(cfg);
+    assert_non_null(strstr(sum, "\nuplink: district.example:8883, topics edu/campus/d1/s1/..., "
+                                "client_id campusgw-d1-s1, TLS (insecure), user/password, 100 in "
+                                "flight\n"));
+    assert_null(strstr(sum, "upl1nk"));
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+
+    /* uplink.tls errors carry the uplink's path */
+    snprintf(text, sizeof(text),
+             BASE_HEAD "uplink = { host = \"d\"; tls = { ca_file = \"%s\"; cert_file = \"%s\"; "
+                       "}; };\n",
+             ca, cert);
+    path = tmp_write(&t, "c2.cfg", text, 0600);
+    assert_null(load(path, &out));
+    snprintf(want, sizeof(want), "%s:3: uplink.tls.cert_file: needs key_file too\n", path);
+    assert_string_equal(out, want);
+    free(out);
+
+    /* both password and password_file */
+    snprintf(text, sizeof(text),
+             BASE_HEAD "uplink = { host = \"d\"; username = \"gw\"; password = \"x\";\n"
+                       "    password_file = \"%s\"; };\n",
+             pw);
+    path = tmp_write(&t, "c3.cfg", text, 0600);
+    assert_null(load(path, &out));
+    snprintf(want, sizeof(want),
+             "%s:4: uplink.password_file: give password or password_file, not both\n", path);
+    assert_string_equal(out, want);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+static void test_summary_outbox_sections(void **state)
+{
+    (void)state;
+    char *path = data_path("config/good_full.cfg");
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_non_null(cfg);
+    char *sum = summary(cfg);
+    assert_non_null(strstr(
+        sum, "state_dir: /var/lib/campusgw-test\n"
+             "store: commit every 250 ms or 1 record, max 1048576 MB\n"
+             "hub: broker.local:1884, topics edu/campus/haidian/no1_middle-2/..., client_id "
+             "gw-1, no TLS, user/password\n"
+             "uplink: district.example:1885, topics district/campus/haidian/no1_middle-2/..., "
+             "client_id gw-up-1, no TLS, user/password, 65535 in flight\n"
+             "influx: https://influx.example:8087/proxy, 1.x db=campus rp=one_year, "
+             "user/password, batch 100000 lines or 10 ms, gzip, timeout 300000 ms\n"
+             "modbus buses: 5\n"));
+    assert_null(strstr(sum, "infl0x"));
+    assert_null(strstr(sum, "s3cret"));
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+    free(path);
+}
+
 /* ---- small functions --------------------------------------------------- */
 
 static void test_slugify(void **state)
@@ -1073,8 +1590,11 @@ static void test_summary(void **state)
         sum, "site: haidian/no1-middle \"No. 1 Middle School\" (timezone Asia/Shanghai, language "
              "zh-CN)\n"
              "state_dir: /var/lib/campusgw\n"
+             "store: commit every 1000 ms or 1000 records, max 512 MB\n"
              "hub: 127.0.0.1:1883, topics campus/haidian/no1-middle/..., client_id "
              "campusgw-haidian-no1-middle, no TLS, anonymous\n"
+             "uplink: none\n"
+             "influx: none\n"
              "modbus buses: 2\n"
              "  rs485-1: rtu /dev/ttyUSB0 9600 8N1 rs485, timeout 500 ms, 2 sensors\n"
              "  plc: tcp 127.0.0.1 port 502, timeout 1000 ms, 1 sensor\n"
@@ -1130,6 +1650,12 @@ int main(void)
         cmocka_unit_test(test_password_file),
         cmocka_unit_test(test_password_file_errors),
         cmocka_unit_test(test_tls),
+        cmocka_unit_test(test_influx_url),
+        cmocka_unit_test(test_influx_clear_text),
+        cmocka_unit_test(test_influx_v2_files),
+        cmocka_unit_test(test_influx_v1_password_file),
+        cmocka_unit_test(test_uplink_tls),
+        cmocka_unit_test(test_summary_outbox_sections),
         cmocka_unit_test(test_slugify),
         cmocka_unit_test(test_class_names_and_lookups),
         cmocka_unit_test(test_summary),
