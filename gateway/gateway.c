@@ -1,10 +1,12 @@
 #include "gateway.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifdef GW_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -12,21 +14,20 @@
 
 #include "alarm.h"
 #include "driver.h"
-#include "hub.h"
 #include "log.h"
+#include "outbox.h"
 #include "payload.h"
 #include "registry.h"
 #include "rules.h"
 #include "seq.h"
+#include "sink_mqtt.h"
+#include "store.h"
 
 #define TICK_MS 1000
 #define STATUS_EVERY_MS 60000
 #define MAX_TRANSITIONS 64
-
-struct alarm_slot {
-    struct gw_alarm alarm;
-    bool dirty; /* P/alarms not yet published with the current state */
-};
+#define MQTT_BATCH 500
+#define MAX_RETIRED 16
 
 struct gw_gateway {
     uv_loop_t *loop;
@@ -34,22 +35,30 @@ struct gw_gateway {
     bool with_drivers;
     struct gw_registry *registry;
     struct gw_rules *rules;
-    struct gw_hub *hub;
     struct gw_seq seq;
+    struct gw_store *store;
+    struct gw_outbox *outbox;
+    void *hub;    /* the hub sink's state (status, prefix) */
+    void *uplink; /* NULL without an uplink section */
     void *modbus;
 
-    /* Alarms that are raised, or cleared but not yet published as cleared. */
-    struct alarm_slot *alarms;
+    /* Alarms that are not normal. */
+    struct gw_alarm *alarms;
     int nalarms, alarms_cap;
 
     uv_timer_t tick;
+    uv_timer_t commit_timer;
     int64_t started_at_ms;
     int64_t next_status_ms;
     int64_t last_tick_wall_ms, last_tick_mono_ms; /* to notice clock steps */
     uint64_t watchdog_usec;
 
+    /* Configs replaced by a reload whose sinks may still be closing; freed at the end. */
+    struct gw_config *retired[MAX_RETIRED];
+    int nretired;
+
     struct gw_gateway_stats stats;
-    int closing_handles;
+    int closing;
     void (*done)(void *ctx);
     void *done_ctx;
 };
@@ -61,120 +70,137 @@ int64_t gw_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- publishing ---- */
+/* ---- records ---- */
 
-static void publish_json(struct gw_gateway *gw, const char *suffix, char *json, int qos,
-                         bool retain)
+/* Append one record to the outbox (it owns json) and wake the sinks. */
+static void emit(struct gw_gateway *gw, enum gw_record_type type, int64_t ts_ms, const char *topic,
+                 char *json, uint64_t seq)
 {
     if (!json) {
-        gw_error("gateway", "out of memory building payload topic=%s", suffix);
+        gw_error("gateway", "out of memory building a record topic=%s", topic);
         return;
     }
-    gw_hub_publish(gw->hub, suffix, json, strlen(json), qos, retain);
+    gw_store_append(gw->store, seq, type, ts_ms, topic, json);
     free(json);
+    gw_outbox_kick(gw->outbox);
 }
 
-static void publish_health(struct gw_gateway *gw, int sensor_index)
+static void emit_health(struct gw_gateway *gw, int sensor_index, int64_t now)
 {
     const struct gw_sensor_cfg *s = &gw->cfg->sensors[sensor_index];
     const struct gw_sensor_health *h = gw_registry_get(gw->registry, sensor_index);
-    if (!gw_hub_connected(gw->hub)) {
-        return; /* the whole health table is republished on connect */
-    }
-    char suffix[GW_NAME_MAX + 16];
-    snprintf(suffix, sizeof(suffix), "health/%s", s->id);
-    publish_json(gw, suffix, gw_payload_health(gw_seq_next(&gw->seq), s, h), 1, true);
+    char topic[GW_NAME_MAX + 16];
+    snprintf(topic, sizeof(topic), "health/%s", s->id);
+    uint64_t seq = gw_seq_next(&gw->seq);
+    emit(gw, GW_REC_HEALTH, now, topic, gw_payload_health(seq, s, h), seq);
 }
 
-static void publish_status(struct gw_gateway *gw)
+static long rss_kb(void)
 {
-    int online, offline, faulty;
-    gw_registry_counts(gw->registry, &online, &offline, &faulty);
-    publish_json(gw, "status", gw_payload_status(true, gw->started_at_ms, 0, online, offline), 1,
-                 true);
-}
-
-/* Retained P/alarms/<key>: the record, or an empty payload once back to normal. */
-static void publish_alarm_retained(struct gw_gateway *gw, struct alarm_slot *slot)
-{
-    char suffix[GW_KEY_MAX + 16];
-    snprintf(suffix, sizeof(suffix), "alarms/%s", slot->alarm.key);
-    int rc;
-    if (slot->alarm.state == GW_ALARM_NORMAL) {
-        rc = gw_hub_publish(gw->hub, suffix, "", 0, 1, true);
-    } else {
-        char *json = gw_payload_alarm(gw_seq_next(&gw->seq), gw->cfg, &slot->alarm, NULL);
-        if (!json) {
-            return;
+    FILE *f = fopen("/proc/self/statm", "r");
+    long pages = 0, rss = 0;
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) {
+            rss = 0;
         }
-        rc = gw_hub_publish(gw->hub, suffix, json, strlen(json), 1, true);
-        free(json);
+        fclose(f);
     }
-    if (rc == 0) {
-        slot->dirty = false;
-    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static void drop_clean_normals(struct gw_gateway *gw)
+static void publish_status(struct gw_gateway *gw, bool online)
 {
-    int j = 0;
-    for (int i = 0; i < gw->nalarms; i++) {
-        struct alarm_slot *s = &gw->alarms[i];
-        if (s->alarm.state == GW_ALARM_NORMAL && !s->dirty) {
-            continue;
-        }
-        gw->alarms[j++] = *s;
+    struct gw_store_stats ss;
+    gw_store_stats(gw->store, &ss);
+    int on, off, bad;
+    gw_registry_counts(gw->registry, &on, &off, &bad);
+    struct gw_status st = {
+        .online = online,
+        .started_at_ms = gw->started_at_ms,
+        .outbox = ss.outbox,
+        .dropped = ss.dropped,
+        .sensors_online = on,
+        .sensors_offline = off,
+        .store_error = ss.failing ? ss.last_error : NULL,
+    };
+    char *json = gw_payload_status(&st);
+    if (!json) {
+        return;
     }
-    gw->nalarms = j;
+    gw_sink_mqtt_set_status(gw->hub, json);
+    if (gw->uplink) {
+        gw_sink_mqtt_set_status(gw->uplink, json);
+    }
+    free(json);
 }
 
-static void on_hub_connect(void *ctx)
+/* Every minute: the `gateway` record (InfluxDB) and P/status. */
+static void emit_metrics(struct gw_gateway *gw, int64_t now)
 {
-    struct gw_gateway *gw = ctx;
-    publish_status(gw);
-    for (int i = 0; i < gw->cfg->nsensors; i++) {
-        const struct gw_sensor_health *h = gw_registry_get(gw->registry, i);
-        if (h->ever_seen || h->errors > 0) {
-            publish_health(gw, i);
+    struct gw_store_stats ss;
+    gw_store_stats(gw->store, &ss);
+    struct gw_outbox_sink_stats sinks[4];
+    int nsinks = gw_outbox_sink_stats(gw->outbox, sinks, 4);
+    struct gw_metric m[16];
+    int n = 0;
+    m[n++] = (struct gw_metric){"outbox", (int64_t)ss.outbox};
+    m[n++] = (struct gw_metric){"readings", (int64_t)gw->stats.readings};
+    m[n++] = (struct gw_metric){"poll_errors", (int64_t)gw->stats.poll_errors};
+    m[n++] = (struct gw_metric){"transitions", (int64_t)gw->stats.transitions};
+    m[n++] = (struct gw_metric){"dropped", (int64_t)ss.dropped};
+    m[n++] = (struct gw_metric){"write_errors", (int64_t)ss.write_errors};
+    m[n++] = (struct gw_metric){"dead_letters", (int64_t)ss.dead_letters};
+    m[n++] = (struct gw_metric){"rss_kb", rss_kb()};
+    m[n++] = (struct gw_metric){"uptime_s", (now - gw->started_at_ms) / 1000};
+    static const char *const lag_names[] = {"lag_hub", "lag_uplink", "lag_influx"};
+    for (int i = 0; i < nsinks; i++) {
+        for (size_t k = 0; k < sizeof(lag_names) / sizeof(lag_names[0]); k++) {
+            if (strcmp(lag_names[k] + 4, sinks[i].name) == 0) {
+                m[n++] = (struct gw_metric){lag_names[k],
+                                            (int64_t)gw_gateway_sink_lag(gw, sinks[i].name)};
+            }
         }
     }
-    for (int i = 0; i < gw->nalarms; i++) {
-        publish_alarm_retained(gw, &gw->alarms[i]);
-    }
-    drop_clean_normals(gw);
+    uint64_t seq = gw_seq_next(&gw->seq);
+    emit(gw, GW_REC_GATEWAY, now, "gateway", gw_payload_metrics(seq, now, m, n), seq);
+    publish_status(gw, true);
 }
 
 /* ---- alarms ---- */
 
-static struct alarm_slot *find_alarm(struct gw_gateway *gw, int rule_index, int sensor_index)
+static struct gw_alarm *find_alarm(struct gw_gateway *gw, int rule_index, int sensor_index)
 {
     for (int i = 0; i < gw->nalarms; i++) {
-        if (gw->alarms[i].alarm.rule_index == rule_index &&
-            gw->alarms[i].alarm.sensor_index == sensor_index) {
+        if (gw->alarms[i].rule_index == rule_index && gw->alarms[i].sensor_index == sensor_index) {
             return &gw->alarms[i];
         }
     }
     return NULL;
 }
 
-static struct alarm_slot *new_alarm(struct gw_gateway *gw, int rule_index, int sensor_index)
+static struct gw_alarm *new_alarm(struct gw_gateway *gw, int rule_index, int sensor_index)
 {
     if (gw->nalarms == gw->alarms_cap) {
         int cap = gw->alarms_cap ? gw->alarms_cap * 2 : 16;
-        struct alarm_slot *a = realloc(gw->alarms, sizeof(*a) * (size_t)cap);
+        struct gw_alarm *a = realloc(gw->alarms, sizeof(*a) * (size_t)cap);
         if (!a) {
             return NULL;
         }
         gw->alarms = a;
         gw->alarms_cap = cap;
     }
-    struct alarm_slot *slot = &gw->alarms[gw->nalarms++];
-    memset(slot, 0, sizeof(*slot));
-    slot->alarm.rule_index = rule_index;
-    slot->alarm.sensor_index = sensor_index;
-    snprintf(slot->alarm.key, sizeof(slot->alarm.key), "%s/%s", gw->cfg->sensors[sensor_index].id,
+    struct gw_alarm *a = &gw->alarms[gw->nalarms++];
+    memset(a, 0, sizeof(*a));
+    a->rule_index = rule_index;
+    a->sensor_index = sensor_index;
+    snprintf(a->key, sizeof(a->key), "%s/%s", gw->cfg->sensors[sensor_index].id,
              gw->cfg->rules[rule_index].slug);
-    return slot;
+    return a;
+}
+
+static void drop_alarm(struct gw_gateway *gw, struct gw_alarm *a)
+{
+    *a = gw->alarms[--gw->nalarms];
 }
 
 static void format_value(const struct gw_value *v, char *out, size_t size)
@@ -195,22 +221,39 @@ static void format_value(const struct gw_value *v, char *out, size_t size)
     }
 }
 
+/*
+ * The event (P/events) and the new retained state (P/alarms/<key>, "" when
+ * normal) of one transition. Both are alarm-stream records: on disk before
+ * any sink sees them.
+ */
+static void emit_alarm(struct gw_gateway *gw, const struct gw_config *cfg, const struct gw_alarm *a,
+                       const char *transition)
+{
+    uint64_t seq = gw_seq_next(&gw->seq);
+    int64_t now = gw_now_ms();
+    emit(gw, GW_REC_EVENT, now, "events", gw_payload_alarm(seq, cfg, a, transition), seq);
+    char topic[GW_KEY_MAX + 16];
+    snprintf(topic, sizeof(topic), "alarms/%s", a->key);
+    seq = gw_seq_next(&gw->seq);
+    char *state = a->state == GW_ALARM_NORMAL ? strdup("") : gw_payload_alarm(seq, cfg, a, NULL);
+    emit(gw, GW_REC_ALARM, now, topic, state, seq);
+}
+
 static void handle_transition(struct gw_gateway *gw, const struct gw_alarm_transition *t)
 {
-    struct alarm_slot *slot = find_alarm(gw, t->rule_index, t->sensor_index);
+    struct gw_alarm *a = find_alarm(gw, t->rule_index, t->sensor_index);
     bool raise = t->type == GW_TRANSITION_RAISE;
-    if (!slot) {
+    if (!a) {
         if (!raise) {
             return; /* nothing to clear */
         }
-        slot = new_alarm(gw, t->rule_index, t->sensor_index);
-        if (!slot) {
+        a = new_alarm(gw, t->rule_index, t->sensor_index);
+        if (!a) {
             gw_error("alarm", "out of memory: alarm not recorded rule=%d sensor=%d", t->rule_index,
                      t->sensor_index);
             return;
         }
     }
-    struct gw_alarm *a = &slot->alarm;
     a->value = t->value;
     if (raise) {
         a->state = GW_ALARM_UNACKED;
@@ -222,7 +265,6 @@ static void handle_transition(struct gw_gateway *gw, const struct gw_alarm_trans
         a->state = GW_ALARM_NORMAL;
         a->cleared_at_ms = t->ts_ms;
     }
-    slot->dirty = true;
     gw->stats.transitions++;
 
     const struct gw_rule_cfg *rule = &gw->cfg->rules[t->rule_index];
@@ -231,21 +273,127 @@ static void handle_transition(struct gw_gateway *gw, const struct gw_alarm_trans
     gw_log(raise ? GW_LOG_WARN : GW_LOG_INFO, "alarm", "%s key=%s class=%s value=%s rule=\"%s\"",
            raise ? "raised" : "cleared", a->key, gw_class_name(rule->alarm_class), value,
            rule->name);
-
-    publish_json(gw, "events",
-                 gw_payload_alarm(gw_seq_next(&gw->seq), gw->cfg, a, raise ? "raise" : "clear"), 1,
-                 false);
-    publish_alarm_retained(gw, slot);
-    if (!slot->dirty && a->state == GW_ALARM_NORMAL) {
-        drop_clean_normals(gw);
+    emit_alarm(gw, gw->cfg, a, raise ? "raise" : "clear");
+    if (a->state == GW_ALARM_NORMAL) {
+        drop_alarm(gw, a);
     }
 }
 
 static void handle_transitions(struct gw_gateway *gw, const struct gw_alarm_transition *t, int n)
 {
+    if (n == 0) {
+        return;
+    }
+    /* One fsync for the transitions of one reading or tick, before any sink sees them. */
+    gw_store_begin_batch(gw->store);
     for (int i = 0; i < n; i++) {
         handle_transition(gw, &t[i]);
     }
+    gw_store_end_batch(gw->store);
+}
+
+static int64_t json_time_ms(json_t *v)
+{
+    const char *s = json_string_value(v);
+    struct tm tm = {0};
+    int ms = 0;
+    if (!s || sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                     &tm.tm_min, &tm.tm_sec, &ms) != 7) {
+        return 0;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+static void restore_value(json_t *v, struct gw_value *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (json_is_number(v)) {
+        out->type = GW_VALUE_NUMBER;
+        out->num = json_number_value(v);
+    } else if (json_is_boolean(v)) {
+        out->type = GW_VALUE_BOOL;
+        out->b = json_is_true(v);
+        out->num = out->b;
+    } else if (json_is_string(v)) {
+        out->type = GW_VALUE_STRING;
+        snprintf(out->str, sizeof(out->str), "%s", json_string_value(v));
+    }
+}
+
+/* One alarm that was not normal when the gateway stopped (from the store). */
+static void on_stored_alarm(void *ctx, const char *key, const char *payload)
+{
+    struct gw_gateway *gw = ctx;
+    json_t *j = json_loads(payload, 0, NULL);
+    const char *slash = strchr(key, '/');
+    char sensor[GW_NAME_MAX];
+    int si = -1, ri = -1;
+    if (slash && (size_t)(slash - key) < sizeof(sensor)) {
+        memcpy(sensor, key, (size_t)(slash - key));
+        sensor[slash - key] = '\0';
+        si = gw_config_find_sensor(gw->cfg, sensor);
+        for (int k = 0; k < gw->cfg->nrules; k++) {
+            if (strcmp(gw->cfg->rules[k].slug, slash + 1) == 0) {
+                ri = k;
+            }
+        }
+    }
+    struct gw_alarm a = {0};
+    snprintf(a.key, sizeof(a.key), "%s", key);
+    if (j) {
+        restore_value(json_object_get(j, "value"), &a.value);
+        a.raised_at_ms = json_time_ms(json_object_get(j, "raised_at"));
+        a.acked_at_ms = json_time_ms(json_object_get(j, "acked_at"));
+        const char *by = json_string_value(json_object_get(j, "acked_by"));
+        snprintf(a.acked_by, sizeof(a.acked_by), "%s", by ? by : "");
+        a.level = (int)json_integer_value(json_object_get(j, "level"));
+    }
+    json_decref(j);
+    if (si < 0 || ri < 0 || !gw_rules_restore_active(gw->rules, ri, si)) {
+        /* Its sensor or rule is gone from the config: it is over. Say so everywhere. */
+        gw_info("alarm", "cleared key=%s reason=\"no longer in the config\"", key);
+        char topic[GW_KEY_MAX + 16];
+        snprintf(topic, sizeof(topic), "alarms/%s", key);
+        emit(gw, GW_REC_ALARM, gw_now_ms(), topic, strdup(""), gw_seq_next(&gw->seq));
+        return;
+    }
+    struct gw_alarm *slot = new_alarm(gw, ri, si);
+    if (!slot) {
+        return;
+    }
+    a.rule_index = ri;
+    a.sensor_index = si;
+    a.state = GW_ALARM_UNACKED;
+    *slot = a;
+    gw_info("alarm", "restored key=%s class=%s", key,
+            gw_class_name(gw->cfg->rules[ri].alarm_class));
+}
+
+/*
+ * A sink that starts afresh on a broker (a reload moved the hub or uplink)
+ * continues from the shared cursor, so it would never see the retained state
+ * already delivered elsewhere: send the current health and alarms once more.
+ */
+static void emit_snapshot(struct gw_gateway *gw)
+{
+    int64_t now = gw_now_ms();
+    for (int i = 0; i < gw->cfg->nsensors; i++) {
+        const struct gw_sensor_health *h = gw_registry_get(gw->registry, i);
+        if (h->ever_seen || h->errors > 0) {
+            emit_health(gw, i, now);
+        }
+    }
+    gw_store_begin_batch(gw->store);
+    for (int i = 0; i < gw->nalarms; i++) {
+        const struct gw_alarm *a = &gw->alarms[i];
+        char topic[GW_KEY_MAX + 16];
+        snprintf(topic, sizeof(topic), "alarms/%s", a->key);
+        uint64_t seq = gw_seq_next(&gw->seq);
+        emit(gw, GW_REC_ALARM, now, topic, gw_payload_alarm(seq, gw->cfg, a, NULL), seq);
+    }
+    gw_store_end_batch(gw->store);
 }
 
 /* ---- readings ---- */
@@ -258,25 +406,26 @@ void gw_gateway_dispatch(void *core, const struct gw_reading *r)
         return; /* from before a reload */
     }
     gw->stats.readings++;
+    int64_t now = gw_now_ms();
     if (gw_registry_update(gw->registry, r)) {
-        publish_health(gw, r->sensor_index);
+        emit_health(gw, r->sensor_index, now);
     }
     if (r->status != GW_READING_OK) {
         gw->stats.poll_errors++;
         return;
     }
     const struct gw_sensor_cfg *s = &gw->cfg->sensors[r->sensor_index];
-    if (gw_hub_connected(gw->hub)) {
-        char suffix[GW_NAME_MAX + 16];
-        snprintf(suffix, sizeof(suffix), "telemetry/%s", s->id);
-        publish_json(gw, suffix, gw_payload_telemetry(gw_seq_next(&gw->seq), s, r), 0, false);
-    } else {
-        gw->stats.telemetry_lost++;
+    char topic[GW_NAME_MAX + 16];
+    snprintf(topic, sizeof(topic), "telemetry/%s", s->id);
+    uint64_t seq = gw_seq_next(&gw->seq);
+    emit(gw, GW_REC_TELEMETRY, r->ts_ms, topic, gw_payload_telemetry(seq, s, r), seq);
+    if (gw_store_commit_wanted(gw->store)) {
+        gw_store_commit(gw->store);
     }
     /* More transitions than fit (not possible with fewer than 64 rules per sensor) stay
      * pending in the rules and come out on the next tick. */
     struct gw_alarm_transition t[MAX_TRANSITIONS];
-    int n = gw_rules_on_reading(gw->rules, r, gw_now_ms(), t, MAX_TRANSITIONS);
+    int n = gw_rules_on_reading(gw->rules, r, now, t, MAX_TRANSITIONS);
     handle_transitions(gw, t, n);
 }
 
@@ -313,10 +462,10 @@ static void run_tick(struct gw_gateway *gw)
     } while (n == MAX_TRANSITIONS);
     if (now >= gw->next_status_ms) {
         gw->next_status_ms = now + STATUS_EVERY_MS;
-        if (gw_hub_connected(gw->hub)) {
-            publish_status(gw);
-        }
+        emit_metrics(gw, now);
     }
+    /* A sink that became ready (reconnected) picks up where it stopped. */
+    gw_outbox_kick(gw->outbox);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -329,6 +478,12 @@ static void on_tick(uv_timer_t *t)
         sd_notify(0, "WATCHDOG=1");
     }
 #endif
+}
+
+static void on_commit_timer(uv_timer_t *t)
+{
+    struct gw_gateway *gw = t->data;
+    gw_store_commit(gw->store);
 }
 
 /* ---- life cycle ---- */
@@ -354,6 +509,35 @@ static void stop_drivers(struct gw_gateway *gw)
     }
 }
 
+static int influx_batch(const struct gw_config *cfg)
+{
+    return cfg->influx.batch_size > 0 ? cfg->influx.batch_size : 5000;
+}
+
+/* The sinks cfg asks for, those not running yet. */
+static int add_sinks(struct gw_gateway *gw, const struct gw_config *cfg)
+{
+    if (!gw_outbox_sink(gw->outbox, "hub")) {
+        gw->hub = gw_outbox_add_sink(gw->outbox, &gw_sink_hub, cfg, MQTT_BATCH, 0);
+        if (!gw->hub) {
+            return -ENOMEM;
+        }
+    }
+    if (cfg->uplink.enabled && !gw_outbox_sink(gw->outbox, "uplink")) {
+        gw->uplink = gw_outbox_add_sink(gw->outbox, &gw_sink_uplink, cfg, MQTT_BATCH, 0);
+        if (!gw->uplink) {
+            return -ENOMEM;
+        }
+    }
+    if (cfg->influx.enabled && !gw_outbox_sink(gw->outbox, "influx")) {
+        if (!gw_outbox_add_sink(gw->outbox, &gw_sink_influx, cfg, influx_batch(cfg),
+                                cfg->influx.flush_ms > 0 ? cfg->influx.flush_ms : 1000)) {
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
 struct gw_gateway *gw_gateway_new(uv_loop_t *loop, struct gw_config *cfg, bool with_drivers)
 {
     struct gw_gateway *gw = calloc(1, sizeof(*gw));
@@ -367,22 +551,33 @@ struct gw_gateway *gw_gateway_new(uv_loop_t *loop, struct gw_config *cfg, bool w
     if (gw_seq_open(&gw->seq, cfg->state_dir) != 0) {
         goto fail;
     }
+    gw->store = gw_store_open(cfg->state_dir, &cfg->store);
     gw->registry = gw_registry_new(cfg);
     gw->rules = gw_rules_new(cfg, gw->started_at_ms);
-    if (!gw->registry || !gw->rules) {
+    if (!gw->store || !gw->registry || !gw->rules) {
         goto fail;
     }
-    gw->hub = gw_hub_new(loop, cfg, on_hub_connect, gw);
-    if (!gw->hub) {
+    /* Sinks that are no longer configured stop holding records back. */
+    if (!cfg->uplink.enabled) {
+        gw_store_unregister_sink(gw->store, "uplink");
+    }
+    if (!cfg->influx.enabled) {
+        gw_store_unregister_sink(gw->store, "influx");
+    }
+    gw->outbox = gw_outbox_new(loop, gw->store);
+    if (!gw->outbox) {
         goto fail;
     }
     uv_timer_init(loop, &gw->tick);
+    uv_timer_init(loop, &gw->commit_timer);
     gw->tick.data = gw;
+    gw->commit_timer.data = gw;
     return gw;
 fail:
     gw_error("gateway", "cannot start");
     gw_registry_free(gw->registry);
     gw_rules_free(gw->rules);
+    gw_store_close(gw->store);
     gw_seq_close(&gw->seq);
     free(gw);
     return NULL;
@@ -390,20 +585,31 @@ fail:
 
 int gw_gateway_start(struct gw_gateway *gw)
 {
-    gw_hub_start(gw->hub);
-    int rc = start_drivers(gw);
+    int rc = add_sinks(gw, gw->cfg);
     if (rc != 0) {
         return rc;
     }
+    int restored = gw_store_load_alarms(gw->store, on_stored_alarm, gw);
+    rc = start_drivers(gw);
+    if (rc != 0) {
+        return rc;
+    }
+    int commit_ms = gw->cfg->store.commit_ms > 0 ? gw->cfg->store.commit_ms : 1000;
     uv_timer_start(&gw->tick, on_tick, TICK_MS, TICK_MS);
+    uv_timer_start(&gw->commit_timer, on_commit_timer, (uint64_t)commit_ms, (uint64_t)commit_ms);
+    publish_status(gw, true);
 #ifdef GW_HAVE_SYSTEMD
     if (sd_watchdog_enabled(0, &gw->watchdog_usec) <= 0) {
         gw->watchdog_usec = 0;
     }
     sd_notify(0, "READY=1");
 #endif
-    gw_info("gateway", "started version=%s sensors=%d rules=%d buses=%d hub=%s", GW_VERSION,
-            gw->cfg->nsensors, gw->cfg->nrules, gw->cfg->nbuses, gw_hub_prefix(gw->hub));
+    gw_info("gateway",
+            "started version=%s sensors=%d rules=%d buses=%d hub=%s uplink=%s influx=%s "
+            "alarms_restored=%d",
+            GW_VERSION, gw->cfg->nsensors, gw->cfg->nrules, gw->cfg->nbuses,
+            gw_sink_mqtt_prefix(gw->hub), gw->cfg->uplink.enabled ? gw->cfg->uplink.host : "off",
+            gw->cfg->influx.enabled ? gw->cfg->influx.url : "off", restored > 0 ? restored : 0);
     return 0;
 }
 
@@ -411,39 +617,82 @@ int gw_gateway_start(struct gw_gateway *gw)
 static void remap_alarms(struct gw_gateway *gw, const struct gw_config *old,
                          const struct gw_config *cfg)
 {
-    int j = 0;
-    for (int i = 0; i < gw->nalarms; i++) {
-        struct alarm_slot *s = &gw->alarms[i];
-        int si = gw_config_find_sensor(cfg, old->sensors[s->alarm.sensor_index].id);
+    for (int i = 0; i < gw->nalarms;) {
+        struct gw_alarm *a = &gw->alarms[i];
+        int si = gw_config_find_sensor(cfg, old->sensors[a->sensor_index].id);
         int ri = -1;
         for (int k = 0; si >= 0 && k < cfg->nrules; k++) {
-            if (strcmp(cfg->rules[k].slug, old->rules[s->alarm.rule_index].slug) == 0) {
+            if (strcmp(cfg->rules[k].slug, old->rules[a->rule_index].slug) == 0) {
                 ri = k;
                 break;
             }
         }
         if (si < 0 || ri < 0) {
             /* Its rule or sensor is gone: tell everyone it is over. */
-            gw_info("alarm", "cleared key=%s reason=\"removed from config\"", s->alarm.key);
-            s->alarm.state = GW_ALARM_NORMAL;
-            s->alarm.cleared_at_ms = gw_now_ms();
-            publish_json(gw, "events",
-                         gw_payload_alarm(gw_seq_next(&gw->seq), old, &s->alarm, "clear"), 1,
-                         false);
-            char suffix[GW_KEY_MAX + 16];
-            snprintf(suffix, sizeof(suffix), "alarms/%s", s->alarm.key);
-            gw_hub_publish(gw->hub, suffix, "", 0, 1, true);
+            gw_info("alarm", "cleared key=%s reason=\"removed from config\"", a->key);
+            a->state = GW_ALARM_NORMAL;
+            a->cleared_at_ms = gw_now_ms();
+            emit_alarm(gw, old, a, "clear");
+            drop_alarm(gw, a);
             continue;
         }
-        s->alarm.sensor_index = si;
-        s->alarm.rule_index = ri;
-        gw->alarms[j++] = *s;
+        a->sensor_index = si;
+        a->rule_index = ri;
+        i++;
     }
-    gw->nalarms = j;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_tls(const struct gw_tls_cfg *x, const struct gw_tls_cfg *y)
+{
+    return same_str(x->ca_file, y->ca_file) && same_str(x->cert_file, y->cert_file) &&
+           same_str(x->key_file, y->key_file) && x->insecure == y->insecure;
+}
+
+static bool same_site(const struct gw_config *a, const struct gw_config *b)
+{
+    return same_str(a->site.district, b->site.district) && same_str(a->site.school, b->site.school);
+}
+
+static bool same_hub(const struct gw_config *a, const struct gw_config *b)
+{
+    const struct gw_hub_cfg *x = &a->hub, *y = &b->hub;
+    return same_site(a, b) && same_str(x->host, y->host) && x->port == y->port &&
+           same_str(x->topic_prefix, y->topic_prefix) && same_str(x->username, y->username) &&
+           same_str(x->password, y->password) && same_str(x->client_id, y->client_id) &&
+           x->keepalive_s == y->keepalive_s && same_tls(&x->tls, &y->tls);
+}
+
+static bool same_uplink(const struct gw_config *a, const struct gw_config *b)
+{
+    const struct gw_uplink_cfg *x = &a->uplink, *y = &b->uplink;
+    return same_site(a, b) && x->enabled == y->enabled && same_str(x->host, y->host) &&
+           x->port == y->port && same_str(x->topic_prefix, y->topic_prefix) &&
+           same_str(a->hub.topic_prefix, b->hub.topic_prefix) &&
+           same_str(x->username, y->username) && same_str(x->password, y->password) &&
+           same_str(x->client_id, y->client_id) && x->keepalive_s == y->keepalive_s &&
+           x->max_inflight == y->max_inflight && same_tls(&x->tls, &y->tls);
+}
+
+/* The InfluxDB sink reads locations from its config: any change restarts it (cheap: HTTP). */
+static bool same_influx(const struct gw_config *a, const struct gw_config *b)
+{
+    (void)a;
+    (void)b;
+    return false;
 }
 
 int gw_gateway_reload(struct gw_gateway *gw, struct gw_config *cfg)
 {
+    if (gw->nretired == MAX_RETIRED) {
+        gw_error("gateway", "reload refused: too many reloads since start; restart campusgw");
+        gw_config_free(cfg);
+        return -EBUSY;
+    }
     struct gw_registry *registry = gw_registry_new(cfg);
     struct gw_rules *rules = gw_rules_new(cfg, gw_now_ms());
     if (!registry || !rules) {
@@ -452,19 +701,6 @@ int gw_gateway_reload(struct gw_gateway *gw, struct gw_config *cfg)
         gw_config_free(cfg);
         gw_error("gateway", "reload failed: out of memory; keeping the running config");
         return -ENOMEM;
-    }
-    struct gw_hub *new_hub = NULL;
-    if (!gw_hub_same_settings(gw->cfg, cfg)) {
-        struct gw_hub *hub = gw_hub_new(gw->loop, cfg, on_hub_connect, gw);
-        if (!hub) {
-            gw_registry_free(registry);
-            gw_rules_free(rules);
-            gw_config_free(cfg);
-            gw_error("gateway", "reload failed: cannot set up the new hub; keeping the running "
-                                "config");
-            return -ENOMEM;
-        }
-        new_hub = hub;
     }
     /* Bus threads finish their current request (at most its timeout) and stop. */
     stop_drivers(gw);
@@ -475,40 +711,63 @@ int gw_gateway_reload(struct gw_gateway *gw, struct gw_config *cfg)
     gw_rules_free(gw->rules);
     gw->registry = registry;
     gw->rules = rules;
+
+    /* Sinks whose settings changed are replaced; the old config lives on until exit. */
     struct gw_config *old = gw->cfg;
-    gw->cfg = cfg;
-    if (new_hub) {
-        struct gw_hub *old_hub = gw->hub;
-        gw->hub = new_hub;
-        /* The old broker hears we are gone from it; the new one gets the whole state on connect. */
-        gw_info("gateway", "hub settings changed: moving to %s", cfg->hub.host);
-        char *status = gw_payload_status(false, gw->started_at_ms, 0, 0, 0);
-        gw_hub_close(old_hub, status ? status : "{\"online\":false}", NULL, NULL);
-        free(status);
-        gw_hub_start(gw->hub);
+    if (!same_hub(old, cfg)) {
+        gw_info("gateway", "hub settings changed: moving to %s:%d", cfg->hub.host, cfg->hub.port);
+        char *offline = gw_payload_status(&(struct gw_status){.started_at_ms = gw->started_at_ms});
+        if (offline) {
+            gw_sink_mqtt_set_status(gw->hub, offline); /* the old broker hears we left */
+        }
+        free(offline);
+        gw_outbox_remove_sink(gw->outbox, "hub");
+        gw->hub = NULL;
     }
-    int rc = start_drivers(gw);
+    if (gw->uplink && !same_uplink(old, cfg)) {
+        gw_outbox_remove_sink(gw->outbox, "uplink");
+        gw->uplink = NULL;
+    }
+    if (!cfg->uplink.enabled) {
+        gw_store_unregister_sink(gw->store, "uplink");
+    }
+    if (gw_outbox_sink(gw->outbox, "influx") && !same_influx(old, cfg)) {
+        gw_outbox_remove_sink(gw->outbox, "influx");
+    }
+    if (!cfg->influx.enabled) {
+        gw_store_unregister_sink(gw->store, "influx");
+    }
+    bool new_broker = !gw->hub || (cfg->uplink.enabled && !gw->uplink);
+    gw->cfg = cfg;
+    gw->retired[gw->nretired++] = old;
+    int rc = add_sinks(gw, cfg);
+    if (rc == 0) {
+        publish_status(gw, true);
+        if (new_broker) {
+            emit_snapshot(gw);
+        }
+        rc = start_drivers(gw);
+    }
     gw_info("gateway", "config reloaded sensors=%d rules=%d buses=%d", cfg->nsensors, cfg->nrules,
             cfg->nbuses);
-    gw_config_free(old);
     return rc;
 }
 
-static void on_tick_closed(uv_handle_t *h)
+static void maybe_done(struct gw_gateway *gw)
 {
-    struct gw_gateway *gw = h->data;
-    if (--gw->closing_handles == 0 && gw->done) {
+    if (--gw->closing == 0 && gw->done) {
         gw->done(gw->done_ctx);
     }
 }
 
-static void on_hub_closed(void *ctx)
+static void on_handle_closed(uv_handle_t *h)
 {
-    struct gw_gateway *gw = ctx;
-    gw->hub = NULL;
-    if (--gw->closing_handles == 0 && gw->done) {
-        gw->done(gw->done_ctx);
-    }
+    maybe_done(h->data);
+}
+
+static void on_outbox_stopped(void *ctx)
+{
+    maybe_done(ctx);
 }
 
 void gw_gateway_stop(struct gw_gateway *gw, void (*done)(void *ctx), void *ctx)
@@ -520,12 +779,38 @@ void gw_gateway_stop(struct gw_gateway *gw, void (*done)(void *ctx), void *ctx)
     gw->done = done;
     gw->done_ctx = ctx;
     stop_drivers(gw);
+    gw_store_commit(gw->store);
+    publish_status(gw, false); /* each MQTT sink sends it retained before it disconnects */
     uv_timer_stop(&gw->tick);
-    gw->closing_handles = 2;
-    uv_close((uv_handle_t *)&gw->tick, on_tick_closed);
-    char *status = gw_payload_status(false, gw->started_at_ms, 0, 0, 0);
-    gw_hub_close(gw->hub, status ? status : "{\"online\":false}", on_hub_closed, gw);
-    free(status);
+    uv_timer_stop(&gw->commit_timer);
+    gw->closing = 3;
+    uv_close((uv_handle_t *)&gw->tick, on_handle_closed);
+    uv_close((uv_handle_t *)&gw->commit_timer, on_handle_closed);
+    gw_outbox_stop(gw->outbox, on_outbox_stopped, gw);
+}
+
+bool gw_gateway_hub_connected(const struct gw_gateway *gw)
+{
+    return gw->hub && gw_sink_mqtt_connected(gw->hub);
+}
+
+uint64_t gw_gateway_sink_lag(const struct gw_gateway *gw, const char *sink)
+{
+    struct gw_store_stats ss;
+    gw_store_stats(gw->store, &ss);
+    struct gw_outbox_sink_stats st[4];
+    int n = gw_outbox_sink_stats(gw->outbox, st, 4);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(st[i].name, sink) != 0) {
+            continue;
+        }
+        uint64_t lag = 0;
+        for (int k = 0; k < GW_NSTREAMS; k++) {
+            lag += ss.last_seq[k] > st[i].cursor[k] ? ss.last_seq[k] - st[i].cursor[k] : 0;
+        }
+        return lag;
+    }
+    return 0;
 }
 
 void gw_gateway_stats(const struct gw_gateway *gw, struct gw_gateway_stats *out)
@@ -543,10 +828,15 @@ void gw_gateway_free(struct gw_gateway *gw)
     if (!gw) {
         return;
     }
+    gw_outbox_free(gw->outbox);
+    gw_store_close(gw->store);
     gw_registry_free(gw->registry);
     gw_rules_free(gw->rules);
     gw_seq_close(&gw->seq);
     gw_config_free(gw->cfg);
+    for (int i = 0; i < gw->nretired; i++) {
+        gw_config_free(gw->retired[i]);
+    }
     free(gw->alarms);
     free(gw);
 }

@@ -18,7 +18,6 @@ struct gw_gateway_stats {
     uint64_t readings;       /* dispatched to the core */
     uint64_t poll_errors;    /* readings with status ERROR */
     uint64_t transitions;    /* alarm raises and clears */
-    uint64_t telemetry_lost; /* telemetry not published: hub unreachable */
 };
 
 /* Takes ownership of cfg. with_drivers=false leaves sensors to gw_gateway_dispatch (bench). */
@@ -30,6 +29,9 @@ int gw_gateway_reload(struct gw_gateway *gw, struct gw_config *cfg);
 void gw_gateway_dispatch(void *gw, const struct gw_reading *reading);
 void gw_gateway_stats(const struct gw_gateway *gw, struct gw_gateway_stats *out);
 const struct gw_config *gw_gateway_config(const struct gw_gateway *gw);
+bool gw_gateway_hub_connected(const struct gw_gateway *gw);
+/* Records the named sink has not confirmed yet (data stream), for benchmarks and tests. */
+uint64_t gw_gateway_sink_lag(const struct gw_gateway *gw, const char *sink);
 /* Stop drivers, publish {"online":false}, disconnect, close every handle; then done(ctx). */
 void gw_gateway_stop(struct gw_gateway *gw, void (*done)(void *ctx), void *ctx);
 /* After done ran. */

@@ -257,7 +257,9 @@ struct gw_mqtt *gw_mqtt_new(uv_loop_t *loop, const struct gw_mqtt_options *opt,
         goto fail;
     }
     mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
-    mosquitto_max_inflight_messages_set(m->mosq, MAX_INFLIGHT);
+    /* Beyond the window libmosquitto queues in memory; the core bounds that by its batch size. */
+    mosquitto_max_inflight_messages_set(
+        m->mosq, (unsigned)(opt->max_inflight > 0 ? opt->max_inflight : MAX_INFLIGHT));
     if (opt->username &&
         mosquitto_username_pw_set(m->mosq, opt->username, opt->password) != MOSQ_ERR_SUCCESS) {
         gw_error("mqtt", "%s: cannot set credentials", opt->name);

@@ -23,6 +23,7 @@ struct gw_mqtt_options {
     const char *username; /* NULL: none */
     const char *password;
     int keepalive_s;
+    int max_inflight;             /* QoS 1 messages on the wire awaiting PUBACK; 0 = 100 */
     const struct gw_tls_cfg *tls; /* NULL or ca_file NULL: plain TCP */
     const char *will_topic;       /* NULL: no last will */
     const char *will_payload;

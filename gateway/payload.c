@@ -149,10 +149,26 @@ char *gw_payload_alarm(uint64_t seq, const struct gw_config *cfg, const struct g
     return finish(root);
 }
 
-char *gw_payload_status(bool online, int64_t started_at_ms, uint64_t outbox, int sensors_online,
-                        int sensors_offline)
+char *gw_payload_status(const struct gw_status *st)
 {
-    return finish(json_pack("{sb ss so sI si si}", "online", online, "version", GW_VERSION,
-                            "started_at", json_time(started_at_ms), "outbox", (json_int_t)outbox,
-                            "sensors_online", sensors_online, "sensors_offline", sensors_offline));
+    json_t *root =
+        json_pack("{sb ss so sI sI si si}", "online", st->online, "version", GW_VERSION,
+                  "started_at", json_time(st->started_at_ms), "outbox", (json_int_t)st->outbox,
+                  "dropped", (json_int_t)st->dropped, "sensors_online", st->sensors_online,
+                  "sensors_offline", st->sensors_offline);
+    if (root && st->store_error) {
+        json_object_set_new(root, "store_error", json_string(st->store_error));
+    }
+    return finish(root);
+}
+
+char *gw_payload_metrics(uint64_t seq, int64_t ts_ms, const struct gw_metric *metrics, int n)
+{
+    char ts[40];
+    gw_format_rfc3339(ts_ms, ts, sizeof(ts));
+    json_t *root = json_pack("{sI ss}", "seq", (json_int_t)seq, "ts", ts);
+    for (int i = 0; root && i < n; i++) {
+        json_object_set_new(root, metrics[i].name, json_integer(metrics[i].value));
+    }
+    return finish(root);
 }

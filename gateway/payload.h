@@ -24,7 +24,23 @@ char *gw_payload_health(uint64_t seq, const struct gw_sensor_cfg *sensor,
 /* transition: NULL for P/alarms, "raise"/"clear"/... for P/events. */
 char *gw_payload_alarm(uint64_t seq, const struct gw_config *cfg, const struct gw_alarm *alarm,
                        const char *transition);
-char *gw_payload_status(bool online, int64_t started_at_ms, uint64_t outbox, int sensors_online,
-                        int sensors_offline);
+struct gw_status {
+    bool online;
+    int64_t started_at_ms;
+    uint64_t outbox;  /* records waiting for at least one sink */
+    uint64_t dropped; /* telemetry dropped because the outbox was full */
+    int sensors_online, sensors_offline;
+    const char *store_error; /* NULL, or why the store cannot write (disk full) */
+};
+
+char *gw_payload_status(const struct gw_status *status);
+
+struct gw_metric {
+    const char *name;
+    int64_t value;
+};
+
+/* Gateway metrics: {"seq","ts",<name>:<integer>...}; InfluxDB measurement `gateway`. */
+char *gw_payload_metrics(uint64_t seq, int64_t ts_ms, const struct gw_metric *metrics, int n);
 
 #endif

@@ -45,6 +45,8 @@ struct gw_store {
     struct sink_cursor sinks[MAX_SINKS];
     int nsinks;
 
+    int batch_depth;    /* gw_store_begin_batch nesting */
+    bool batch_alarms;  /* alarm records appended in the batch */
     uint64_t committed; /* rows in the outbox table */
     uint64_t page_size;
     struct gw_store_stats stats;
@@ -284,13 +286,35 @@ int gw_store_append(struct gw_store *st, uint64_t seq, enum gw_record_type type,
     }
     p->rec.payload_len = strlen(p->rec.payload);
     p->stream = gw_record_stream(type);
+    st->stats.last_seq[p->stream] = seq;
     st->npending++;
     if (p->stream == GW_STREAM_DATA) {
         st->pending_data++;
         limit_pending(st);
         return 0;
     }
+    if (st->batch_depth > 0) {
+        st->batch_alarms = true;
+        return 0;
+    }
     /* An alarm is on disk before anyone is told of it. */
+    return gw_store_commit(st);
+}
+
+void gw_store_begin_batch(struct gw_store *st)
+{
+    st->batch_depth++;
+}
+
+int gw_store_end_batch(struct gw_store *st)
+{
+    if (st->batch_depth > 0 && --st->batch_depth > 0) {
+        return 0;
+    }
+    if (!st->batch_alarms) {
+        return 0;
+    }
+    st->batch_alarms = false;
     return gw_store_commit(st);
 }
 

@@ -24,14 +24,15 @@
 struct gw_store;
 
 struct gw_store_stats {
-    uint64_t outbox;       /* records in the outbox (committed + pending) */
-    uint64_t pending;      /* not yet committed */
-    uint64_t dropped;      /* telemetry dropped because the outbox was full */
-    uint64_t commits;      /* transactions committed */
-    uint64_t fsyncs;       /* commits that synced (all of them: synchronous=FULL) */
-    uint64_t write_errors; /* failed commits */
-    uint64_t dead_letters; /* records refused by a sink for good */
-    bool failing;          /* the last commit failed (disk full, I/O error) */
+    uint64_t outbox;                /* records in the outbox (committed + pending) */
+    uint64_t pending;               /* not yet committed */
+    uint64_t dropped;               /* telemetry dropped because the outbox was full */
+    uint64_t commits;               /* transactions committed */
+    uint64_t fsyncs;                /* commits that synced (all of them: synchronous=FULL) */
+    uint64_t write_errors;          /* failed commits */
+    uint64_t dead_letters;          /* records refused by a sink for good */
+    bool failing;                   /* the last commit failed (disk full, I/O error) */
+    uint64_t last_seq[GW_NSTREAMS]; /* newest record appended to each stream (this run) */
     char last_error[160];
 };
 
@@ -48,6 +49,14 @@ void gw_store_close(struct gw_store *st);
  */
 int gw_store_append(struct gw_store *st, uint64_t seq, enum gw_record_type type, int64_t ts_ms,
                     const char *topic, const char *payload);
+/*
+ * Between begin and end, alarm-stream appends wait and end commits them all
+ * at once: the transitions of one reading cost one fsync, not one each. Use
+ * it within one loop callback only (sinks must not see them before end).
+ */
+void gw_store_begin_batch(struct gw_store *st);
+int gw_store_end_batch(struct gw_store *st);
+
 bool gw_store_commit_wanted(const struct gw_store *st);
 /* Commit pending records, enforce max_mb, trim what every sink has. 0 or -errno. */
 int gw_store_commit(struct gw_store *st);

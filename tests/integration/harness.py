@@ -412,3 +412,131 @@ def run(tests):
             wd.cleanup()
     print(f"{len(tests) - failed} passed, {failed} failed", flush=True)
     sys.exit(1 if failed else 0)
+
+
+class Influxd(Process):
+    """A real InfluxDB 1.x (Debian's influxd) on free loopback ports in the workdir.
+
+    Both listeners are moved to free loopback ports: the HTTP API and the RPC
+    service behind the top-level bind-address (8088 by default, which would
+    clash with any other influxd on the machine). restart() keeps the ports and
+    the data. With auth=(user, password) the server requires credentials and
+    that user is created as admin on first start.
+    """
+
+    def __init__(self, workdir, port=None, rpc_port=None, auth=None, name="influxd"):
+        self.port = port or free_port()
+        self.rpc_port = rpc_port or free_port()
+        self.auth = auth
+        self.url = f"http://127.0.0.1:{self.port}"
+        base = os.path.join(workdir.path, name)
+        for sub in ("meta", "data", "wal"):
+            os.makedirs(os.path.join(base, sub), exist_ok=True)
+        conf = workdir.file(f"{name}.conf",
+                            "reporting-disabled = true\n"
+                            f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
+                            "[meta]\n"
+                            f'  dir = "{base}/meta"\n'
+                            "  logging-enabled = false\n"
+                            "[data]\n"
+                            f'  dir = "{base}/data"\n'
+                            f'  wal-dir = "{base}/wal"\n'
+                            "  query-log-enabled = false\n"
+                            "  trace-logging-enabled = false\n"
+                            "[monitor]\n"
+                            "  store-enabled = false\n"
+                            "[http]\n"
+                            f'  bind-address = "127.0.0.1:{self.port}"\n'
+                            f"  auth-enabled = {'true' if auth else 'false'}\n"
+                            "  log-enabled = false\n"
+                            "  pprof-enabled = false\n"
+                            "[logging]\n"
+                            '  level = "warn"\n'
+                            "  suppress-logo = true\n"
+                            "[continuous_queries]\n"
+                            "  enabled = false\n")
+        super().__init__(name, ["influxd", "run", "-config", conf], workdir)
+        self._created_user = False
+
+    def _request(self, method, path, params=None, data=None, auth=True):
+        import base64
+        import urllib.error
+        import urllib.parse
+        import urllib.request
+        url = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
+        req = urllib.request.Request(url, data=data, method=method)
+        if auth and self.auth:
+            token = base64.b64encode(f"{self.auth[0]}:{self.auth[1]}".encode()).decode()
+            req.add_header("Authorization", "Basic " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
+
+    def ping(self):
+        try:
+            return self._request("GET", "/ping", auth=False)[0] == 204
+        except OSError:
+            return False
+
+    def start(self, timeout=30):
+        super().start()
+        wait_for(lambda: self.ping() or not self.alive(), timeout, f"influxd /ping on {self.port}")
+        if not self.alive():
+            raise AssertionError(f"influxd exited: {self.output()[-2000:]}")
+        if self.auth and not self._created_user:
+            # With no user yet, influxd accepts exactly this statement without credentials.
+            user, password = self.auth
+            status, body = self._request(
+                "POST", "/query",
+                {"q": f"CREATE USER \"{user}\" WITH PASSWORD '{password}' WITH ALL PRIVILEGES"},
+                auth=False)
+            if status != 200:
+                raise AssertionError(f"influxd create user: {status} {body!r}")
+            self._created_user = True
+        return self
+
+    def query(self, q, db=None, epoch="ns"):
+        """Run an InfluxQL statement; the parsed JSON reply. Raises on an error reply."""
+        params = {"q": q, "epoch": epoch}
+        if db:
+            params["db"] = db
+        method = "GET" if q.lstrip().upper().startswith(("SELECT", "SHOW")) else "POST"
+        status, body = self._request(method, "/query", params)
+        obj = json.loads(body) if body else {}
+        if status != 200:
+            raise AssertionError(f"influxd query {q!r}: HTTP {status} {body!r}")
+        for res in obj.get("results", []):
+            if "error" in res:
+                raise AssertionError(f"influxd query {q!r}: {res['error']}")
+        return obj
+
+    def points(self, q, db):
+        """The rows of a SELECT as a list of dicts (column -> value), all series together."""
+        rows = []
+        for res in self.query(q, db).get("results", []):
+            for series in res.get("series", []):
+                tags = series.get("tags", {})
+                for values in series.get("values", []):
+                    row = dict(zip(series["columns"], values))
+                    row.update(tags)
+                    row["_measurement"] = series.get("name")
+                    rows.append(row)
+        return rows
+
+    def count(self, measurement, db, field="*"):
+        """How many points a measurement holds (0 when it does not exist)."""
+        total = 0
+        for row in self.points(f'SELECT COUNT({field}) FROM "{measurement}"', db):
+            total = max(total, max((v for k, v in row.items()
+                                    if k.startswith("count") and isinstance(v, int)), default=0))
+        return total
+
+    def create_database(self, name):
+        self.query(f'CREATE DATABASE "{name}"')
+
+    def write(self, lines, db, precision="ns"):
+        """POST line protocol directly; (status, body bytes)."""
+        return self._request("POST", "/write", {"db": db, "precision": precision},
+                             data=lines.encode() if isinstance(lines, str) else lines)

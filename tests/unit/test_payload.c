@@ -141,11 +141,41 @@ static void alarm_record_has_every_field(void **state)
 static void status_online_and_will_shape(void **state)
 {
     (void)state;
-    json_t *j = parse(gw_payload_status(true, 1000, 0, 3, 1));
+    struct gw_status st = {.online = true,
+                           .started_at_ms = 1000,
+                           .outbox = 12,
+                           .dropped = 3,
+                           .sensors_online = 3,
+                           .sensors_offline = 1};
+    json_t *j = parse(gw_payload_status(&st));
     assert_true(json_is_true(json_object_get(j, "online")));
     assert_string_equal(json_string_value(json_object_get(j, "version")), GW_VERSION);
-    assert_int_equal(json_integer_value(json_object_get(j, "outbox")), 0);
+    assert_string_equal(json_string_value(json_object_get(j, "started_at")),
+                        "1970-01-01T00:00:01.000Z");
+    assert_int_equal(json_integer_value(json_object_get(j, "outbox")), 12);
+    assert_int_equal(json_integer_value(json_object_get(j, "dropped")), 3);
     assert_int_equal(json_integer_value(json_object_get(j, "sensors_offline")), 1);
+    assert_null(json_object_get(j, "store_error"));
+    json_decref(j);
+    st.online = false;
+    st.store_error = "commit: database or disk is full";
+    j = parse(gw_payload_status(&st));
+    assert_false(json_is_true(json_object_get(j, "online")));
+    assert_string_equal(json_string_value(json_object_get(j, "store_error")),
+                        "commit: database or disk is full");
+    json_decref(j);
+}
+
+static void metrics_are_integers(void **state)
+{
+    (void)state;
+    struct gw_metric m[] = {{"outbox", 5}, {"rss_kb", 9000}, {"dropped", 0}};
+    json_t *j = parse(gw_payload_metrics(77, 2000, m, 3));
+    assert_int_equal(json_integer_value(json_object_get(j, "seq")), 77);
+    assert_string_equal(json_string_value(json_object_get(j, "ts")), "1970-01-01T00:00:02.000Z");
+    assert_true(json_is_integer(json_object_get(j, "rss_kb")));
+    assert_int_equal(json_integer_value(json_object_get(j, "rss_kb")), 9000);
+    assert_int_equal(json_object_size(j), 5);
     json_decref(j);
 }
 
@@ -158,6 +188,7 @@ int main(void)
         cmocka_unit_test(health_online_and_offline),
         cmocka_unit_test(alarm_record_has_every_field),
         cmocka_unit_test(status_online_and_will_shape),
+        cmocka_unit_test(metrics_are_integers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

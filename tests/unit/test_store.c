@@ -101,6 +101,25 @@ static void telemetry_waits_for_group_commit_alarm_does_not(void **state)
     assert_int_equal(s.commits, 2);
 }
 
+static void a_batch_commits_its_alarms_once(void **state)
+{
+    struct fx *f = *state;
+    gw_store_begin_batch(f->st);
+    add(f, GW_REC_EVENT, "events", "raise");
+    add(f, GW_REC_ALARM, "alarms/h1/low", "{}");
+    assert_int_equal(rows_on_disk(f), 0);
+    assert_int_equal(gw_store_end_batch(f->st), 0);
+    assert_int_equal(rows_on_disk(f), 2);
+    struct gw_store_stats s;
+    gw_store_stats(f->st, &s);
+    assert_int_equal(s.commits, 1);
+    /* A batch with only telemetry leaves it to the group commit. */
+    gw_store_begin_batch(f->st);
+    add(f, GW_REC_TELEMETRY, "t", "1");
+    assert_int_equal(gw_store_end_batch(f->st), 0);
+    assert_int_equal(rows_on_disk(f), 2);
+}
+
 static void commit_wanted_after_commit_records(void **state)
 {
     struct fx *f = *state;
@@ -333,6 +352,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(telemetry_waits_for_group_commit_alarm_does_not, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(a_batch_commits_its_alarms_once, setup, teardown),
         cmocka_unit_test_setup_teardown(commit_wanted_after_commit_records, setup, teardown),
         cmocka_unit_test_setup_teardown(streams_read_in_order_committed_then_pending, setup,
                                         teardown),
