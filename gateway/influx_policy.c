@@ -198,7 +198,7 @@ int gw_influx_retry_after_ms(const char *value, int64_t now_ms)
 
 /* ---- backoff ---- */
 
-int gw_influx_backoff_ms(int attempt, uint32_t rnd)
+int gw_retry_backoff_ms(int attempt, uint32_t rnd)
 {
     int64_t base = GW_INFLUX_BACKOFF_MIN_MS;
     for (int i = 0; i < attempt && base < GW_INFLUX_BACKOFF_MAX_MS; i++) {

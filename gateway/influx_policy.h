@@ -69,7 +69,7 @@ int gw_influx_retry_after_ms(const char *value, int64_t now_ms);
  * 60 s, each spread by ±20 % with `rnd` (any uniformly random 32-bit value)
  * so that many gateways behind one district server do not retry in step.
  */
-int gw_influx_backoff_ms(int attempt, uint32_t rnd);
+int gw_retry_backoff_ms(int attempt, uint32_t rnd);
 
 /*
  * The write URL for cfg, with every query value percent-encoded (RFC 3986):

@@ -4,12 +4,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "influx_policy.h"
 #include "log.h"
 
 #define MOD "outbox"
 #define MAX_SINKS 4
-#define BACKOFF_MIN_MS 1000
-#define BACKOFF_MAX_MS 60000
 
 struct slot {
     struct gw_outbox *ob;
@@ -52,19 +51,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int gw_outbox_backoff_ms(int attempt, double unit)
-{
-    int64_t ms = BACKOFF_MIN_MS;
-    for (int i = 1; i < attempt && ms < BACKOFF_MAX_MS; i++) {
-        ms *= 2;
-    }
-    if (ms > BACKOFF_MAX_MS) {
-        ms = BACKOFF_MAX_MS;
-    }
-    /* +-20%: 300 gateways coming back after the same outage do not retry in step. */
-    return (int)((double)ms * (0.8 + 0.4 * unit));
-}
-
 static void pump(struct slot *s);
 
 static void on_timer(uv_timer_t *t)
@@ -100,7 +86,8 @@ static void on_done(void *ctx, enum gw_sink_result result, const char *error, co
         if (s->removed || ob->stopping) {
             return;
         }
-        int delay = gw_outbox_backoff_ms(s->attempt, (double)rand() / ((double)RAND_MAX + 1));
+        uint32_t rnd = ((uint32_t)rand() << 16) ^ (uint32_t)rand(); /* rand() has 31 bits */
+        int delay = gw_retry_backoff_ms(s->attempt - 1, rnd);
         if (retry_after_ms > delay) {
             delay = retry_after_ms;
         }

@@ -47,7 +47,4 @@ void gw_outbox_stop(struct gw_outbox *ob, void (*done)(void *ctx), void *ctx);
 /* After done ran. */
 void gw_outbox_free(struct gw_outbox *ob);
 
-/* Backoff before retry `attempt` (1, 2, ...): 1 s doubling to 60 s, +-20% by `unit` in [0,1). */
-int gw_outbox_backoff_ms(int attempt, double unit);
-
 #endif

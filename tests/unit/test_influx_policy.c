@@ -150,7 +150,7 @@ static void test_backoff_table(void **state)
         {0x7fffffff, 0, 48000},
     };
     for (size_t i = 0; i < N(t); i++) {
-        int got = gw_influx_backoff_ms(t[i].attempt, t[i].rnd);
+        int got = gw_retry_backoff_ms(t[i].attempt, t[i].rnd);
         if (got != t[i].want) {
             fail_msg("row %zu: attempt=%d rnd=%u: got %d want %d", i, t[i].attempt, t[i].rnd, got,
                      t[i].want);
@@ -170,7 +170,7 @@ static void test_backoff_bounds(void **state)
         int lo = 1 << 30, hi = 0;
         for (int k = 0; k < 2000; k++) {
             x = x * 1664525u + 1013904223u;
-            int ms = gw_influx_backoff_ms(attempt, x);
+            int ms = gw_retry_backoff_ms(attempt, x);
             assert_true(ms >= base * 8 / 10);
             assert_true(ms <= base * 12 / 10);
             lo = ms < lo ? ms : lo;
