@@ -162,7 +162,7 @@ static void emit_metrics(struct gw_gateway *gw, int64_t now)
         }
     }
     uint64_t seq = gw_seq_next(&gw->seq);
-    emit(gw, GW_REC_GATEWAY, now, "gateway", gw_payload_metrics(seq, now, m, n), seq);
+    emit(gw, GW_REC_GATEWAY, now, "metrics", gw_payload_metrics(seq, now, m, n), seq);
     publish_status(gw, true);
 }
 

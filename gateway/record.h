@@ -15,7 +15,7 @@ enum gw_record_type {
     GW_REC_HEALTH = 1,    /* P/health/<sensor>, retained */
     GW_REC_ALARM = 2,     /* P/alarms/<key>, retained; payload "" once back to normal */
     GW_REC_EVENT = 3,     /* P/events: an alarm transition */
-    GW_REC_GATEWAY = 4,   /* gateway metrics (InfluxDB `gateway`; MQTT sinks skip it) */
+    GW_REC_GATEWAY = 4,   /* P/metrics: gateway metrics (InfluxDB measurement `gateway`) */
 };
 
 /*

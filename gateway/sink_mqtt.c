@@ -272,7 +272,9 @@ static bool sink_ready(void *state)
 static bool sink_wants(void *state, enum gw_record_type type)
 {
     (void)state;
-    return type != GW_REC_GATEWAY; /* metrics go to InfluxDB; MQTT has P/status */
+    /* Everything, metrics on P/metrics too: a consumer sees every seq, gap-free. */
+    (void)type;
+    return true;
 }
 
 static int qos_of(const struct mqtt_sink *s, enum gw_record_type type)
