@@ -15,9 +15,9 @@
 struct gw_gateway;
 
 struct gw_gateway_stats {
-    uint64_t readings;       /* dispatched to the core */
-    uint64_t poll_errors;    /* readings with status ERROR */
-    uint64_t transitions;    /* alarm raises and clears */
+    uint64_t readings;    /* dispatched to the core */
+    uint64_t poll_errors; /* readings with status ERROR */
+    uint64_t transitions; /* alarm raises and clears */
 };
 
 /* Takes ownership of cfg. with_drivers=false leaves sensors to gw_gateway_dispatch (bench). */

@@ -67,8 +67,12 @@ static void update_events(struct gw_mqtt *m)
     }
     int events = UV_READABLE | (mosquitto_want_write(m->mosq) ? UV_WRITABLE : 0);
     if (events != m->poll_events) {
+        bool drained = (m->poll_events & UV_WRITABLE) && !(events & UV_WRITABLE);
         m->poll_events = events;
         uv_poll_start(m->poll, events, m->poll->poll_cb);
+        if (drained && m->cb.on_drained) {
+            m->cb.on_drained(m->ctx);
+        }
     }
 }
 
@@ -348,6 +352,11 @@ int gw_mqtt_subscribe(struct gw_mqtt *m, const char *pattern, int qos)
     int rc = mosquitto_subscribe(m->mosq, NULL, pattern, qos);
     update_events(m);
     return rc == MOSQ_ERR_SUCCESS ? 0 : -EIO;
+}
+
+bool gw_mqtt_write_pending(const struct gw_mqtt *m)
+{
+    return m->poll && mosquitto_want_write(m->mosq);
 }
 
 size_t gw_mqtt_pending(const struct gw_mqtt *m)

@@ -36,6 +36,8 @@ struct gw_mqtt_callbacks {
     void (*on_disconnect)(void *ctx);
     void (*on_publish)(void *ctx, int mid); /* QoS 1: PUBACK received */
     void (*on_message)(void *ctx, const char *topic, const void *payload, size_t len);
+    /* Everything queued so far is written to the socket (QoS 0 back-pressure). */
+    void (*on_drained)(void *ctx);
 };
 
 struct gw_mqtt *gw_mqtt_new(uv_loop_t *loop, const struct gw_mqtt_options *opt,
@@ -47,6 +49,8 @@ bool gw_mqtt_connected(const struct gw_mqtt *m);
 int gw_mqtt_publish(struct gw_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
                     bool retain, int *mid);
 int gw_mqtt_subscribe(struct gw_mqtt *m, const char *pattern, int qos);
+/* Is anything queued in libmosquitto not yet written to the socket? */
+bool gw_mqtt_write_pending(const struct gw_mqtt *m);
 /* Messages queued in libmosquitto not yet written or acknowledged. */
 size_t gw_mqtt_pending(const struct gw_mqtt *m);
 /*

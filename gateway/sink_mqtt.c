@@ -48,6 +48,7 @@ struct mqtt_sink {
     int *mids;
     int nmids, cap_mids;
     int unacked;
+    bool wait_drain;  /* a QoS 0 batch is done once written to the socket */
     uv_timer_t defer; /* done() never runs inside submit() */
     enum gw_sink_result deferred_result;
 
@@ -134,6 +135,7 @@ static void finish_batch(struct mqtt_sink *s, enum gw_sink_result result)
     s->done = NULL;
     s->nmids = 0;
     s->unacked = 0;
+    s->wait_drain = false;
     if (done) {
         done(s->done_ctx, result, result == GW_SINK_OK ? NULL : "broker connection lost", NULL, 0,
              0);
@@ -178,6 +180,14 @@ static void on_disconnect(void *ctx)
     if (s->done) {
         /* Whatever was not acknowledged goes again: at least once. */
         defer_finish(s, GW_SINK_RETRY);
+    }
+}
+
+static void on_drained(void *ctx)
+{
+    struct mqtt_sink *s = ctx;
+    if (s->done && s->wait_drain && !uv_is_active((uv_handle_t *)&s->defer)) {
+        finish_batch(s, GW_SINK_OK);
     }
 }
 
@@ -234,8 +244,10 @@ static void *sink_init(const struct gw_config *cfg, uv_loop_t *loop, bool uplink
         .will_qos = 1,
         .will_retain = true,
     };
-    struct gw_mqtt_callbacks cb = {
-        .on_connect = on_connect, .on_disconnect = on_disconnect, .on_publish = on_puback};
+    struct gw_mqtt_callbacks cb = {.on_connect = on_connect,
+                                   .on_disconnect = on_disconnect,
+                                   .on_publish = on_puback,
+                                   .on_drained = on_drained};
     s->mqtt = gw_mqtt_new(loop, &opt, &cb, s);
     if (!s->mqtt) {
         free(s);
@@ -329,7 +341,12 @@ static void sink_submit(void *state, const struct gw_record *recs, int n, gw_sin
         }
     }
     if (s->unacked == 0) {
-        defer_finish(s, GW_SINK_OK);
+        /* Only QoS 0: done when written, so a slow broker slows us instead of filling memory. */
+        if (gw_mqtt_write_pending(s->mqtt)) {
+            s->wait_drain = true;
+        } else {
+            defer_finish(s, GW_SINK_OK);
+        }
     }
 }
 

@@ -172,7 +172,7 @@ struct gw_store *gw_store_open(const char *state_dir, const struct gw_store_cfg 
      * about one fsync a second.
      */
     if (exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                     "PRAGMA journal_size_limit=8388608; PRAGMA foreign_keys=OFF;") != SQLITE_OK) {
+                     "PRAGMA journal_size_limit=8388608; PRAGMA cache_size=-1024;") != SQLITE_OK) {
         goto fail;
     }
     if (migrate(st->db, st->path) != 0) {
@@ -576,7 +576,14 @@ int gw_store_read(struct gw_store *st, enum gw_stream stream, uint64_t after, in
         n++;
     }
     sqlite3_reset(s);
-    /* Then what waits for the next commit (or for the disk to come back). */
+    /*
+     * Then what waits for the next commit: telemetry at once (it may go before its
+     * commit), alarms only while the disk fails (they go before their commit only
+     * when a commit is not possible).
+     */
+    if (stream == GW_STREAM_ALARM && !st->stats.failing) {
+        return n;
+    }
     for (int i = 0; i < st->npending && n < max; i++) {
         const struct pending *p = &st->pending[i];
         if (p->stream != stream || p->rec.seq <= after) {

@@ -51,8 +51,8 @@ int gw_store_append(struct gw_store *st, uint64_t seq, enum gw_record_type type,
                     const char *topic, const char *payload);
 /*
  * Between begin and end, alarm-stream appends wait and end commits them all
- * at once: the transitions of one reading cost one fsync, not one each. Use
- * it within one loop callback only (sinks must not see them before end).
+ * at once: the transitions of one loop iteration cost one fsync, not one
+ * each. Readers do not see them before end (unless commits are failing).
  */
 void gw_store_begin_batch(struct gw_store *st);
 int gw_store_end_batch(struct gw_store *st);
@@ -63,8 +63,10 @@ int gw_store_commit(struct gw_store *st);
 
 /*
  * Up to max records of `stream` with seq > after, in seq order, committed
- * ones first, then pending ones. out[i].topic/payload are owned by the
- * caller: free with gw_store_records_free. Returns how many, or -errno.
+ * ones first, then pending ones (pending alarm records only while commits
+ * fail: otherwise an alarm is never served before it is on disk).
+ * out[i].topic/payload are owned by the caller: free with
+ * gw_store_records_free. Returns how many, or -errno.
  */
 int gw_store_read(struct gw_store *st, enum gw_stream stream, uint64_t after, int max,
                   struct gw_record *out);

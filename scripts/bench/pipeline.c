@@ -8,6 +8,7 @@
  * scripts/bench/pipeline starts a private mosquitto and runs this.
  */
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,24 @@ static long current_rss_kb(void)
         fclose(f);
     }
     return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Private (not shared with other processes) resident memory: what the gateway itself costs. */
+static long private_kb(void)
+{
+    FILE *f = fopen("/proc/self/smaps_rollup", "r");
+    char line[256];
+    long total = 0, v;
+    while (f && fgets(line, sizeof(line), f)) {
+        if (sscanf(line, "Private_Clean: %ld kB", &v) == 1 ||
+            sscanf(line, "Private_Dirty: %ld kB", &v) == 1) {
+            total += v;
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    return total;
 }
 
 static char *write_config(int sensors, int hub_port, const char *dir)
@@ -190,6 +209,7 @@ int main(int argc, char **argv)
         return 1;
     }
     long rss_before = current_rss_kb();
+    long private_before = private_kb();
     struct gw_config *cfg = gw_config_load(write_config(sensors, hub_port, dir), stderr);
     if (!cfg) {
         return 1;
@@ -213,14 +233,19 @@ int main(int argc, char **argv)
     struct gw_gateway_stats st;
     gw_gateway_stats(b.gw, &st);
     long rss_end = current_rss_kb();
+    long private_end = private_kb();
+    struct mallinfo2 mi = mallinfo2();
     gw_gateway_free(b.gw);
     uv_loop_close(b.loop);
 
-    printf("| sensors | readings | handed over (s) | all in the hub (s) | readings/s end to end "
-           "| alarm transitions | peak RSS (kB) | RSS at start (kB) | RSS at end (kB) |\n");
-    printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
-    printf("| %d | %ld | %.2f | %.2f | %.0f | %llu | %ld | %ld | %ld |\n", sensors, readings,
-           b.dispatched, b.elapsed, (double)readings / b.elapsed,
-           (unsigned long long)st.transitions, peak_rss_kb(), rss_before, rss_end);
+    printf(
+        "| sensors | readings | handed over (s) | all in the hub (s) | readings/s end to end "
+        "| alarm transitions | peak RSS (kB) | RSS before start (kB) | RSS at end (kB) | private "
+        "at end (kB) | heap in use at end (kB) |\n");
+    printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    printf("| %d | %ld | %.2f | %.2f | %.0f | %llu | %ld | %ld | %ld | %ld | %ld | %zu |\n",
+           sensors, readings, b.dispatched, b.elapsed, (double)readings / b.elapsed,
+           (unsigned long long)st.transitions, peak_rss_kb(), rss_before, rss_end, private_before,
+           private_end, mi.uordblks / 1024);
     return 0;
 }

@@ -108,7 +108,13 @@ static void a_batch_commits_its_alarms_once(void **state)
     add(f, GW_REC_EVENT, "events", "raise");
     add(f, GW_REC_ALARM, "alarms/h1/low", "{}");
     assert_int_equal(rows_on_disk(f), 0);
+    /* Not on disk yet, so not served to any sink yet either. */
+    struct gw_record r[4];
+    assert_int_equal(gw_store_read(f->st, GW_STREAM_ALARM, 0, 4, r), 0);
     assert_int_equal(gw_store_end_batch(f->st), 0);
+    int n = gw_store_read(f->st, GW_STREAM_ALARM, 0, 4, r);
+    assert_int_equal(n, 2);
+    gw_store_records_free(r, n);
     assert_int_equal(rows_on_disk(f), 2);
     struct gw_store_stats s;
     gw_store_stats(f->st, &s);
