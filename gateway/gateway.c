@@ -53,6 +53,7 @@ struct gw_gateway {
     uv_timer_t commit_timer;
     uv_check_t alarm_commit; /* commits this iteration's alarm records, once */
     bool alarm_batch_open;
+    bool store_failing; /* as last published on P/status */
     int64_t started_at_ms;
     int64_t next_status_ms;
     int64_t last_tick_wall_ms, last_tick_mono_ms; /* to notice clock steps */
@@ -510,6 +511,13 @@ static void on_commit_timer(uv_timer_t *t)
 {
     struct gw_gateway *gw = t->data;
     gw_store_commit(gw->store);
+    /* The district learns at once that this school's disk fails, or works again. */
+    struct gw_store_stats ss;
+    gw_store_stats(gw->store, &ss);
+    if (ss.failing != gw->store_failing) {
+        gw->store_failing = ss.failing;
+        publish_status(gw, true);
+    }
 #ifdef __GLIBC__
     /* Records come and go by the thousand: hand the freed memory back to a 1 GB Pi. */
     malloc_trim(0);

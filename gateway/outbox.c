@@ -29,7 +29,10 @@ struct slot {
     int open_handles; /* the timer and the sink */
 
     uint64_t delivered, retries, rejected;
+    uint64_t rejected_unlogged;
+    bool confirmed_once;
     struct gw_complaint complaint;
+    struct gw_complaint reject_complaint;
 };
 
 struct gw_outbox {
@@ -107,8 +110,16 @@ static void on_done(void *ctx, enum gw_sink_result result, const char *error, co
             }
         }
         s->rejected += (uint64_t)n;
-        gw_warn(MOD, "sink %s refused records count=%d error=\"%s\"; kept as dead letters", name, n,
-                error ? error : "");
+        s->rejected_unlogged += (uint64_t)n;
+        /* The same refusal comes with every batch of that series: once, then spaced. */
+        if (gw_complain(&s->reject_complaint, now_ms())) {
+            gw_warn(MOD,
+                    "sink %s refused records count=%llu total=%llu error=\"%s\"; kept as dead "
+                    "letters",
+                    name, (unsigned long long)s->rejected_unlogged, (unsigned long long)s->rejected,
+                    error ? error : "");
+            s->rejected_unlogged = 0;
+        }
     }
     if (s->nbatch > 0) {
         gw_store_set_cursor(ob->store, name, s->stream, s->batch[s->nbatch - 1].seq);
@@ -118,7 +129,10 @@ static void on_done(void *ctx, enum gw_sink_result result, const char *error, co
     s->attempt = 0;
     if (gw_release(&s->complaint)) {
         gw_info(MOD, "sink %s delivering again", name);
+    } else if (!s->confirmed_once) {
+        gw_info(MOD, "sink %s delivering", name);
     }
+    s->confirmed_once = true;
     if (!s->removed && !ob->stopping) {
         gw_outbox_kick(ob);
     }

@@ -668,7 +668,8 @@ static void on_transfer(void *ctx, CURL *easy, CURLcode result)
         if (was_down || was_auth || was_missing) {
             gw_info(MOD, "%s accepts writes again", s->target);
         }
-        gw_release(&s->refused);
+        /* Refusals are not "over" when a good batch passes (batches of other series
+         * alternate with refused ones): they stay rate-limited. */
         complete(s, GW_SINK_OK, s->err[0] ? s->err : NULL, 0);
         return;
     }

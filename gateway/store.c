@@ -172,7 +172,7 @@ struct gw_store *gw_store_open(const char *state_dir, const struct gw_store_cfg 
      * about one fsync a second.
      */
     if (exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                     "PRAGMA journal_size_limit=8388608; PRAGMA cache_size=-1024;") != SQLITE_OK) {
+                     "PRAGMA journal_size_limit=4194304; PRAGMA cache_size=-1024;") != SQLITE_OK) {
         goto fail;
     }
     if (migrate(st->db, st->path) != 0) {

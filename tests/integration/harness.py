@@ -129,16 +129,25 @@ class Process:
 
 
 class Mosquitto(Process):
-    def __init__(self, workdir, port=None):
+    def __init__(self, workdir, port=None, name="mosquitto", persistence=False, extra_conf=""):
         self.port = port or free_port()
-        conf = workdir.file("mosquitto.conf",
+        # name: a second broker in the same workdir gets its own config and log.
+        # persistence: retained messages and persistent sessions (clean_session false
+        # subscribers and their queued QoS 1 messages) survive a stop/start.
+        pers = "persistence false\n"
+        if persistence:
+            pdir = os.path.join(workdir.path, f"{name}.db") + "/"
+            os.makedirs(pdir, exist_ok=True)
+            pers = f"persistence true\npersistence_location {pdir}\nautosave_interval 1\n"
+        conf = workdir.file(f"{name}.conf",
                             f"listener {self.port} 127.0.0.1\n"
                             "allow_anonymous true\n"
-                            "persistence false\n"
+                            + pers +
                             # the default 1000 silently drops messages to a slow subscriber
                             "max_queued_messages 1000000\n"
+                            + extra_conf
                             + ("user root\n" if os.geteuid() == 0 else ""))
-        super().__init__("mosquitto", ["mosquitto", "-c", conf], workdir)
+        super().__init__(name, ["mosquitto", "-c", conf], workdir)
 
     def start(self):
         super().start()
@@ -149,11 +158,16 @@ class Mosquitto(Process):
 class Collector:
     """Subscribes to a topic filter and keeps every message (topic, payload, retain)."""
 
-    def __init__(self, port, topic="#"):
+    def __init__(self, port, topic="#", client_id=None, clean_session=True):
+        """client_id + clean_session=False: a persistent session, so the broker queues
+        QoS 1 messages for it while it is disconnected (and, with persistence, over a
+        broker restart)."""
         self.messages = []
         self.lock = threading.Lock()
         self.connected = threading.Event()
-        self.client = mqtt.Client(client_id=f"collector-{os.getpid()}-{id(self)}", clean_session=True)
+        self.connects = 0
+        self.client = mqtt.Client(client_id=client_id or f"collector-{os.getpid()}-{id(self)}",
+                                  clean_session=clean_session)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
         self.topic = topic
@@ -165,6 +179,7 @@ class Collector:
 
     def _on_connect(self, client, userdata, flags, rc):
         client.subscribe(self.topic, qos=1)
+        self.connects += 1
         self.connected.set()
 
     def _on_message(self, client, userdata, msg):
@@ -244,8 +259,10 @@ class Gateway(Process):
         super().__init__(name, [exe, "-c", self.config_path], workdir)
 
     def start(self, wait_text="INFO gateway: started"):
+        # The log is appended across restarts: wait for the text from this start on.
+        pos = len(self.output())
         super().start()
-        self.wait_output(wait_text, 15)
+        self.wait_output(wait_text, 15, start=pos)
         return self
 
     def reload(self):
@@ -281,6 +298,8 @@ class ModbusSlave(Process):
         argv += ["--rtu", rtu, "--baud", str(baud)] if rtu else ["--tcp", f"127.0.0.1:{self.port}"]
         super().__init__(name, argv, workdir)
         self.ncommands = 0
+        # command() may be called from several threads (a flipper thread and the test)
+        self.lock = threading.RLock()
 
     def start(self):
         self.logf = open(self.log_path, "ab")
@@ -291,24 +310,35 @@ class ModbusSlave(Process):
 
     def command(self, line, timeout=5):
         """Send one command and wait until the slave has applied it."""
-        self.proc.stdin.write((line + "\n").encode())
-        self.proc.stdin.flush()
-        self.ncommands += 1
-        n = self.ncommands
-        wait_for(lambda: f"done {n}\n" in self.output() or f"error {n}:" in self.output(),
-                 timeout, f"slave to run {line!r}")
-        if f"error {n}:" in self.output():
-            raise AssertionError(f"slave refused {line!r}: {self.output()[-300:]}")
+        with self.lock:
+            # Only look at what the slave printed after this command: the log grows long.
+            pos = os.path.getsize(self.log_path)
+            self.proc.stdin.write((line + "\n").encode())
+            self.proc.stdin.flush()
+            self.ncommands += 1
+            n = self.ncommands
+
+            def since():
+                with open(self.log_path, "rb") as f:
+                    f.seek(pos)
+                    return f.read().decode(errors="replace")
+
+            wait_for(lambda: f"done {n}\n" in since() or f"error {n}:" in since(),
+                     timeout, f"slave to run {line!r}", interval=0.005)
+            out = since()
+            if f"error {n}:" in out:
+                raise AssertionError(f"slave refused {line!r}: {out[-300:]}")
+            return out
 
     def set(self, unit, table, addr, *values):
         self.command(f"set {unit} {table} {addr} " + " ".join(str(int(v)) for v in values))
 
     def reads(self, unit):
         """Every read request the unit got so far: [[function, address, count], ...]."""
-        self.command(f"requests {unit}")
-        for line in reversed(self.output().splitlines()):
-            if line.startswith(f"requests {unit} "):
-                return json.loads(line.split(" ", 2)[2])
+        with self.lock:
+            for line in reversed(self.command(f"requests {unit}").splitlines()):
+                if line.startswith(f"requests {unit} "):
+                    return json.loads(line.split(" ", 2)[2])
         raise AssertionError("no requests line from the slave")
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
@@ -346,6 +376,81 @@ class SerialPair(Process):
         wait_for(lambda: os.path.exists(self.gw) and os.path.exists(self.slave)
                  and "starting data transfer loop" in self.output(), 10, "socat ptys")
         return self
+
+
+class TcpProxy:
+    """A loopback TCP forwarder in front of a server, to cut one client off it.
+
+    mode "pass" forwards new connections both ways; "refuse" closes them at
+    once (the server looks down to the client while others, connected
+    directly, still reach it). A mode applies to connections accepted after
+    it is set; close_all() drops the current ones.
+    """
+
+    def __init__(self, target_port, port=None):
+        self.target_port = target_port
+        self.mode = "pass"
+        self.accepted = 0
+        self.lock = threading.Lock()
+        self.conns = []
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port or 0))
+        self.port = self.sock.getsockname()[1]
+        self.sock.listen(16)
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            if self.mode != "pass":
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close_all(self):
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+
+    def close(self):
+        self.closed = True
+        self.sock.close()
+        self.close_all()
 
 
 def telemetry_values(collector, prefix, sensor):
@@ -540,3 +645,35 @@ class Influxd(Process):
         """POST line protocol directly; (status, body bytes)."""
         return self._request("POST", "/write", {"db": db, "precision": precision},
                              data=lines.encode() if isinstance(lines, str) else lines)
+
+
+def state_db_rows(state_dir, sql, params=()):
+    """Rows of a query on state_dir/state.db, opened read-only next to the running
+    gateway (WAL lets a reader in while it writes)."""
+    import sqlite3
+    path = os.path.join(state_dir, "state.db")
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        con.close()
+
+
+def sim_hydrants(wd, n, bus="plc", interval_s=1, noise=0.05):
+    """campusgw-sim serving n noisy hydrants h1..hn (a new value at every poll), started,
+    and the gateway config pieces for them: (sim, bus, profiles, sensors, ids), where
+    bus is one element of `modbus`, profiles one member of `profiles` and sensors the
+    elements of `sensors` (join them with yours)."""
+    devices = ",\n".join(
+        f'  {{ name = "h{i}"; unit_id = {i}; type = "hydrant_4_20"; pressure = 0.4; '
+        f'noise = {noise}; }}' for i in range(1, n + 1))
+    sim = Sim(wd, f"devices = (\n{devices}\n);\n").start()
+    bus_cfg = f'{{ name = "{bus}"; tcp = "127.0.0.1:{sim.port}"; timeout_ms = 500; }}'
+    profile = ('hydrant_4_20 = { points = ( { name = "pressure"; unit = "MPa"; address = 0; '
+               'type = "u16"; raw_min = 4000; raw_max = 20000; min = 0.0; max = 1.6; } ); };')
+    sensors = ",\n".join(
+        f'  {{ id = "h{i}"; kind = "hydrant_pressure"; profile = "hydrant_4_20"; modbus = "{bus}"; '
+        f'unit_id = {i}; interval_s = {interval_s}; '
+        f'location = {{ building = "B{i % 3}"; floor = "{i}"; }}; }}'
+        for i in range(1, n + 1))
+    return sim, bus_cfg, profile, sensors, [f"h{i}" for i in range(1, n + 1)]
