@@ -5,11 +5,13 @@ order per stream, the alarm raised meanwhile ahead of the telemetry backlog; and
 kill -9 leaves {"online":false} retained there through the uplink's last will."""
 
 import json
+import os
 import signal
+import subprocess
 import time
 
-from harness import (PREFIX, Collector, Gateway, ModbusSlave, Mosquitto, log, retained, run,
-                     sim_hydrants, site_config, wait_for)
+from harness import (PREFIX, Collector, Gateway, ModbusSlave, Mosquitto, free_port, log,
+                     retained, run, sim_hydrants, site_config, wait_for)
 
 NSENSORS = 10
 DATA_TOPICS = ("telemetry/", "health/", "metrics")
@@ -151,5 +153,59 @@ def test_uplink_last_will(wd):
     dcol.close()
 
 
+def make_ca(wd, name):
+    """A CA and a server certificate for 127.0.0.1 signed by it, with openssl."""
+    d = os.path.join(wd.path, name)
+    os.makedirs(d)
+
+    def ossl(*args):
+        subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
+
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+         f"/CN={name}", "-keyout", "ca.key", "-out", "ca.crt")
+    ossl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout",
+         "server.key", "-out", "server.csr")
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    ossl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-days", "2", "-extfile", "ext.cnf", "-out", "server.crt")
+    return d
+
+
+def test_uplink_tls(wd):
+    """The uplink over TLS with certificate checking: the right CA connects and delivers;
+    a broker whose certificate another CA signed is refused, and nothing is delivered."""
+    good = make_ca(wd, "district-ca")
+    rogue = make_ca(wd, "rogue-ca")
+    plain = free_port()
+    # TLS listener for the gateway (the class's port), a plain one for our subscriber.
+    district = Mosquitto(wd, name="district", extra_conf=(
+        f"cafile {good}/ca.crt\ncertfile {good}/server.crt\nkeyfile {good}/server.key\n"
+        f"listener {plain} 127.0.0.1\nallow_anonymous true\n")).start()
+    hub = Mosquitto(wd).start()
+    dcol = Collector(plain, f"{PREFIX}/#")
+    slave = ModbusSlave(wd, {1: {"holding": [40]}}).start()
+    body = f'''
+uplink = {{ host = "127.0.0.1"; port = {district.port}; tls = {{ ca_file = "{{CA}}"; }}; }};
+modbus = ( {{ name = "bus"; tcp = "127.0.0.1:{slave.port}"; timeout_ms = 500; }} );
+profiles = {{ tank = {{ points = ( {{ name = "level"; address = 0; }} ); }}; }};
+sensors = ( {{ id = "tank-1"; kind = "tank"; profile = "tank"; modbus = "bus"; unit_id = 1;
+              interval_s = 1; }} );
+'''
+    gw = Gateway(wd, site_config(wd.path, hub.port, body.replace("{CA}", f"{rogue}/ca.crt")),
+                 name="rogue").start()
+    wait_for(lambda: "uplink broker unreachable" in gw.output(), 15, "the TLS handshake to fail")
+    assert "uplink connected" not in gw.output(), gw.output()[-2000:]
+    assert dcol.all(f"{PREFIX}/telemetry/") == [], "delivered over an unverified connection"
+    assert gw.stop() == 0
+    gw = Gateway(wd, site_config(wd.path, hub.port, body.replace("{CA}", f"{good}/ca.crt"))).start()
+    msg = dcol.wait_json(f"{PREFIX}/telemetry/tank-1", lambda t, o: o["values"]["level"] == 40,
+                         15, "telemetry over TLS on the district broker")
+    assert msg["sensor"] == "tank-1"
+    gw.wait_output("INFO mqtt: uplink connected", 5)
+    assert gw.stop() == 0
+    dcol.close()
+
+
 if __name__ == "__main__":
-    run([test_uplink_outage, test_uplink_last_will])
+    run([test_uplink_outage, test_uplink_last_will, test_uplink_tls])
