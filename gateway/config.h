@@ -127,11 +127,47 @@ struct gw_point_cfg {
 
 enum gw_codec { GW_CODEC_MODBUS, GW_CODEC_LAYOUT, GW_CODEC_CAYENNE_LPP, GW_CODEC_JS };
 
+/* Layout codec field types (DESIGN.md "Layout codec field keys"). */
+enum gw_field_type {
+    GW_FT_U8,
+    GW_FT_S8,
+    GW_FT_U16BE,
+    GW_FT_U16LE,
+    GW_FT_S16BE,
+    GW_FT_S16LE,
+    GW_FT_U32BE,
+    GW_FT_U32LE,
+    GW_FT_S32BE,
+    GW_FT_S32LE,
+    GW_FT_F32BE,
+    GW_FT_F32LE,
+    GW_FT_BOOL, /* one bit: `bit` of the byte at `byte` */
+};
+
+/* One field of a `layout` codec profile: fields = ( { name; byte; type; ... } ). */
+struct gw_layout_field_cfg {
+    char *name;
+    char *unit;    /* may be NULL */
+    int byte;      /* offset in the FRMPayload, 0..241 */
+    int bit;       /* 0..7 for bool; -1 otherwise */
+    uint32_t mask; /* optional bit mask applied to the raw integer (then shifted down); 0 = none */
+    enum gw_field_type type;
+    double scale;  /* default 1 */
+    double offset; /* default 0 */
+    int nenum;     /* enum = [ ... ]: the raw value is the index */
+    char **enum_labels;
+    int fport; /* only frames on this FPort; -1 = any */
+    int line;
+};
+
 struct gw_profile_cfg {
     char *name;
     enum gw_codec codec; /* GW_CODEC_MODBUS when it has `points` */
     int npoints;
     struct gw_point_cfg *points;
+    int nfields; /* GW_CODEC_LAYOUT */
+    struct gw_layout_field_cfg *fields;
+    char *script; /* GW_CODEC_JS: path of the decoder (TTN decodeUplink or ChirpStack Decode) */
     int line;
 };
 
