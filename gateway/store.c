@@ -77,10 +77,14 @@ static int run(struct gw_store *st, enum store_stmt id)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+/* Reset before returning: a statement left on a row holds a read snapshot open, and the WAL
+ * can then never be checkpointed (it grows without end). */
 static int64_t query_int(struct gw_store *st, enum store_stmt id)
 {
     sqlite3_stmt *s = stmt(st, id);
-    return sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    int64_t v = sqlite3_step(s) == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+    sqlite3_reset(s);
+    return v;
 }
 
 static void note_error(struct gw_store *st, const char *what)

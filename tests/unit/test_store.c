@@ -327,6 +327,39 @@ static void failing_disk_keeps_alarms_in_memory_and_recovers(void **state)
     assert_int_equal(rows_on_disk(f), 2);
 }
 
+static long file_size(const char *dir, const char *name)
+{
+    char path[160];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long)sb.st_size : 0;
+}
+
+/* Delivered records are deleted and the write-ahead log is checkpointed: the files stay small. */
+static void steady_state_stays_small(void **state)
+{
+    struct fx *f = *state;
+    gw_store_register_sink(f->st, "hub");
+    char payload[400];
+    memset(payload, 'y', sizeof(payload) - 1);
+    payload[sizeof(payload) - 1] = '\0';
+    for (int round = 0; round < 300; round++) { /* ~12 MB through the store */
+        for (int i = 0; i < 100; i++) {
+            add(f, GW_REC_TELEMETRY, "telemetry/h1", payload);
+        }
+        assert_int_equal(gw_store_commit(f->st), 0);
+        assert_int_equal(gw_store_set_cursor(f->st, "hub", GW_STREAM_DATA, f->seq), 0);
+    }
+    assert_int_equal(gw_store_commit(f->st), 0);
+    long wal = file_size(f->dir, "state.db-wal");
+    long db = file_size(f->dir, "state.db");
+    assert_true(wal < 5L * 1024 * 1024); /* journal_size_limit, plus a checkpoint's worth */
+    assert_true(db < 1L * 1024 * 1024);
+    struct gw_store_stats s;
+    gw_store_stats(f->st, &s);
+    assert_int_equal(s.outbox, 0);
+}
+
 static void dead_letters_are_kept(void **state)
 {
     struct fx *f = *state;
@@ -371,6 +404,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(failing_disk_keeps_alarms_in_memory_and_recovers, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(steady_state_stays_small, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_letters_are_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
     };
