@@ -21,6 +21,23 @@ gw_install_packages() {
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# The npm packages of tests/unit (lora-packet, the independent LoRaWAN encoder
+# that test_lorawan cross-checks against), pinned by tests/unit/package-lock.json.
+# Debian's npm conflicts with NodeSource's nodejs (which ships npm itself), so
+# the npm package is installed only when the npm command is missing.
+gw_install_npm() {
+    [ -d "$GW_ROOT/tests/unit/node_modules/lora-packet" ] && return 0
+    if ! command -v npm >/dev/null 2>&1; then
+        gw_say "installing: npm"
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+    fi
+    gw_say "installing npm packages of tests/unit (lora-packet)"
+    npm ci --prefix "$GW_ROOT/tests/unit" --no-audit --no-fund >/dev/null
+}
+
 # gw_build DIR [cmake args...]
 gw_build() {
     local dir=$1

@@ -40,4 +40,39 @@ int gw_codec_layout(const struct gw_layout_field_cfg *fields, int nfields, const
 int gw_codec_cayenne_lpp(const uint8_t *bytes, size_t len, struct gw_reading *out, char *err,
                          size_t errlen);
 
+/*
+ * gw_decoder_run also returns -E2BIG: more values than GW_MAX_POINTS (the
+ * ones that fit are in out, whole Cayenne entries only), and -EFAULT: a
+ * Duktape fatal error (the heap is rebuilt). On a failed frame, layout and
+ * Cayenne LPP leave the points decoded before the failure in out (Cayenne:
+ * the complete entries before a truncated or unknown one); the JS codec
+ * leaves none.
+ *
+ * Limits of the JS codec (defaults GW_JS_TIMEOUT_MS, GW_JS_MEM_LIMIT): a decoder
+ * that runs longer is stopped (-ETIME), one that allocates more fails (-ENOMEM);
+ * either way its heap is rebuilt for the next frame. No effect on other codecs.
+ */
+#define GW_JS_TIMEOUT_MS 100
+#define GW_JS_MEM_LIMIT (4u * 1024 * 1024)
+void gw_decoder_set_limits(struct gw_decoder *decoder, int timeout_ms, size_t mem_bytes);
+
+/*
+ * Decode every example of a TTN device-repository examples.json (a list of
+ * { description, input: { bytes, fPort }, output: { data, errors?, warnings? } })
+ * and compare with output.data flattened like decoded values (nested keys joined
+ * with "_"; faulted points count as absent). An example with output.errors must
+ * fail with each of those strings in its message. Returns the number of
+ * mismatches (one line each in report), or -errno when the file cannot be read.
+ */
+int gw_decoder_check_examples(struct gw_decoder *decoder, const char *examples_path, char *report,
+                              size_t len);
+
+/* JS codec internals, used by decoder.c (sensors/codecs/js.c). */
+struct gw_js;
+struct gw_js *gw_js_new(const char *path, char *err, size_t errlen);
+void gw_js_free(struct gw_js *js);
+void gw_js_set_limits(struct gw_js *js, int timeout_ms, size_t mem_bytes);
+int gw_js_run(struct gw_js *js, const uint8_t *bytes, size_t len, int fport, int64_t ts_ms,
+              struct gw_reading *out, char *err, size_t errlen);
+
 #endif

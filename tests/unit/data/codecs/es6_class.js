@@ -1,0 +1,8 @@
+
+
+
+
+class Frame {}
+function decodeUplink(input) {
+  return { data: {} };
+}

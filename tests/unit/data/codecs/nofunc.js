@@ -1,0 +1,4 @@
+// no decoder function here
+function helper(x) {
+  return x;
+}

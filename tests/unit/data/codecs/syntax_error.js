@@ -1,0 +1,7 @@
+function decodeUplink(input) {
+  var a = 1;
+
+  if (a {
+    return { data: {} };
+  }
+}

@@ -1,0 +1,3 @@
+function decodeUplink(input) {
+  return { data: { v: 1 }, errors: ["bad length", "unknown port " + input.fPort] };
+}

@@ -1,0 +1,3 @@
+function Decoder(bytes, port) {
+  return { first: bytes[0], port: port };
+}
