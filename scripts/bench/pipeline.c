@@ -238,10 +238,10 @@ int main(int argc, char **argv)
     gw_gateway_free(b.gw);
     uv_loop_close(b.loop);
 
-    printf(
-        "| sensors | readings | handed over (s) | all in the hub (s) | readings/s end to end "
-        "| alarm transitions | peak RSS (kB) | RSS before start (kB) | RSS at end (kB) | private "
-        "at end (kB) | heap in use at end (kB) |\n");
+    printf("| sensors | readings | handed over (s) | all in the hub (s) | readings/s end to end "
+           "| alarm transitions | peak RSS (kB) | RSS before start (kB) | RSS at end (kB) | "
+           "private before "
+           "start (kB) | private at end (kB) | heap in use at end (kB) |\n");
     printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     printf("| %d | %ld | %.2f | %.2f | %.0f | %llu | %ld | %ld | %ld | %ld | %ld | %zu |\n",
            sensors, readings, b.dispatched, b.elapsed, (double)readings / b.elapsed,
