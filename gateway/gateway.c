@@ -30,6 +30,9 @@
 #define STATUS_EVERY_MS 60000
 #define MAX_TRANSITIONS 64
 #define MQTT_BATCH 500
+/* InfluxDB does not care about the order of writes: convert the next batch while one is
+ * on the wire. */
+#define INFLUX_LANES 2
 #define MAX_RETIRED 16
 
 struct gw_gateway {
@@ -556,20 +559,21 @@ static int influx_batch(const struct gw_config *cfg)
 static int add_sinks(struct gw_gateway *gw, const struct gw_config *cfg)
 {
     if (!gw_outbox_sink(gw->outbox, "hub")) {
-        gw->hub = gw_outbox_add_sink(gw->outbox, &gw_sink_hub, cfg, MQTT_BATCH, 0);
+        gw->hub = gw_outbox_add_sink(gw->outbox, &gw_sink_hub, cfg, MQTT_BATCH, 0, 1);
         if (!gw->hub) {
             return -ENOMEM;
         }
     }
     if (cfg->uplink.enabled && !gw_outbox_sink(gw->outbox, "uplink")) {
-        gw->uplink = gw_outbox_add_sink(gw->outbox, &gw_sink_uplink, cfg, MQTT_BATCH, 0);
+        gw->uplink = gw_outbox_add_sink(gw->outbox, &gw_sink_uplink, cfg, MQTT_BATCH, 0, 1);
         if (!gw->uplink) {
             return -ENOMEM;
         }
     }
     if (cfg->influx.enabled && !gw_outbox_sink(gw->outbox, "influx")) {
         if (!gw_outbox_add_sink(gw->outbox, &gw_sink_influx, cfg, influx_batch(cfg),
-                                cfg->influx.flush_ms > 0 ? cfg->influx.flush_ms : 1000)) {
+                                cfg->influx.flush_ms > 0 ? cfg->influx.flush_ms : 1000,
+                                INFLUX_LANES)) {
             return -ENOMEM;
         }
     }

@@ -9,24 +9,44 @@
 
 #define MOD "outbox"
 #define MAX_SINKS 4
+#define MAX_LANES 2
+
+/*
+ * A lane is one instance of a sink with one batch at a time. A sink whose far
+ * side does not care about order (InfluxDB: a point is its series and time)
+ * gets two lanes, so the next batch is read and converted while the previous
+ * one is on the wire. The cursor still moves strictly in order: only over the
+ * oldest batches in flight that were confirmed.
+ */
+struct lane {
+    struct slot *slot;
+    void *state;
+    struct gw_record *batch;
+    int nbatch;
+    enum gw_stream stream;
+    bool busy;   /* with the sink */
+    bool done;   /* came back, waiting for older batches */
+    bool failed; /* came back with RETRY */
+};
 
 struct slot {
     struct gw_outbox *ob;
     const struct gw_sink_ops *ops;
-    void *state;
+    struct lane lanes[MAX_LANES];
+    int nlanes;
+    int queue[MAX_LANES]; /* lanes in flight, oldest first */
+    int nqueue;
     int batch_max;
     int flush_ms;
     int64_t last_submit_ms;
 
-    struct gw_record *batch;
-    int nbatch;
-    enum gw_stream stream;
-    bool busy;    /* a batch is with the sink */
     bool waiting; /* the timer holds the next try (backoff or flush) */
+    bool failing; /* a batch failed: wait for the others, then back off */
+    int retry_after_ms;
     bool removed; /* stopping; freed once closed */
     int attempt;
     uv_timer_t timer;
-    int open_handles; /* the timer and the sink */
+    int open_handles; /* the timer and the lanes' sinks */
 
     uint64_t delivered, retries, rejected;
     uint64_t rejected_unlogged;
@@ -69,101 +89,201 @@ static void wait_then_pump(struct slot *s, int64_t ms)
     uv_timer_start(&s->timer, on_timer, (uint64_t)(ms > 0 ? ms : 0), 0);
 }
 
-static void free_batch(struct slot *s)
+static void free_lane_batch(struct lane *l)
 {
-    gw_store_records_free(s->batch, s->nbatch);
-    s->nbatch = 0;
+    gw_store_records_free(l->batch, l->nbatch);
+    l->nbatch = 0;
+    l->done = l->failed = false;
+}
+
+static void pop_queue(struct slot *s)
+{
+    for (int i = 1; i < s->nqueue; i++) {
+        s->queue[i - 1] = s->queue[i];
+    }
+    s->nqueue--;
+}
+
+static void dead_letter(struct slot *s, struct lane *l, const char *error, const int *rejected,
+                        int nrejected)
+{
+    const char *name = s->ops->name;
+    int n = rejected ? nrejected : l->nbatch;
+    for (int i = 0; i < n; i++) {
+        int idx = rejected ? rejected[i] : i;
+        if (idx >= 0 && idx < l->nbatch) {
+            gw_store_dead_letter(s->ob->store, name, &l->batch[idx], error, now_ms());
+        }
+    }
+    s->rejected += (uint64_t)n;
+    s->rejected_unlogged += (uint64_t)n;
+    /* The same refusal comes with every batch of that series: once, then spaced. */
+    if (gw_complain(&s->reject_complaint, now_ms())) {
+        gw_warn(MOD,
+                "sink %s refused records count=%llu total=%llu error=\"%s\"; kept as dead "
+                "letters",
+                name, (unsigned long long)s->rejected_unlogged, (unsigned long long)s->rejected,
+                error ? error : "");
+        s->rejected_unlogged = 0;
+    }
+}
+
+/* Move the cursor over the confirmed batches at the head of the queue. */
+static void advance(struct slot *s)
+{
+    const char *name = s->ops->name;
+    while (s->nqueue > 0) {
+        struct lane *l = &s->lanes[s->queue[0]];
+        if (!l->done || l->failed) {
+            break;
+        }
+        if (l->nbatch > 0) {
+            gw_store_set_cursor(s->ob->store, name, l->stream, l->batch[l->nbatch - 1].seq);
+            s->delivered += (uint64_t)l->nbatch;
+        }
+        free_lane_batch(l);
+        pop_queue(s);
+        s->attempt = 0;
+        if (gw_release(&s->complaint)) {
+            gw_info(MOD, "sink %s delivering again", name);
+        } else if (!s->confirmed_once) {
+            gw_info(MOD, "sink %s delivering", name);
+        }
+        s->confirmed_once = true;
+    }
+}
+
+static bool lanes_busy(const struct slot *s)
+{
+    for (int i = 0; i < s->nlanes; i++) {
+        if (s->lanes[i].busy) {
+            return true;
+        }
+    }
+    return false;
 }
 
 static void on_done(void *ctx, enum gw_sink_result result, const char *error, const int *rejected,
                     int nrejected, int retry_after_ms)
 {
-    struct slot *s = ctx;
+    struct lane *l = ctx;
+    struct slot *s = l->slot;
     struct gw_outbox *ob = s->ob;
-    s->busy = false;
-    const char *name = s->ops->name;
+    l->busy = false;
+    l->done = true;
     if (result == GW_SINK_RETRY) {
-        free_batch(s);
-        s->retries++;
-        s->attempt++;
-        if (s->removed || ob->stopping) {
-            return;
-        }
-        uint32_t rnd = ((uint32_t)rand() << 16) ^ (uint32_t)rand(); /* rand() has 31 bits */
-        int delay = gw_retry_backoff_ms(s->attempt - 1, rnd);
-        if (retry_after_ms > delay) {
-            delay = retry_after_ms;
+        l->failed = true;
+        s->failing = true;
+        if (retry_after_ms > s->retry_after_ms) {
+            s->retry_after_ms = retry_after_ms;
         }
         if (gw_complain(&s->complaint, now_ms())) {
-            gw_warn(MOD, "sink %s failed, will retry error=\"%s\" retry_ms=%d", name,
-                    error ? error : "unknown", delay);
+            gw_warn(MOD, "sink %s failed, will retry error=\"%s\"", s->ops->name,
+                    error ? error : "unknown");
         }
-        wait_then_pump(s, delay);
+    } else if (result == GW_SINK_REJECT) {
+        dead_letter(s, l, error, rejected, nrejected);
+    }
+    advance(s);
+    if (!s->failing) {
+        if (!s->removed && !ob->stopping) {
+            gw_outbox_kick(ob);
+        }
         return;
     }
-    if (result == GW_SINK_REJECT) {
-        int n = rejected ? nrejected : s->nbatch;
-        for (int i = 0; i < n; i++) {
-            int idx = rejected ? rejected[i] : i;
-            if (idx >= 0 && idx < s->nbatch) {
-                gw_store_dead_letter(ob->store, name, &s->batch[idx], error, now_ms());
-            }
+    if (lanes_busy(s)) {
+        return; /* the others come back first */
+    }
+    /* Everything not confirmed goes again, from the cursor, after a pause. */
+    for (int i = 0; i < s->nlanes; i++) {
+        free_lane_batch(&s->lanes[i]);
+    }
+    s->nqueue = 0;
+    s->failing = false;
+    s->retries++;
+    s->attempt++;
+    if (s->removed || ob->stopping) {
+        return;
+    }
+    uint32_t rnd = ((uint32_t)rand() << 16) ^ (uint32_t)rand(); /* rand() has 31 bits */
+    int delay = gw_retry_backoff_ms(s->attempt - 1, rnd);
+    if (s->retry_after_ms > delay) {
+        delay = s->retry_after_ms;
+    }
+    s->retry_after_ms = 0;
+    wait_then_pump(s, delay);
+}
+
+static struct lane *free_lane(struct slot *s)
+{
+    for (int i = 0; i < s->nlanes; i++) {
+        struct lane *l = &s->lanes[i];
+        if (!l->busy && !l->done && s->ops->ready(l->state)) {
+            return l;
         }
-        s->rejected += (uint64_t)n;
-        s->rejected_unlogged += (uint64_t)n;
-        /* The same refusal comes with every batch of that series: once, then spaced. */
-        if (gw_complain(&s->reject_complaint, now_ms())) {
-            gw_warn(MOD,
-                    "sink %s refused records count=%llu total=%llu error=\"%s\"; kept as dead "
-                    "letters",
-                    name, (unsigned long long)s->rejected_unlogged, (unsigned long long)s->rejected,
-                    error ? error : "");
-            s->rejected_unlogged = 0;
-        }
     }
-    if (s->nbatch > 0) {
-        gw_store_set_cursor(ob->store, name, s->stream, s->batch[s->nbatch - 1].seq);
-        s->delivered += (uint64_t)s->nbatch;
-    }
-    free_batch(s);
-    s->attempt = 0;
-    if (gw_release(&s->complaint)) {
-        gw_info(MOD, "sink %s delivering again", name);
-    } else if (!s->confirmed_once) {
-        gw_info(MOD, "sink %s delivering", name);
-    }
-    s->confirmed_once = true;
-    if (!s->removed && !ob->stopping) {
-        gw_outbox_kick(ob);
-    }
+    return NULL;
+}
+
+static bool alarms_waiting(struct slot *s)
+{
+    struct gw_record r;
+    uint64_t after = gw_store_cursor(s->ob->store, s->ops->name, GW_STREAM_ALARM);
+    int n = gw_store_read(s->ob->store, GW_STREAM_ALARM, after, 1, &r);
+    gw_store_records_free(&r, n > 0 ? n : 0);
+    return n > 0;
 }
 
 static void pump(struct slot *s)
 {
     struct gw_outbox *ob = s->ob;
-    if (s->busy || s->waiting || s->removed || ob->stopping || !s->ops->ready(s->state)) {
-        return;
-    }
-    for (int stream = 0; stream < GW_NSTREAMS; stream++) {
-        uint64_t after = gw_store_cursor(ob->store, s->ops->name, (enum gw_stream)stream);
-        int n = gw_store_read(ob->store, (enum gw_stream)stream, after, s->batch_max, s->batch);
-        if (n <= 0) {
-            continue;
-        }
-        int64_t now = now_ms();
-        if (stream == GW_STREAM_DATA && s->flush_ms > 0 && n < s->batch_max &&
-            now - s->last_submit_ms < s->flush_ms) {
-            /* A partial batch waits for more, but not past flush_ms. */
-            gw_store_records_free(s->batch, n);
-            wait_then_pump(s, s->flush_ms - (now - s->last_submit_ms));
+    while (!s->waiting && !s->failing && !s->removed && !ob->stopping) {
+        struct lane *l = free_lane(s);
+        if (!l) {
             return;
         }
-        s->nbatch = n;
-        s->stream = (enum gw_stream)stream;
-        s->busy = true;
-        s->last_submit_ms = now;
-        s->ops->submit(s->state, s->batch, n, on_done, s);
-        return;
+        int first = GW_STREAM_ALARM;
+        uint64_t after_in_flight = 0;
+        if (s->nqueue > 0) {
+            /* Only the data stream runs several batches; it continues after the newest. */
+            struct lane *newest = &s->lanes[s->queue[s->nqueue - 1]];
+            if (newest->stream != GW_STREAM_DATA || alarms_waiting(s)) {
+                return; /* alarms go next, ahead of more backlog */
+            }
+            first = GW_STREAM_DATA;
+            after_in_flight = newest->batch[newest->nbatch - 1].seq;
+        }
+        bool submitted = false;
+        for (int stream = first; stream < GW_NSTREAMS; stream++) {
+            uint64_t after = s->nqueue > 0
+                                 ? after_in_flight
+                                 : gw_store_cursor(ob->store, s->ops->name, (enum gw_stream)stream);
+            int n = gw_store_read(ob->store, (enum gw_stream)stream, after, s->batch_max, l->batch);
+            if (n <= 0) {
+                continue;
+            }
+            int64_t now = now_ms();
+            if (stream == GW_STREAM_DATA && s->flush_ms > 0 && n < s->batch_max &&
+                (s->nqueue > 0 || now - s->last_submit_ms < s->flush_ms)) {
+                /* A partial batch waits for more, but not past flush_ms. */
+                gw_store_records_free(l->batch, n);
+                if (s->nqueue == 0) {
+                    wait_then_pump(s, s->flush_ms - (now - s->last_submit_ms));
+                }
+                return;
+            }
+            l->nbatch = n;
+            l->stream = (enum gw_stream)stream;
+            l->busy = true;
+            s->queue[s->nqueue++] = (int)(l - s->lanes);
+            s->last_submit_ms = now;
+            s->ops->submit(l->state, l->batch, n, on_done, l);
+            submitted = true;
+            break;
+        }
+        if (!submitted) {
+            return;
+        }
     }
 }
 
@@ -197,7 +317,7 @@ struct gw_outbox *gw_outbox_new(uv_loop_t *loop, struct gw_store *store)
 }
 
 void *gw_outbox_add_sink(struct gw_outbox *ob, const struct gw_sink_ops *ops,
-                         const struct gw_config *cfg, int batch_max, int flush_ms)
+                         const struct gw_config *cfg, int batch_max, int flush_ms, int lanes)
 {
     if (ob->nslots == MAX_SINKS) {
         return NULL;
@@ -206,31 +326,43 @@ void *gw_outbox_add_sink(struct gw_outbox *ob, const struct gw_sink_ops *ops,
     if (!s) {
         return NULL;
     }
-    s->batch = calloc((size_t)batch_max, sizeof(*s->batch));
-    s->state = s->batch ? ops->init(cfg, ob->loop) : NULL;
-    if (!s->state) {
-        free(s->batch);
-        free(s);
-        return NULL;
-    }
     s->ob = ob;
     s->ops = ops;
     s->batch_max = batch_max;
     s->flush_ms = flush_ms;
+    s->nlanes = lanes < 1 ? 1 : lanes > MAX_LANES ? MAX_LANES : lanes;
+    for (int i = 0; i < s->nlanes; i++) {
+        struct lane *l = &s->lanes[i];
+        l->slot = s;
+        l->batch = calloc((size_t)batch_max, sizeof(*l->batch));
+        l->state = l->batch ? ops->init(cfg, ob->loop) : NULL;
+        if (!l->state) {
+            for (int k = 0; k <= i; k++) {
+                if (s->lanes[k].state) {
+                    ops->destroy(s->lanes[k].state);
+                }
+                free(s->lanes[k].batch);
+            }
+            free(s);
+            return NULL;
+        }
+    }
     uv_timer_init(ob->loop, &s->timer);
     s->timer.data = s;
     gw_store_register_sink(ob->store, ops->name);
     ob->slots[ob->nslots++] = s;
-    ops->start(s->state);
+    for (int i = 0; i < s->nlanes; i++) {
+        ops->start(s->lanes[i].state);
+    }
     gw_outbox_kick(ob);
-    return s->state;
+    return s->lanes[0].state;
 }
 
 void *gw_outbox_sink(struct gw_outbox *ob, const char *name)
 {
     for (int i = 0; i < ob->nslots; i++) {
         if (strcmp(ob->slots[i]->ops->name, name) == 0) {
-            return ob->slots[i]->state;
+            return ob->slots[i]->lanes[0].state;
         }
     }
     return NULL;
@@ -238,8 +370,10 @@ void *gw_outbox_sink(struct gw_outbox *ob, const char *name)
 
 static void slot_free(struct slot *s)
 {
-    s->ops->destroy(s->state);
-    free(s->batch);
+    for (int i = 0; i < s->nlanes; i++) {
+        s->ops->destroy(s->lanes[i].state);
+        free(s->lanes[i].batch);
+    }
     free(s);
 }
 
@@ -276,11 +410,14 @@ static void on_timer_closed(uv_handle_t *h)
 static void close_slot(struct gw_outbox *ob, struct slot *s)
 {
     s->removed = true;
-    s->open_handles = 2;
+    s->open_handles = 1 + s->nlanes;
     ob->closing++;
     uv_timer_stop(&s->timer);
     uv_close((uv_handle_t *)&s->timer, on_timer_closed);
-    s->ops->stop(s->state, on_sink_closed, s); /* a batch in flight finishes with RETRY */
+    for (int i = 0; i < s->nlanes; i++) {
+        /* a batch in flight finishes with RETRY; unconfirmed records go again next start */
+        s->ops->stop(s->lanes[i].state, on_sink_closed, s);
+    }
 }
 
 void gw_outbox_remove_sink(struct gw_outbox *ob, const char *name)
@@ -305,7 +442,7 @@ int gw_outbox_sink_stats(const struct gw_outbox *ob, struct gw_outbox_sink_stats
             .delivered = s->delivered,
             .retries = s->retries,
             .rejected = s->rejected,
-            .connected = s->ops->ready(s->state),
+            .connected = s->ops->ready(s->lanes[0].state),
         };
         for (int k = 0; k < GW_NSTREAMS; k++) {
             out[n].cursor[k] = gw_store_cursor(ob->store, s->ops->name, (enum gw_stream)k);

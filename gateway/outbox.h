@@ -31,10 +31,13 @@ struct gw_outbox *gw_outbox_new(uv_loop_t *loop, struct gw_store *store);
 /*
  * Add (and start) a sink. batch_max records per submit; flush_ms > 0 holds a
  * partial data batch back until that long after the previous submit (the
- * InfluxDB batching); alarm records never wait. Returns the sink's state.
+ * InfluxDB batching); alarm records never wait. lanes > 1 (at most 2) runs
+ * that many instances of the sink with a data batch each in flight, for a far
+ * side where the order of batches does not matter; the cursor still moves in
+ * order. Returns the (first) sink's state.
  */
 void *gw_outbox_add_sink(struct gw_outbox *ob, const struct gw_sink_ops *ops,
-                         const struct gw_config *cfg, int batch_max, int flush_ms);
+                         const struct gw_config *cfg, int batch_max, int flush_ms, int lanes);
 /* The state of the sink called `name`, or NULL. */
 void *gw_outbox_sink(struct gw_outbox *ob, const char *name);
 /* Stop and drop one sink (a reload removed or changed it). */
