@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <limits.h>
@@ -16,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "codecs/codec.h"
+#include "lora/lorawan.h"
 
 #define PATH_LEN 256
 #define SECRET_MAX 4096
@@ -955,6 +959,105 @@ static void parse_influx(struct parser *p, const config_setting_t *g)
     }
 }
 
+/* ---- lora -------------------------------------------------------------- */
+
+static const struct key lora_keys[] = {
+    {"listen", K_STRING},
+    {"region", K_STRING},
+    {"dedup_ms", K_INT},
+    {"forwarder_offline_s", K_INT},
+};
+
+static const char *const region_names[] = {"EU868", "US915", "CN470", "AS923",
+                                           "AU915", "KR920", "IN865"};
+
+/*
+ * "a.b.c.d:port" or "[v6]:port". A UDP server binds an address, so no host
+ * names, and the port is always written (1700 is a convention, not a rule).
+ */
+static void parse_listen(struct parser *p, const config_setting_t *m, const char *cp,
+                         struct gw_lora_cfg *l)
+{
+    const char *v = config_setting_get_string(m);
+    const char *host = v;
+    size_t hlen;
+    const char *port;
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (!close || close[1] != ':') {
+            err(p, m, "%s: \"%s\" is not address:port (e.g. \"0.0.0.0:1700\" or \"[::]:1700\")", cp,
+                v);
+            return;
+        }
+        host = v + 1;
+        hlen = (size_t)(close - host);
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(v, ':');
+        if (!colon || memchr(v, ':', (size_t)(colon - v))) {
+            err(p, m,
+                "%s: \"%s\" is not address:port (e.g. \"0.0.0.0:1700\"; an IPv6 address goes in "
+                "brackets: \"[::]:1700\")",
+                cp, v);
+            return;
+        }
+        hlen = (size_t)(colon - v);
+        port = colon + 1;
+    }
+    char addr[INET6_ADDRSTRLEN + 1];
+    unsigned char buf[sizeof(struct in6_addr)];
+    bool ok = hlen > 0 && hlen < sizeof(addr);
+    if (ok) {
+        memcpy(addr, host, hlen);
+        addr[hlen] = '\0';
+        ok = inet_pton(v[0] == '[' ? AF_INET6 : AF_INET, addr, buf) == 1;
+    }
+    if (!ok) {
+        err(p, m, "%s: \"%.*s\" in \"%s\" is not an %s address", cp, (int)hlen, host, v,
+            v[0] == '[' ? "IPv6" : "IPv4");
+        return;
+    }
+    char *end = NULL;
+    errno = 0;
+    long n = (*port >= '0' && *port <= '9') ? strtol(port, &end, 10) : -1;
+    if (n < 1 || n > 65535 || errno || !end || *end) {
+        err(p, m, "%s: bad port \"%s\" in \"%s\" (1..65535)", cp, port, v);
+        return;
+    }
+    char *h = xstrdup(p, addr);
+    if (h) {
+        free(l->listen_host);
+        l->listen_host = h;
+        l->listen_port = (int)n;
+    }
+}
+
+static void parse_lora(struct parser *p, const config_setting_t *g)
+{
+    struct gw_lora_cfg *l = &p->cfg->lora;
+    const char *path = "lora";
+    l->enabled = true;
+    l->line = (int)config_setting_source_line(g);
+    l->listen_host = xstrdup(p, "0.0.0.0");
+    l->listen_port = 1700;
+    l->region = xstrdup(p, "CN470");
+    l->dedup_ms = 200;
+    l->forwarder_offline_s = 120;
+    check_members(p, g, path, lora_keys, N_ELEMS(lora_keys));
+    const config_setting_t *m = get(g, "listen", K_STRING);
+    if (m) {
+        parse_listen(p, m, "lora.listen", l);
+    }
+    int r = 0;
+    if (get_enum(p, g, path, "region", region_names, N_ELEMS(region_names), &r)) {
+        free(l->region);
+        l->region = xstrdup(p, region_names[r]);
+    }
+    get_int(p, g, path, "dedup_ms", OPTIONAL, 0, 5000, &l->dedup_ms);
+    /* forwarders send PULL_DATA every 10 s and stats every 30 s by default */
+    get_int(p, g, path, "forwarder_offline_s", OPTIONAL, 10, DAY_MAX_S, &l->forwarder_offline_s);
+}
+
 /* ---- modbus buses ------------------------------------------------------ */
 
 static const struct key bus_keys[] = {
@@ -1431,27 +1534,380 @@ static void parse_points(struct parser *p, const config_setting_t *list, const c
     }
 }
 
+/* ---- codec profiles: layout fields, cayenne_lpp, js -------------------- */
+
+static const struct key field_keys[] = {
+    {"name", K_STRING},  {"byte", K_INT},    {"type", K_STRING},  {"bit", K_INT},
+    {"mask", K_INT},     {"scale", K_FLOAT}, {"offset", K_FLOAT}, {"unit", K_STRING},
+    {"enum", K_STRINGS}, {"fport", K_INT},
+};
+
+/* In gw_field_type order. */
+static const char *const field_type_names[] = {"u8",    "s8",    "u16be", "u16le", "s16be",
+                                               "s16le", "u32be", "u32le", "s32be", "s32le",
+                                               "f32be", "f32le", "bool"};
+
+static int field_width(enum gw_field_type t)
+{
+    switch (t) {
+    case GW_FT_U8:
+    case GW_FT_S8:
+    case GW_FT_BOOL:
+        return 1;
+    case GW_FT_U16BE:
+    case GW_FT_U16LE:
+    case GW_FT_S16BE:
+    case GW_FT_S16LE:
+        return 2;
+    default:
+        return 4;
+    }
+}
+
+static bool field_unsigned(enum gw_field_type t)
+{
+    return t == GW_FT_U8 || t == GW_FT_U16BE || t == GW_FT_U16LE || t == GW_FT_U32BE ||
+           t == GW_FT_U32LE;
+}
+
+static bool field_integer(enum gw_field_type t)
+{
+    return t != GW_FT_F32BE && t != GW_FT_F32LE && t != GW_FT_BOOL;
+}
+
+/* mask = 0x0C: the bits of the raw integer to keep (then shifted down). */
+static void parse_field_mask(struct parser *p, const config_setting_t *g, const char *path,
+                             struct gw_layout_field_cfg *f, bool type_ok_)
+{
+    const config_setting_t *m = get(g, "mask", K_INT);
+    if (!m || !type_ok_) {
+        return;
+    }
+    if (!field_unsigned(f->type)) {
+        err(p, m, "%s.mask: only with unsigned integer types (u8, u16be, u16le, u32be, u32le)",
+            path);
+        return;
+    }
+    long long v = config_setting_get_int64(m);
+    if (config_setting_type(m) == CONFIG_TYPE_INT &&
+        config_setting_get_format(m) == CONFIG_FORMAT_HEX) {
+        v = (long long)(uint32_t)v; /* libconfig keeps 0xFFFFFFFF as a 32-bit -1 */
+    }
+    int width = field_width(f->type);
+    long long max = width == 4 ? 0xFFFFFFFFLL : (1LL << (8 * width)) - 1;
+    if (v < 1 || v > max) {
+        if (v < 0) {
+            err(p, m, "%s.mask: %lld is negative", path, v);
+        } else {
+            err(p, m, "%s.mask: 0x%llX does not fit a %s (0x1..0x%llX)", path,
+                (unsigned long long)v, field_type_names[f->type], (unsigned long long)max);
+        }
+        return;
+    }
+    f->mask = (uint32_t)v;
+}
+
+static void parse_field_enum(struct parser *p, const config_setting_t *g, const char *path,
+                             struct gw_layout_field_cfg *f, bool type_ok_, bool scaled)
+{
+    const config_setting_t *e = get(g, "enum", K_STRINGS);
+    if (!e || !type_ok_) {
+        return;
+    }
+    char cp[PATH_LEN];
+    child_path(cp, sizeof(cp), path, "enum");
+    if (!field_integer(f->type)) {
+        err(p, e, "%s: needs an integer type (u8, s8, u16be, ... s32le), not %s", cp,
+            field_type_names[f->type]);
+        return;
+    }
+    if (scaled) {
+        err(p, e, "%s: not with scale/offset (the raw value is the index)", cp);
+        return;
+    }
+    int n = config_setting_length(e);
+    f->enum_labels = xcalloc(p, (size_t)n, sizeof(*f->enum_labels));
+    if (!f->enum_labels) {
+        return;
+    }
+    f->nenum = n;
+    for (int i = 0; i < n; i++) {
+        const char *label = config_setting_get_string_elem(e, i);
+        if (!label || !*label || strlen(label) >= GW_STR_VALUE_MAX) {
+            err(p, e, "%s[%d]: labels are 1..%d characters", cp, i, GW_STR_VALUE_MAX - 1);
+            continue;
+        }
+        f->enum_labels[i] = xstrdup(p, label);
+    }
+}
+
+static void parse_field(struct parser *p, const config_setting_t *g, const char *path,
+                        struct gw_layout_field_cfg *f)
+{
+    f->line = (int)config_setting_source_line(g);
+    f->bit = -1;
+    f->fport = -1;
+    f->scale = 1;
+    check_members(p, g, path, field_keys, N_ELEMS(field_keys));
+    const config_setting_t *m = get_str(p, g, path, "name", REQUIRED, &f->name);
+    if (m && (strlen(f->name) >= GW_NAME_MAX || !chars_ok(f->name, "_.-"))) {
+        err(p, m, "%s.name: \"%s\" must be 1..%d of A-Z a-z 0-9 _ . -", path, f->name,
+            GW_NAME_MAX - 1);
+    }
+    get_str(p, g, path, "unit", OPTIONAL, &f->unit);
+    int v = 0;
+    /* no default type: guessing one would silently misread every frame */
+    bool typed = get_enum(p, g, path, "type", field_type_names, N_ELEMS(field_type_names), &v);
+    f->type = (enum gw_field_type)v;
+    if (!typed && !has(g, "type")) {
+        missing(p, g, path, "type");
+    }
+    const config_setting_t *byte =
+        get_int(p, g, path, "byte", REQUIRED, 0, LW_MAX_PAYLOAD - 1, &f->byte);
+    if (byte && typed && f->byte + field_width(f->type) > LW_MAX_PAYLOAD) {
+        err(p, byte,
+            "%s.byte: a %s at byte %d ends past byte %d; a LoRaWAN payload holds at most %d bytes",
+            path, field_type_names[f->type], f->byte, LW_MAX_PAYLOAD - 1, LW_MAX_PAYLOAD);
+    }
+    const config_setting_t *bit = config_setting_get_member(g, "bit");
+    if (bit && typed && f->type != GW_FT_BOOL) {
+        err(p, bit, "%s.bit: only with type bool", path);
+    } else if (bit) {
+        get_int(p, g, path, "bit", OPTIONAL, 0, 7, &f->bit);
+    } else if (typed && f->type == GW_FT_BOOL) {
+        err(p, g, "%s: type bool needs bit (0..7, the bit of the byte)", path);
+    }
+    parse_field_mask(p, g, path, f, typed);
+    const config_setting_t *scale = get_float(p, g, path, "scale", &f->scale);
+    const config_setting_t *offset = get_float(p, g, path, "offset", &f->offset);
+    if (scale && f->scale == 0) {
+        err(p, scale, "%s.scale: must not be 0", path);
+    }
+    if ((scale || offset) && typed && f->type == GW_FT_BOOL) {
+        err(p, scale ? scale : offset, "%s: scale/offset make no sense for type bool", path);
+    }
+    parse_field_enum(p, g, path, f, typed, has(g, "scale") || has(g, "offset"));
+    get_int(p, g, path, "fport", OPTIONAL, 1, 223, &f->fport);
+}
+
+/* Two fields may share a name only when they read frames of different ports. */
+static bool same_field(const struct gw_layout_field_cfg *a, const struct gw_layout_field_cfg *b)
+{
+    if (!a->name || !b->name || strcmp(a->name, b->name) != 0) {
+        return false;
+    }
+    return a->fport < 0 || b->fport < 0 || a->fport == b->fport;
+}
+
+static void parse_fields(struct parser *p, const config_setting_t *list, const char *ppath,
+                         struct gw_profile_cfg *pr)
+{
+    char path[PATH_LEN];
+    child_path(path, sizeof(path), ppath, "fields");
+    int n = config_setting_length(list);
+    if (n == 0) {
+        err(p, list, "%s: a layout profile needs at least one field", path);
+        return;
+    }
+    if (n > GW_MAX_POINTS) {
+        err(p, list, "%s: %d fields, at most %d", path, n, GW_MAX_POINTS);
+        return;
+    }
+    pr->fields = xcalloc(p, (size_t)n, sizeof(*pr->fields));
+    if (!pr->fields) {
+        return;
+    }
+    pr->nfields = n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        char ep[PATH_LEN];
+        elem_path(ep, sizeof(ep), path, i);
+        pr->fields[i].bit = -1;
+        pr->fields[i].fport = -1;
+        if (!config_setting_is_group(g)) {
+            err(p, g, "%s: expected a group { ... }, got %s", ep, ltype_name(g));
+            continue;
+        }
+        parse_field(p, g, ep, &pr->fields[i]);
+        for (int j = 0; j < i; j++) {
+            if (same_field(&pr->fields[j], &pr->fields[i])) {
+                err(p, config_setting_get_member(g, "name"),
+                    "%s.name: duplicate field name \"%s\" (first at line %d; give both an fport "
+                    "to read them from different frames)",
+                    ep, pr->fields[i].name, pr->fields[j].line);
+                break;
+            }
+        }
+    }
+}
+
+/* A path in the config relative to the config file's directory (the -c FILE), unless absolute. */
+static char *resolve_path(struct parser *p, const char *rel)
+{
+    const char *slash = strrchr(p->path, '/');
+    if (rel[0] == '/' || !slash) {
+        return xstrdup(p, rel);
+    }
+    size_t dl = (size_t)(slash - p->path);
+    size_t n = dl + 1 + strlen(rel) + 1;
+    char *s = malloc(n);
+    if (!s) {
+        err(p, NULL, "out of memory");
+        return NULL;
+    }
+    snprintf(s, n, "%.*s/%s", (int)dl, p->path, rel);
+    return s;
+}
+
+/* A string key naming a file: resolved and checked readable. Returns the member when it is. */
+static const config_setting_t *get_file(struct parser *p, const config_setting_t *g,
+                                        const char *path, const char *key, int flags, char **out)
+{
+    char *rel = NULL;
+    const config_setting_t *m = get_str(p, g, path, key, flags, &rel);
+    if (!m) {
+        return NULL;
+    }
+    *out = resolve_path(p, rel);
+    free(rel);
+    if (!*out) {
+        return NULL;
+    }
+    char cp[PATH_LEN];
+    child_path(cp, sizeof(cp), path, key);
+    FILE *f = fopen(*out, "r");
+    if (!f) {
+        err(p, m, "%s: cannot read \"%s\": %s", cp, *out, strerror(errno));
+        return NULL;
+    }
+    fclose(f);
+    return m;
+}
+
+/*
+ * The decoder is compiled at load, so a script Duktape refuses (ES6, no
+ * decodeUplink/Decode, a throwing top level) fails --check-config and a
+ * reload instead of every frame later; its examples are run the same way.
+ */
+static void check_js(struct parser *p, const config_setting_t *g, const char *path,
+                     struct gw_profile_cfg *pr)
+{
+    const config_setting_t *script = get_file(p, g, path, "script", REQUIRED, &pr->script);
+    const config_setting_t *ex = get_file(p, g, path, "examples", OPTIONAL, &pr->examples);
+    if (!script) {
+        return;
+    }
+    char msg[GW_ERR_MAX * 2];
+    msg[0] = '\0';
+    struct gw_decoder *d = gw_decoder_new(pr, msg, sizeof(msg));
+    if (!d) {
+        err(p, script, "%s.script: %s", path, msg);
+        return;
+    }
+    if (ex) {
+        char *report = calloc(1, 8192);
+        if (!report) {
+            err(p, ex, "out of memory");
+        } else {
+            int rc = gw_decoder_check_examples(d, pr->examples, report, 8192);
+            int nlines = 0;
+            for (char *line = report; rc != 0 && *line;) {
+                char *nl = strchr(line, '\n');
+                if (nl) {
+                    *nl = '\0';
+                }
+                err(p, ex, "%s.examples: %s", path, line);
+                nlines++;
+                line = nl ? nl + 1 : line + strlen(line);
+            }
+            if (rc != 0 && nlines == 0) {
+                err(p, ex, "%s.examples: %d example%s do not match", path, rc, rc == 1 ? "" : "s");
+            }
+            free(report);
+        }
+    }
+    gw_decoder_free(d);
+}
+
 static const struct key modbus_profile_keys[] = {{"points", K_LIST}};
+
+/* Keys of codec profiles, and the codec each belongs to (NULL: every codec). */
+static const struct {
+    const char *name;
+    enum ktype type;
+    const char *codec;
+} codec_keys[] = {
+    {"codec", K_STRING, NULL},
+    {"fields", K_LIST, "layout"},
+    {"script", K_STRING, "js"},
+    {"examples", K_STRING, "js"},
+};
+
+/* check_members() for a codec profile: a key of another codec is named as such. */
+static void check_codec_members(struct parser *p, const config_setting_t *g, const char *path,
+                                const char *codec)
+{
+    int n = config_setting_length(g);
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(m);
+        char cp[PATH_LEN];
+        child_path(cp, sizeof(cp), path, name);
+        size_t k = 0;
+        while (k < N_ELEMS(codec_keys) && strcmp(codec_keys[k].name, name) != 0) {
+            k++;
+        }
+        if (strcmp(name, "points") == 0) {
+            err(p, m, "%s: a codec profile has no Modbus points", cp);
+        } else if (k == N_ELEMS(codec_keys)) {
+            err(p, m, "%s: unknown key", cp);
+        } else if (codec && codec_keys[k].codec && strcmp(codec_keys[k].codec, codec) != 0) {
+            err(p, m, "%s: only with codec = \"%s\"", cp, codec_keys[k].codec);
+        } else if (!type_ok(m, codec_keys[k].type)) {
+            err(p, m, "%s: expected %s, got %s", cp, ktype_name(codec_keys[k].type), ltype_name(m));
+        }
+    }
+}
+
+static void parse_codec_profile(struct parser *p, const config_setting_t *g, const char *path,
+                                struct gw_profile_cfg *pr, const config_setting_t *codec)
+{
+    int c = -1;
+    if (type_ok(codec, K_STRING) &&
+        !get_enum(p, g, path, "codec", codec_names + 1, N_ELEMS(codec_names) - 1, &c)) {
+        c = -1;
+    }
+    /* an unknown codec: its other keys cannot be judged, but still name unknown ones */
+    check_codec_members(p, g, path, c >= 0 ? codec_names[c + 1] : NULL);
+    if (c < 0) {
+        return;
+    }
+    pr->codec = (enum gw_codec)(c + 1);
+    switch (pr->codec) {
+    case GW_CODEC_LAYOUT: {
+        const config_setting_t *fields = get(g, "fields", K_LIST);
+        if (fields) {
+            parse_fields(p, fields, path, pr);
+        } else if (!has(g, "fields")) {
+            missing(p, g, path, "fields");
+        }
+        break;
+    }
+    case GW_CODEC_JS:
+        check_js(p, g, path, pr);
+        break;
+    case GW_CODEC_CAYENNE_LPP: /* self-describing: nothing to configure */
+    case GW_CODEC_MODBUS:
+        break;
+    }
+}
 
 static void parse_profile(struct parser *p, const config_setting_t *g, const char *path,
                           struct gw_profile_cfg *pr)
 {
     const config_setting_t *codec = config_setting_get_member(g, "codec");
     if (codec) {
-        char cp[PATH_LEN];
-        child_path(cp, sizeof(cp), path, "codec");
-        int c = 0;
-        if (!type_ok(codec, K_STRING)) {
-            err(p, codec, "%s: expected a string, got %s", cp, ltype_name(codec));
-        } else if (get_enum(p, g, path, "codec", codec_names + 1, N_ELEMS(codec_names) - 1, &c)) {
-            pr->codec = (enum gw_codec)(c + 1);
-        }
-        if (has(g, "points")) {
-            err(p, config_setting_get_member(g, "points"),
-                "%s.points: a codec profile has no Modbus points", path);
-        }
-        /* LoRa decoding belongs to a later version: its keys are kept unchecked */
-        warn(p, codec, "%s: codec profiles are decoded by a later version; keys not checked", path);
+        parse_codec_profile(p, g, path, pr, codec);
         return;
     }
     pr->codec = GW_CODEC_MODBUS;
@@ -1522,8 +1978,73 @@ static const struct key location_keys[] = {
     {"zone", K_STRING},
 };
 
+static const struct key sensor_lora_keys[] = {
+    {"dev_addr", K_STRING},  {"nwk_s_key", K_STRING},      {"nwk_s_key_file", K_STRING},
+    {"app_s_key", K_STRING}, {"app_s_key_file", K_STRING}, {"relax_fcnt", K_BOOL},
+};
+
+/*
+ * A session key inline or in a *_file (same rules as password_file). Messages
+ * name the key's length or that it is not hex, never the key.
+ */
+static void parse_session_key(struct parser *p, const config_setting_t *g, const char *path,
+                              const char *key, uint8_t out[LW_KEY_LEN])
+{
+    char *hex = NULL;
+    const config_setting_t *m = get_secret(p, g, path, key, false, &hex);
+    if (!m) {
+        if (!has(g, key)) {
+            err(p, g, "%s: missing required key \"%s\" or \"%s_file\"", path, key, key);
+        }
+        return;
+    }
+    if (!hex) {
+        return; /* already reported */
+    }
+    char cp[PATH_LEN];
+    child_path(cp, sizeof(cp), path, config_setting_name(m));
+    char from[PATH_LEN + 16] = "";
+    if (strcmp(config_setting_name(m), key) != 0) {
+        snprintf(from, sizeof(from), "\"%s\" ", config_setting_get_string(m));
+    }
+    size_t n = strlen(hex);
+    if (n != 2 * LW_KEY_LEN) {
+        err(p, m, "%s: %smust hold 32 hex digits (16 bytes), got %zu characters", cp, from, n);
+    } else if (lw_parse_key(hex, out) != 0) {
+        err(p, m, "%s: %smust hold 32 hex digits (16 bytes), got a character other than 0-9 A-F",
+            cp, from);
+    }
+    wipe_free(hex);
+}
+
+/* lora = { dev_addr; nwk_s_key; app_s_key; relax_fcnt; }: an ABP device. */
+static void parse_sensor_lora(struct parser *p, const config_setting_t *g, const char *path,
+                              struct gw_sensor_cfg *s, bool *addr_ok)
+{
+    struct gw_sensor_lora_cfg *l = &s->lora;
+    l->enabled = true;
+    check_members(p, g, path, sensor_lora_keys, N_ELEMS(sensor_lora_keys));
+    const config_setting_t *m = get(g, "dev_addr", K_STRING);
+    if (m) {
+        const char *v = config_setting_get_string(m);
+        if (lw_parse_dev_addr(v, &l->dev_addr) == 0) {
+            *addr_ok = true;
+        } else {
+            err(p, m, "%s.dev_addr: \"%s\" is not 8 hex digits (e.g. \"26011BDA\")", path, v);
+        }
+    } else if (!has(g, "dev_addr")) {
+        missing(p, g, path, "dev_addr");
+    }
+    parse_session_key(p, g, path, "nwk_s_key", l->nwk_s_key);
+    parse_session_key(p, g, path, "app_s_key", l->app_s_key);
+    get_bool(g, "relax_fcnt", &l->relax_fcnt);
+    if (!p->cfg->lora.enabled) {
+        err(p, g, "%s: needs the lora section (listen, region)", path);
+    }
+}
+
 static void parse_sensor(struct parser *p, const config_setting_t *g, const char *path,
-                         struct gw_sensor_cfg *s)
+                         struct gw_sensor_cfg *s, bool *addr_ok)
 {
     struct gw_config *cfg = p->cfg;
     s->line = (int)config_setting_source_line(g);
@@ -1569,11 +2090,38 @@ static void parse_sensor(struct parser *p, const config_setting_t *g, const char
         err(p, g, "%s: give one of modbus, lora, mqtt", path);
         return;
     }
-    if (lora || mqtt) {
-        const char *what = lora ? "lora" : "mqtt";
-        child_path(cp, sizeof(cp), path, what);
-        warn(p, lora ? lora : mqtt,
-             "%s: %s sensors are read by a later version; loaded without a driver", cp, what);
+    if (mqtt) {
+        child_path(cp, sizeof(cp), path, "mqtt");
+        warn(p, mqtt, "%s: mqtt sensors are read by a later version; loaded without a driver", cp);
+    }
+    if (lora && config_setting_is_group(lora)) {
+        child_path(cp, sizeof(cp), path, "lora");
+        parse_sensor_lora(p, lora, cp, s, addr_ok);
+        const struct gw_profile_cfg *pr =
+            s->profile_index >= 0 ? &cfg->profiles[s->profile_index] : NULL;
+        /* npoints 0: the profile failed already (or its codec was unknown) */
+        if (pr && pr->codec == GW_CODEC_MODBUS && pr->npoints > 0) {
+            err(p, prof,
+                "%s.profile: \"%s\" is a Modbus profile; a LoRa sensor needs a codec profile "
+                "(layout, cayenne_lpp or js)",
+                path, s->profile);
+        }
+        /* a LoRa device reports when it wants: nothing to poll, nothing to time out */
+        static const char *const poll_keys[] = {"interval_s", "timeout_ms"};
+        for (size_t i = 0; i < N_ELEMS(poll_keys); i++) {
+            m = config_setting_get_member(g, poll_keys[i]);
+            if (m) {
+                child_path(cp, sizeof(cp), path, poll_keys[i]);
+                err(p, m, "%s: only for Modbus sensors (a LoRa sensor's period is expect_every_s)",
+                    cp);
+            }
+        }
+        if (s->expect_every_s == 0 && !has(g, "expect_every_s")) {
+            warn(p, g,
+                 "%s: no expect_every_s; a LoRa sensor that falls silent is never reported "
+                 "offline",
+                 path);
+        }
     }
     const config_setting_t *unit = config_setting_get_member(g, "unit_id");
     if (bus) {
@@ -1608,7 +2156,9 @@ static void parse_sensors(struct parser *p, const config_setting_t *list)
     struct gw_config *cfg = p->cfg;
     int n = config_setting_length(list);
     cfg->sensors = xcalloc(p, (size_t)n, sizeof(*cfg->sensors));
-    if (!cfg->sensors) {
+    bool *addr_ok = xcalloc(p, (size_t)n, sizeof(*addr_ok));
+    if (!cfg->sensors || !addr_ok) {
+        free(addr_ok);
         return;
     }
     cfg->nsensors = n;
@@ -1623,7 +2173,7 @@ static void parse_sensors(struct parser *p, const config_setting_t *list)
             err(p, g, "%s: expected a group { ... }, got %s", path, ltype_name(g));
             continue;
         }
-        parse_sensor(p, g, path, s);
+        parse_sensor(p, g, path, s, &addr_ok[i]);
         for (int j = 0; j < i && s->id; j++) {
             if (cfg->sensors[j].id && strcmp(cfg->sensors[j].id, s->id) == 0) {
                 err(p, config_setting_get_member(g, "id"),
@@ -1632,7 +2182,19 @@ static void parse_sensors(struct parser *p, const config_setting_t *list)
                 break;
             }
         }
+        /* the DevAddr picks the keys of an uplink: it must name one device */
+        for (int j = 0; j < i && addr_ok[i]; j++) {
+            if (addr_ok[j] && cfg->sensors[j].lora.dev_addr == s->lora.dev_addr) {
+                const config_setting_t *lg = config_setting_get_member(g, "lora");
+                err(p, config_setting_get_member(lg, "dev_addr"),
+                    "%s.lora.dev_addr: duplicate dev_addr %08X (sensor \"%s\", line %d)", path,
+                    s->lora.dev_addr, cfg->sensors[j].id ? cfg->sensors[j].id : "?",
+                    cfg->sensors[j].line);
+                break;
+            }
+        }
     }
+    free(addr_ok);
 }
 
 /* ---- rules ------------------------------------------------------------- */
@@ -1831,11 +2393,13 @@ static void parse_rule(struct parser *p, const config_setting_t *g, const char *
     }
     /*
      * The point must exist in the profile of some sensor in scope, unless one of them uses a
-     * codec profile whose fields this version does not know.
+     * codec whose names come with the data (cayenne_lpp, js).
      */
     int nscope = 0;
     bool found = false;
-    bool all_modbus = true;
+    bool fixed = true; /* every profile in scope has fixed numeric/bool points */
+    bool layout = false;
+    bool modbus = false;
     for (int i = 0; i < cfg->nsensors; i++) {
         const struct gw_sensor_cfg *s = &cfg->sensors[i];
         if (!rule_applies(r, s)) {
@@ -1844,21 +2408,44 @@ static void parse_rule(struct parser *p, const config_setting_t *g, const char *
         nscope++;
         if (s->profile_index < 0) {
             found = true; /* already an error; do not pile on */
-            all_modbus = false;
+            fixed = false;
             continue;
         }
         const struct gw_profile_cfg *pr = &cfg->profiles[s->profile_index];
-        if (pr->codec != GW_CODEC_MODBUS || pr->npoints == 0) {
-            /* fields unknown in this version, or the profile already failed */
-            found = true;
-            all_modbus = false;
-        }
-        for (int j = 0; r->point && j < pr->npoints; j++) {
-            bool same = pr->points[j].name && strcmp(pr->points[j].name, r->point) == 0;
-            found = found || same;
-            if (same && pr->points[j].nenum > 0) {
-                all_modbus = false; /* an enum point has string values */
+        bool is_enum = false;
+        switch (pr->codec) {
+        case GW_CODEC_MODBUS:
+            modbus = true;
+            if (pr->npoints == 0) {
+                found = true; /* the profile already failed */
+                fixed = false;
             }
+            for (int j = 0; r->point && j < pr->npoints; j++) {
+                bool same = pr->points[j].name && strcmp(pr->points[j].name, r->point) == 0;
+                found = found || same;
+                is_enum = is_enum || (same && pr->points[j].nenum > 0);
+            }
+            break;
+        case GW_CODEC_LAYOUT:
+            layout = true;
+            if (pr->nfields == 0) {
+                found = true;
+                fixed = false;
+            }
+            for (int j = 0; r->point && j < pr->nfields; j++) {
+                bool same = pr->fields[j].name && strcmp(pr->fields[j].name, r->point) == 0;
+                found = found || same;
+                is_enum = is_enum || (same && pr->fields[j].nenum > 0);
+            }
+            break;
+        case GW_CODEC_CAYENNE_LPP:
+        case GW_CODEC_JS:
+            found = true; /* names come with the data */
+            fixed = false;
+            break;
+        }
+        if (is_enum) {
+            fixed = false; /* an enum point has string values */
         }
     }
     if (nscope == 0) {
@@ -1878,11 +2465,14 @@ static void parse_rule(struct parser *p, const config_setting_t *g, const char *
             err(p, point, "%s: no sensor's profile has a point \"%s\"", cp, r->point);
         }
     }
-    if (all_modbus && ncond == 1 && r->equals.type == GW_VALUE_STRING) {
+    if (fixed && ncond == 1 && r->equals.type == GW_VALUE_STRING) {
+        const char *what = !layout   ? "Modbus points are"
+                           : !modbus ? "layout fields are"
+                                     : "Modbus points and layout fields are";
         err(p, conds[first],
-            "%s.equals: Modbus points are numbers or true/false unless the point has an enum; "
-            "a string never matches",
-            path);
+            "%s.equals: %s numbers or true/false unless the point has an enum; a string never "
+            "matches",
+            path, what);
     }
 }
 
@@ -1928,14 +2518,14 @@ static void parse_rules(struct parser *p, const config_setting_t *list)
 /* ---- top level --------------------------------------------------------- */
 
 static const struct key root_keys[] = {
-    {"site", K_GROUP},     {"state_dir", K_STRING}, {"store", K_GROUP}, {"hub", K_GROUP},
-    {"uplink", K_GROUP},   {"influx", K_GROUP},     {"modbus", K_LIST}, {"schedules", K_GROUP},
-    {"profiles", K_GROUP}, {"sensors", K_LIST},     {"rules", K_LIST},
+    {"site", K_GROUP},      {"state_dir", K_STRING}, {"store", K_GROUP},  {"hub", K_GROUP},
+    {"uplink", K_GROUP},    {"influx", K_GROUP},     {"lora", K_GROUP},   {"modbus", K_LIST},
+    {"schedules", K_GROUP}, {"profiles", K_GROUP},   {"sensors", K_LIST}, {"rules", K_LIST},
 };
 
 /* Sections of later versions: accepted and ignored so one file serves every version. */
-static const char *const later_sections[] = {"http",     "hazards",    "lora",
-                                             "contacts", "escalation", "selftest"};
+static const char *const later_sections[] = {"http", "hazards", "contacts", "escalation",
+                                             "selftest"};
 
 static bool set_defaults(struct parser *p)
 {
@@ -1991,6 +2581,9 @@ static void parse_root(struct parser *p, const config_setting_t *root)
     }
     if ((g = get(root, "influx", K_GROUP))) {
         parse_influx(p, g);
+    }
+    if ((g = get(root, "lora", K_GROUP))) {
+        parse_lora(p, g); /* before sensors: a LoRa sensor needs it */
     }
     if ((g = get(root, "modbus", K_LIST))) {
         parse_buses(p, g);
@@ -2094,6 +2687,8 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg->influx.bucket);
     wipe_free(cfg->influx.token);
     free(cfg->influx.ca_file);
+    free(cfg->lora.listen_host);
+    free(cfg->lora.region);
     for (int i = 0; i < cfg->nbuses && cfg->buses; i++) {
         free(cfg->buses[i].name);
         free(cfg->buses[i].device);
@@ -2115,6 +2710,17 @@ void gw_config_free(struct gw_config *cfg)
             free(pr->points[j].enum_labels);
         }
         free(pr->points);
+        for (int j = 0; j < pr->nfields && pr->fields; j++) {
+            free(pr->fields[j].name);
+            free(pr->fields[j].unit);
+            for (int k = 0; k < pr->fields[j].nenum && pr->fields[j].enum_labels; k++) {
+                free(pr->fields[j].enum_labels[k]);
+            }
+            free(pr->fields[j].enum_labels);
+        }
+        free(pr->fields);
+        free(pr->script);
+        free(pr->examples);
         free(pr->name);
     }
     free(cfg->profiles);
@@ -2127,6 +2733,7 @@ void gw_config_free(struct gw_config *cfg)
         free(s->location.building);
         free(s->location.floor);
         free(s->location.zone);
+        explicit_bzero(&s->lora, sizeof(s->lora));
     }
     free(cfg->sensors);
     for (int i = 0; i < cfg->nrules && cfg->rules; i++) {
@@ -2307,6 +2914,42 @@ void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
         }
     }
 
+    const struct gw_lora_cfg *l = &cfg->lora;
+    if (l->enabled) {
+        int ns = 0;
+        for (int j = 0; j < cfg->nsensors; j++) {
+            ns += cfg->sensors[j].lora.enabled;
+        }
+        bool v6 = l->listen_host && strchr(l->listen_host, ':');
+        fprintf(out,
+                "lora: listen %s%s%s:%d, region %s, dedup %d ms, forwarder offline after %d s, "
+                "%d sensor%s\n",
+                v6 ? "[" : "", l->listen_host, v6 ? "]" : "", l->listen_port, l->region,
+                l->dedup_ms, l->forwarder_offline_s, ns, plural(ns));
+    } else {
+        fprintf(out, "lora: none\n");
+    }
+
+    fprintf(out, "profiles: %d\n", cfg->nprofiles);
+    for (int i = 0; i < cfg->nprofiles; i++) {
+        const struct gw_profile_cfg *pr = &cfg->profiles[i];
+        switch (pr->codec) {
+        case GW_CODEC_MODBUS:
+            fprintf(out, "  %s: modbus, %d point%s\n", pr->name, pr->npoints, plural(pr->npoints));
+            break;
+        case GW_CODEC_LAYOUT:
+            fprintf(out, "  %s: layout, %d field%s\n", pr->name, pr->nfields, plural(pr->nfields));
+            break;
+        case GW_CODEC_CAYENNE_LPP:
+            fprintf(out, "  %s: cayenne_lpp\n", pr->name);
+            break;
+        case GW_CODEC_JS:
+            fprintf(out, "  %s: js %s%s\n", pr->name, pr->script,
+                    pr->examples ? ", examples pass" : "");
+            break;
+        }
+    }
+
     fprintf(out, "sensors: %d\n", cfg->nsensors);
     for (int i = 0; i < cfg->nsensors; i++) {
         bool seen = false;
@@ -2324,7 +2967,7 @@ void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
     }
     int nodrv = 0;
     for (int i = 0; i < cfg->nsensors; i++) {
-        nodrv += cfg->sensors[i].bus_index < 0;
+        nodrv += cfg->sensors[i].bus_index < 0 && !cfg->sensors[i].lora.enabled;
     }
     if (nodrv) {
         fprintf(out, "  (%d sensor%s without a driver in this version)\n", nodrv, plural(nodrv));

@@ -84,6 +84,17 @@ struct gw_influx_cfg {
     int line;
 };
 
+/* lora = { ... }: the GWMP (Semtech UDP) server for packet forwarders. Absent: enabled = false. */
+struct gw_lora_cfg {
+    bool enabled;
+    char *listen_host;       /* an IPv4 or IPv6 address (no brackets); default "0.0.0.0" */
+    int listen_port;         /* default 1700 */
+    char *region;            /* EU868 US915 CN470 AS923 AU915 KR920 IN865; default "CN470" */
+    int dedup_ms;            /* one uplink heard by several forwarders within this; default 200 */
+    int forwarder_offline_s; /* a forwarder silent this long is offline; default 120 */
+    int line;
+};
+
 enum gw_bus_type { GW_BUS_RTU, GW_BUS_TCP };
 
 struct gw_bus_cfg {
@@ -169,12 +180,25 @@ struct gw_profile_cfg {
     struct gw_layout_field_cfg *fields;
     char *script; /* GW_CODEC_JS: path of the decoder (TTN decodeUplink or ChirpStack Decode) */
     int line;
+    /* GW_CODEC_JS: a TTN device-repository examples.json checked at load; NULL when not given.
+     * script and examples are resolved against the config file's directory unless absolute. */
+    char *examples;
 };
 
 struct gw_location_cfg {
     char *building; /* may be NULL */
     char *floor;
     char *zone;
+};
+
+/* A sensor's lora = { ... }: an ABP device. The keys are secrets: never printed, wiped on free. */
+struct gw_sensor_lora_cfg {
+    bool enabled;
+    uint32_t dev_addr; /* "26011BDA" -> 0x26011BDA; unique across sensors */
+    uint8_t nwk_s_key[16];
+    uint8_t app_s_key[16];
+    bool relax_fcnt; /* accept a frame counter that starts over (a device that resets it); default
+                        false: a replayed or older counter is dropped */
 };
 
 struct gw_sensor_cfg {
@@ -191,6 +215,7 @@ struct gw_sensor_cfg {
     int timeout_ms;     /* 0 = the bus's */
     struct gw_location_cfg location;
     int line;
+    struct gw_sensor_lora_cfg lora; /* enabled: a LoRaWAN (ABP) sensor; bus_index is then -1 */
 };
 
 struct gw_schedule_cfg {
@@ -239,6 +264,7 @@ struct gw_config {
     struct gw_hub_cfg hub;
     struct gw_uplink_cfg uplink;
     struct gw_influx_cfg influx;
+    struct gw_lora_cfg lora;
     int nbuses;
     struct gw_bus_cfg *buses;
     int nschedules;

@@ -11,9 +11,11 @@
 
 /* ---- names ---------------------------------------------------------------------------- */
 
-static const char *const type_names[] = {"hydrant_4_20", "door", "registers"};
+static const char *const type_names[] = {"hydrant_4_20", "door",      "registers",
+                                         "smoke",        "door_lora", "raw_lora"};
 static const char *const fault_names[] = {"none",    "silent",     "exception",
-                                          "garbage", "wire_break", "short_circuit"};
+                                          "garbage", "wire_break", "short_circuit",
+                                          "replay",  "bad_mic",    "fcnt_reset"};
 static const char *const door_names[] = {"closed", "open", "locked"};
 static const char *const table_names[] = {"holding", "input", "coils", "discrete"};
 
@@ -335,8 +337,14 @@ static bool get_pressure(struct parser *p, const config_setting_t *s, double *ou
     return true;
 }
 
+static bool is_one_shot(int f)
+{
+    return f == GW_SIM_FAULT_REPLAY || f == GW_SIM_FAULT_BAD_MIC || f == GW_SIM_FAULT_FCNT_RESET;
+}
+
+/* initial: a device's starting fault (a one-shot action cannot be a state). */
 static bool get_fault(struct parser *p, const config_setting_t *s, enum gw_sim_type type,
-                      enum gw_sim_fault *out)
+                      bool initial, enum gw_sim_fault *out)
 {
     int f = get_enum(p, s, "fault", fault_names, NELEM(fault_names));
     if (f < 0) {
@@ -345,6 +353,22 @@ static bool get_fault(struct parser *p, const config_setting_t *s, enum gw_sim_t
     if ((f == GW_SIM_FAULT_WIRE_BREAK || f == GW_SIM_FAULT_SHORT_CIRCUIT) &&
         type != GW_SIM_HYDRANT) {
         perr(p, s, "fault '%s' needs a 4-20 mA device (type hydrant_4_20)", fault_names[f]);
+        return false;
+    }
+    if ((f == GW_SIM_FAULT_EXCEPTION || f == GW_SIM_FAULT_GARBAGE) && gw_sim_type_is_lora(type)) {
+        perr(p, s,
+             "fault '%s' is a Modbus answer; a LoRa device knows none | silent | replay | "
+             "bad_mic | fcnt_reset",
+             fault_names[f]);
+        return false;
+    }
+    if (is_one_shot(f) && !gw_sim_type_is_lora(type)) {
+        perr(p, s, "fault '%s' applies to LoRa devices (smoke | door_lora | raw_lora)",
+             fault_names[f]);
+        return false;
+    }
+    if (is_one_shot(f) && initial) {
+        perr(p, s, "fault '%s' is a one-shot script action, not a starting state", fault_names[f]);
         return false;
     }
     *out = (enum gw_sim_fault)f;
@@ -420,8 +444,16 @@ static const char *const door_keys[] = {"name",  "unit_id", "type", "fault",
                                         "state", "battery", NULL};
 static const char *const registers_keys[] = {"name",  "unit_id", "type",     "fault", "holding",
                                              "input", "coils",   "discrete", "size",  NULL};
-static const char *const any_dev_keys[] = {"pressure", "noise",    "state", "battery", "holding",
-                                           "input",    "discrete", "coils", "size",    NULL};
+#define LORA_KEYS                                                                                  \
+    "name", "type", "fault", "dev_addr", "nwk_s_key", "app_s_key", "every_s", "fport", "fcnt",     \
+        "heard_by", "rssi", "snr", "sf"
+static const char *const smoke_keys[] = {LORA_KEYS, "battery", "smoke", NULL};
+static const char *const door_lora_keys[] = {LORA_KEYS, "battery", "state", NULL};
+static const char *const raw_lora_keys[] = {LORA_KEYS, "payload", NULL};
+static const char *const any_dev_keys[] = {
+    "pressure", "noise",   "state",    "battery", "holding", "input",     "discrete",  "coils",
+    "size",     "unit_id", "dev_addr", "smoke",   "payload", "nwk_s_key", "app_s_key", "every_s",
+    "fport",    "fcnt",    "heard_by", "rssi",    "snr",     "sf",        NULL};
 
 static void parse_registers(struct parser *p, const config_setting_t *g, struct gw_sim_device *d)
 {
@@ -480,6 +512,240 @@ static void parse_registers(struct parser *p, const config_setting_t *g, struct 
     }
 }
 
+static bool get_bool(struct parser *p, const config_setting_t *s, const char *what, bool *out)
+{
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+        perr(p, s, "%s must be true or false", what);
+        return false;
+    }
+    *out = config_setting_get_bool(s) != 0;
+    return true;
+}
+
+/* payload = "01ff..." for raw_lora devices and their script events. */
+static bool get_payload(struct parser *p, const config_setting_t *s, uint8_t *out, size_t *len)
+{
+    const char *v = get_string(p, s, "payload");
+    if (v == NULL) {
+        return false;
+    }
+    if (gw_sim_parse_hex(v, out, LW_MAX_PAYLOAD, len) < 0) {
+        perr(p, s, "payload must be hex bytes like \"01ff\", at most %d of them, not '%s'",
+             LW_MAX_PAYLOAD, v);
+        return false;
+    }
+    return true;
+}
+
+/* A session key: 32 hex digits. Never echo it: keys stay out of logs. */
+static void get_key(struct parser *p, const config_setting_t *g, const char *key, const char *dev,
+                    uint8_t out[LW_KEY_LEN])
+{
+    const config_setting_t *s = member(g, key);
+    if (s == NULL) {
+        perr(p, g, "device %s: %s is required (32 hex digits)", dev, key);
+        return;
+    }
+    const char *v = get_string(p, s, key);
+    if (v != NULL && lw_parse_key(v, out) < 0) {
+        perr(p, s, "%s must be 32 hex digits", key);
+    }
+}
+
+static void parse_heard_by(struct parser *p, const struct gw_scenario *sc,
+                           const config_setting_t *s, struct gw_sim_lora_dev *l)
+{
+    int t = config_setting_type(s);
+    if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
+        perr(p, s, "heard_by must be a list of forwarder indexes like [0, 1]");
+        return;
+    }
+    int n = config_setting_length(s);
+    if (n == 0) {
+        perr(p, s, "heard_by must not be empty (a device nobody hears: use fault = \"silent\")");
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        long long v;
+        if (!get_int(p, e, "heard_by", 0, sc->lora.nforwarders - 1, &v)) {
+            return;
+        }
+        if (l->heard_by & (1u << v)) {
+            perr(p, e, "heard_by names forwarder %lld twice", v);
+            return;
+        }
+        l->heard_by |= 1u << v;
+    }
+}
+
+static void parse_lora_device(struct parser *p, struct gw_scenario *sc, const config_setting_t *g,
+                              struct gw_sim_device *d)
+{
+    struct gw_sim_lora_dev *l = &d->lora;
+    const char *name = d->name != NULL ? d->name : "?";
+    l->every_ms = 60000;
+    l->fport = 1;
+    l->rssi = -90.0;
+    l->snr = 7.0;
+    l->sf = 7;
+    d->unit_id = -1;
+    sc->lora.ndevices++;
+    const config_setting_t *s;
+    const char *v;
+    if ((s = member(g, "dev_addr")) == NULL) {
+        perr(p, g, "device %s: dev_addr is required (8 hex digits like \"26011BDA\")", name);
+    } else if ((v = get_string(p, s, "dev_addr")) != NULL) {
+        if (lw_parse_dev_addr(v, &l->dev_addr) < 0) {
+            perr(p, s, "dev_addr must be 8 hex digits like \"26011BDA\", not '%s'", v);
+        } else {
+            for (const struct gw_sim_device *o = sc->devices; o < d; o++) {
+                if (gw_sim_type_is_lora(o->type) && o->lora.dev_addr == l->dev_addr) {
+                    perr(p, s, "dev_addr %08X is already used by '%s' (line %d)",
+                         (unsigned)l->dev_addr, o->name ? o->name : "?", o->line);
+                }
+            }
+        }
+    }
+    get_key(p, g, "nwk_s_key", name, l->nwk_s_key);
+    get_key(p, g, "app_s_key", name, l->app_s_key);
+    long long n;
+    if ((s = member(g, "every_s")) != NULL && get_seconds_ms(p, s, "every_s", &l->every_ms) &&
+        l->every_ms < 1000) {
+        perr(p, s, "every_s must be at least 1");
+    }
+    if ((s = member(g, "fport")) != NULL && get_int(p, s, "fport", 1, 223, &n)) {
+        l->fport = (int)n;
+    }
+    if ((s = member(g, "fcnt")) != NULL && get_int(p, s, "fcnt", 0, UINT32_MAX, &n)) {
+        l->fcnt_init = (uint32_t)n;
+    }
+    if ((s = member(g, "sf")) != NULL && get_int(p, s, "sf", 7, 12, &n)) {
+        l->sf = (int)n;
+    }
+    if ((s = member(g, "rssi")) != NULL && get_number(p, s, "rssi", &l->rssi) &&
+        !(l->rssi >= -150.0 && l->rssi <= 0.0)) {
+        perr(p, s, "rssi must be -150..0 dBm");
+    }
+    if ((s = member(g, "snr")) != NULL && get_number(p, s, "snr", &l->snr) &&
+        !(l->snr >= -30.0 && l->snr <= 20.0)) {
+        perr(p, s, "snr must be -30..20 dB");
+    }
+    if ((s = member(g, "battery")) != NULL && get_int(p, s, "battery", 0, 100, &n)) {
+        d->init.battery = (int)n;
+    }
+    if ((s = member(g, "smoke")) != NULL) {
+        get_bool(p, s, "smoke", &d->init.smoke);
+    }
+    if ((s = member(g, "state")) != NULL) {
+        int st = get_enum(p, s, "state", door_names, NELEM(door_names));
+        d->init.door = st >= 0 ? (enum gw_sim_door_state)st : GW_SIM_DOOR_CLOSED;
+    }
+    if ((s = member(g, "payload")) != NULL) {
+        get_payload(p, s, d->init.payload, &d->init.payload_len);
+    }
+    if (!sc->lora.present) {
+        perr(p, g,
+             "device %s: a LoRa device needs a lora = { forward_to = ...; forwarders = "
+             "( ... ); } section",
+             name);
+    } else if ((s = member(g, "heard_by")) != NULL) {
+        parse_heard_by(p, sc, s, l);
+    } else {
+        l->heard_by = (1u << sc->lora.nforwarders) - 1; /* every forwarder */
+    }
+}
+
+static void parse_lora(struct parser *p, struct gw_scenario *sc, const config_setting_t *s)
+{
+    static const char *const lora_keys[] = {"forward_to",      "forwarders",  "protocol_version",
+                                            "stat_interval_s", "keepalive_s", NULL};
+    static const char *const fwd_keys[] = {"eui", "rssi_offset", "snr_offset", NULL};
+    struct gw_sim_lora *l = &sc->lora;
+    if (!config_setting_is_group(s)) {
+        perr(p, s,
+             "lora must be a group { forward_to = \"127.0.0.1:1700\"; forwarders = ( ... ); }");
+        return;
+    }
+    l->present = true;
+    check_keys(p, s, "lora", lora_keys, NULL);
+    const config_setting_t *e;
+    const char *v;
+    if ((e = member(s, "forward_to")) != NULL && (v = get_string(p, e, "forward_to")) != NULL) {
+        char *host = NULL;
+        int port = 0;
+        if (gw_sim_parse_listen(v, &host, &port) < 0 || port == 0) {
+            perr(p, e, "forward_to must be \"IPv4:PORT\" like \"127.0.0.1:1700\", not '%s'", v);
+            free(host);
+        } else {
+            free(l->forward_host);
+            l->forward_host = host;
+            l->forward_port = port;
+        }
+    }
+    long long n;
+    if ((e = member(s, "protocol_version")) != NULL &&
+        get_int(p, e, "protocol_version", 1, 2, &n)) {
+        l->version = (int)n;
+    }
+    if ((e = member(s, "stat_interval_s")) != NULL &&
+        get_seconds_ms(p, e, "stat_interval_s", &l->stat_ms) && l->stat_ms < 1000) {
+        perr(p, e, "stat_interval_s must be at least 1");
+    }
+    if ((e = member(s, "keepalive_s")) != NULL &&
+        get_seconds_ms(p, e, "keepalive_s", &l->keepalive_ms) && l->keepalive_ms < 1000) {
+        perr(p, e, "keepalive_s must be at least 1");
+    }
+    if ((e = member(s, "forwarders")) == NULL) {
+        perr(p, s, "lora: forwarders = ( { eui = \"AA555A0000000001\"; } ); is required");
+        return;
+    }
+    if (!config_setting_is_list(e)) {
+        perr(p, e, "forwarders must be a list ( { eui = ...; }, ... )");
+        return;
+    }
+    int count = config_setting_length(e);
+    if (count == 0 || count > GW_SIM_MAX_FORWARDERS) {
+        perr(p, e, "forwarders must have 1..%d entries, not %d", GW_SIM_MAX_FORWARDERS, count);
+        return;
+    }
+    for (int i = 0; i < count; i++) {
+        const config_setting_t *g = config_setting_get_elem(e, (unsigned)i);
+        struct gw_sim_forwarder *f = &l->fwd[i];
+        f->line = (int)config_setting_source_line(g);
+        if (!config_setting_is_group(g)) {
+            perr(p, g, "a forwarder must be a group { eui = \"AA555A0000000001\"; }");
+            continue;
+        }
+        check_keys(p, g, "forwarder", fwd_keys, NULL);
+        const config_setting_t *k;
+        if ((k = member(g, "eui")) == NULL) {
+            perr(p, g, "forwarder %d: eui is required (16 hex digits)", i);
+        } else if ((v = get_string(p, k, "eui")) != NULL) {
+            if (gw_sim_parse_eui(v, &f->eui) < 0) {
+                perr(p, k, "eui must be 16 hex digits like \"AA555A0000000001\", not '%s'", v);
+            }
+            for (int j = 0; j < i; j++) {
+                if (l->fwd[j].eui == f->eui && f->eui != 0) {
+                    perr(p, k, "eui %s is already used by forwarder %d (line %d)", v, j,
+                         l->fwd[j].line);
+                }
+            }
+        }
+        if ((k = member(g, "rssi_offset")) != NULL &&
+            get_number(p, k, "rssi_offset", &f->rssi_offset) &&
+            !(f->rssi_offset >= -50.0 && f->rssi_offset <= 50.0)) {
+            perr(p, k, "rssi_offset must be -50..50 dB");
+        }
+        if ((k = member(g, "snr_offset")) != NULL &&
+            get_number(p, k, "snr_offset", &f->snr_offset) &&
+            !(f->snr_offset >= -30.0 && f->snr_offset <= 30.0)) {
+            perr(p, k, "snr_offset must be -30..30 dB");
+        }
+    }
+    l->nforwarders = count;
+}
+
 static void parse_device(struct parser *p, struct gw_scenario *sc, const config_setting_t *g,
                          struct gw_sim_device *d)
 {
@@ -509,8 +775,19 @@ static void parse_device(struct parser *p, struct gw_scenario *sc, const config_
             perr(p, s, "out of memory");
         }
     }
+    int type = -1;
+    if ((s = member(g, "type")) == NULL) {
+        perr(p, g,
+             "device %s: type is required (hydrant_4_20 | door | registers | smoke | door_lora | "
+             "raw_lora)",
+             name ? name : "?");
+    } else {
+        type = get_enum(p, s, "type", type_names, NELEM(type_names));
+    }
     long long unit;
-    if ((s = member(g, "unit_id")) == NULL) {
+    if (type >= 0 && gw_sim_type_is_lora((enum gw_sim_type)type)) {
+        /* no unit id: check_keys below says unit_id does not apply */
+    } else if ((s = member(g, "unit_id")) == NULL) {
         perr(p, g, "device %s: unit_id is required", name ? name : "?");
     } else if (get_int(p, s, "unit_id", 1, 247, &unit)) {
         int other = sc->unit_index[unit];
@@ -522,24 +799,20 @@ static void parse_device(struct parser *p, struct gw_scenario *sc, const config_
             sc->unit_index[unit] = (int)(d - sc->devices);
         }
     }
-    int type = -1;
-    if ((s = member(g, "type")) == NULL) {
-        perr(p, g, "device %s: type is required (hydrant_4_20 | door | registers)",
-             name ? name : "?");
-    } else {
-        type = get_enum(p, s, "type", type_names, NELEM(type_names));
-    }
     if (type < 0) {
         check_keys(p, g, "device", common_dev_keys, any_dev_keys);
         return;
     }
     d->type = (enum gw_sim_type)type;
-    const char *const *keys = d->type == GW_SIM_HYDRANT ? hydrant_keys
-                              : d->type == GW_SIM_DOOR  ? door_keys
-                                                        : registers_keys;
-    check_keys(p, g, type_names[type], keys, any_dev_keys);
+    static const char *const *const keys_of[] = {hydrant_keys, door_keys,      registers_keys,
+                                                 smoke_keys,   door_lora_keys, raw_lora_keys};
+    check_keys(p, g, type_names[type], keys_of[type], any_dev_keys);
     if ((s = member(g, "fault")) != NULL) {
-        get_fault(p, s, d->type, &d->init.fault);
+        get_fault(p, s, d->type, true, &d->init.fault);
+    }
+    if (gw_sim_type_is_lora(d->type)) {
+        parse_lora_device(p, sc, g, d);
+        return;
     }
     if (d->type == GW_SIM_HYDRANT) {
         if ((s = member(g, "pressure")) != NULL) {
@@ -636,9 +909,9 @@ static void parse_write(struct parser *p, const config_setting_t *s, enum gw_sim
 static void parse_event(struct parser *p, struct gw_scenario *sc, const config_setting_t *g,
                         struct gw_sim_event *ev)
 {
-    static const char *const event_keys[] = {"at_s",    "device",   "pressure", "state",
-                                             "battery", "fault",    "holding",  "input",
-                                             "coils",   "discrete", NULL};
+    static const char *const event_keys[] = {"at_s",  "device",  "pressure", "state",    "battery",
+                                             "fault", "holding", "input",    "discrete", "coils",
+                                             "smoke", "test",    "payload",  NULL};
     ev->line = (int)config_setting_source_line(g);
     ev->device = -1;
     if (!config_setting_is_group(g)) {
@@ -679,8 +952,9 @@ static void parse_event(struct parser *p, struct gw_scenario *sc, const config_s
         }
     }
     if ((s = member(g, "state")) != NULL) {
-        if (d->type != GW_SIM_DOOR) {
-            perr(p, s, "state applies to door devices; '%s' is a %s", d->name, type_names[d->type]);
+        if (d->type != GW_SIM_DOOR && d->type != GW_SIM_DOOR_LORA) {
+            perr(p, s, "state applies to door and door_lora devices; '%s' is a %s", d->name,
+                 type_names[d->type]);
         } else {
             int st = get_enum(p, s, "state", door_names, NELEM(door_names));
             if (st >= 0) {
@@ -691,15 +965,41 @@ static void parse_event(struct parser *p, struct gw_scenario *sc, const config_s
     }
     if ((s = member(g, "battery")) != NULL) {
         long long b;
-        if (d->type != GW_SIM_DOOR) {
-            perr(p, s, "battery applies to door devices; '%s' is a %s", d->name,
-                 type_names[d->type]);
+        if (d->type != GW_SIM_DOOR && d->type != GW_SIM_DOOR_LORA && d->type != GW_SIM_SMOKE) {
+            perr(p, s, "battery applies to door, smoke and door_lora devices; '%s' is a %s",
+                 d->name, type_names[d->type]);
         } else if (get_int(p, s, "battery", 0, 100, &b)) {
             ev->battery = (int)b;
             ev->set |= GW_SIM_SET_BATTERY;
         }
     }
-    if ((s = member(g, "fault")) != NULL && get_fault(p, s, d->type, &ev->fault)) {
+    if ((s = member(g, "smoke")) != NULL) {
+        if (d->type != GW_SIM_SMOKE) {
+            perr(p, s, "smoke applies to smoke devices; '%s' is a %s", d->name,
+                 type_names[d->type]);
+        } else if (get_bool(p, s, "smoke", &ev->smoke)) {
+            ev->set |= GW_SIM_SET_SMOKE;
+        }
+    }
+    if ((s = member(g, "test")) != NULL) {
+        bool t = false;
+        if (d->type != GW_SIM_SMOKE) {
+            perr(p, s, "test applies to smoke devices; '%s' is a %s", d->name, type_names[d->type]);
+        } else if (get_bool(p, s, "test", &t) && !t) {
+            perr(p, s, "test must be true (it presses the test button once)");
+        } else if (t) {
+            ev->set |= GW_SIM_SET_TEST;
+        }
+    }
+    if ((s = member(g, "payload")) != NULL) {
+        if (d->type != GW_SIM_RAW_LORA) {
+            perr(p, s, "payload applies to raw_lora devices; '%s' is a %s", d->name,
+                 type_names[d->type]);
+        } else if (get_payload(p, s, ev->payload, &ev->payload_len)) {
+            ev->set |= GW_SIM_SET_PAYLOAD;
+        }
+    }
+    if ((s = member(g, "fault")) != NULL && get_fault(p, s, d->type, false, &ev->fault)) {
         ev->set |= GW_SIM_SET_FAULT;
     }
     for (int t = 0; t < GW_SIM_NTABLES; t++) {
@@ -708,22 +1008,23 @@ static void parse_event(struct parser *p, struct gw_scenario *sc, const config_s
         }
     }
     static const char *const action_keys[] = {"pressure", "state", "battery", "fault",
-                                              "holding",  "input", "coils",   "discrete"};
+                                              "holding",  "input", "coils",   "discrete",
+                                              "smoke",    "test",  "payload"};
     bool any = false;
     for (int i = 0; i < NELEM(action_keys); i++) {
         any = any || member(g, action_keys[i]) != NULL;
     }
     if (!any) {
         perr(p, g,
-             "script event changes nothing (give pressure, state, battery, fault or a "
-             "register write)");
+             "script event changes nothing (give pressure, state, battery, smoke, test, payload, "
+             "fault or a register write)");
     }
 }
 
 static void parse_root(struct parser *p, struct gw_scenario *sc, const config_setting_t *root)
 {
     static const char *const root_keys[] = {"name",     "modbus", "devices", "script",
-                                            "repeat_s", "seed",   NULL};
+                                            "repeat_s", "seed",   "lora",    NULL};
     static const char *const modbus_keys[] = {"listen", NULL};
     check_keys(p, root, "scenario", root_keys, NULL);
     const config_setting_t *s;
@@ -756,6 +1057,9 @@ static void parse_root(struct parser *p, struct gw_scenario *sc, const config_se
                 }
             }
         }
+    }
+    if ((s = member(root, "lora")) != NULL) {
+        parse_lora(p, sc, s); /* first: LoRa devices name its forwarders */
     }
     if ((s = member(root, "devices")) == NULL) {
         perr(p, root, "devices = ( ... ); is required");
@@ -849,9 +1153,14 @@ static struct gw_scenario *parse_config(config_t *cfg, int read_ok, const char *
     }
     sc->seed = 1;
     sc->listen_port = GW_SIM_LISTEN_DEFAULT_PORT;
+    sc->lora.version = 2;
+    sc->lora.stat_ms = GW_SIM_LORA_STAT_MS;
+    sc->lora.keepalive_ms = GW_SIM_LORA_KEEPALIVE_MS;
+    sc->lora.forward_port = 1700;
+    sc->lora.forward_host = strdup("127.0.0.1");
     sc->path = strdup(name);
     sc->listen_host = strdup(GW_SIM_LISTEN_DEFAULT_HOST);
-    if (sc->path == NULL || sc->listen_host == NULL) {
+    if (sc->path == NULL || sc->listen_host == NULL || sc->lora.forward_host == NULL) {
         p.nerrors++;
     } else {
         parse_root(&p, sc, config_root_setting(cfg));
@@ -901,29 +1210,56 @@ void gw_scenario_free(struct gw_scenario *sc)
     free(sc->name);
     free(sc->path);
     free(sc->listen_host);
+    free(sc->lora.forward_host);
     free(sc);
 }
 
 /* ---- running ----------------------------------------------------------------------------- */
 
+/*
+ * Back to the state in `devices`. A LoRa device keeps counting FCnt and its
+ * timing (it did not reboot: a gateway would take frames from a lower FCnt
+ * as replays); its pending one-shot actions are dropped.
+ */
 static void reset_device(struct gw_sim_device *d)
 {
     d->cur = d->init;
     if (d->type == GW_SIM_REGISTERS) {
         tables_copy(&d->tables, &d->init_tables);
+    } else if (gw_sim_type_is_lora(d->type)) {
+        d->lora.send_now = false;
+        d->lora.test = false;
+        d->lora.bad_mic = false;
+        d->lora.replay = false;
     } else {
         derive_tables(d, NULL);
     }
 }
+
+/* Devices send their first frame shortly after start, one after another. */
+#define LORA_FIRST_MS 1000
+#define LORA_STAGGER_MS 700
 
 void gw_scenario_start(struct gw_scenario *sc, uint64_t seed)
 {
     sc->next_event = 0;
     sc->cycle = 0;
     sc->rng = seed;
+    sc->lora.rng = seed ^ 0x4C6F526157414E21ULL; /* "LoRaWAN!" */
+    sc->lora.next_pull_ms = 0;                   /* a forwarder pulls at once on start */
+    sc->lora.next_stat_ms = sc->lora.stat_ms;
+    int k = 0;
     for (int i = 0; i < sc->ndevices; i++) {
-        reset_device(&sc->devices[i]);
-        sc->devices[i].requests = 0;
+        struct gw_sim_device *d = &sc->devices[i];
+        reset_device(d);
+        d->requests = 0;
+        if (gw_sim_type_is_lora(d->type)) {
+            d->lora.fcnt = d->lora.fcnt_init;
+            d->lora.last_len = 0;
+            d->lora.uplinks = 0;
+            int64_t first = LORA_FIRST_MS + (int64_t)LORA_STAGGER_MS * k++;
+            d->lora.next_ms = first < d->lora.every_ms ? first : d->lora.every_ms;
+        }
     }
 }
 
@@ -973,6 +1309,44 @@ static void describe_hydrant(struct line *l, const struct gw_sim_device *d)
     add(l, "%.2f MPa (raw %u)", d->cur.pressure, (unsigned)gw_sim_hydrant_raw(d->cur.pressure));
 }
 
+/* What a script event makes a LoRa device send: every change is reported at once. */
+static void lora_event(struct gw_sim_device *d, const struct gw_sim_event *ev, struct line *l)
+{
+    struct gw_sim_lora_dev *lo = &d->lora;
+    bool change = (ev->set & (GW_SIM_SET_DOOR | GW_SIM_SET_BATTERY | GW_SIM_SET_SMOKE |
+                              GW_SIM_SET_TEST | GW_SIM_SET_PAYLOAD)) != 0;
+    if (ev->set & GW_SIM_SET_TEST) {
+        lo->test = true;
+    }
+    if (ev->set & GW_SIM_SET_FAULT) {
+        switch (ev->fault) {
+        case GW_SIM_FAULT_REPLAY:
+            if (lo->last_len == 0) {
+                add(l, " (nothing sent yet: nothing to replay)");
+            } else {
+                lo->replay = true;
+            }
+            break;
+        case GW_SIM_FAULT_BAD_MIC:
+            lo->bad_mic = true;
+            change = true;
+            break;
+        case GW_SIM_FAULT_FCNT_RESET:
+            lo->fcnt = 0;
+            change = true;
+            break;
+        default:
+            break;
+        }
+    }
+    if (change) {
+        lo->send_now = true;
+    }
+    if (change && d->cur.fault == GW_SIM_FAULT_SILENT) {
+        add(l, " (silent: not sent)");
+    }
+}
+
 static void apply_event(struct gw_scenario *sc, const struct gw_sim_event *ev, int64_t at_ms,
                         gw_scenario_line_cb cb, void *ud)
 {
@@ -980,10 +1354,17 @@ static void apply_event(struct gw_scenario *sc, const struct gw_sim_event *ev, i
     struct line l = {.len = 0};
     char t[32];
     fmt_time(t, sizeof(t), at_ms);
-    add(&l, "t=%s %s %s unit=%d", t, d->type == GW_SIM_HYDRANT ? "hydrant" : type_names[d->type],
-        d->name, d->unit_id);
+    if (gw_sim_type_is_lora(d->type)) {
+        add(&l, "t=%s %s %s dev_addr=%08X", t, type_names[d->type], d->name,
+            (unsigned)d->lora.dev_addr);
+    } else {
+        add(&l, "t=%s %s %s unit=%d", t,
+            d->type == GW_SIM_HYDRANT ? "hydrant" : type_names[d->type], d->name, d->unit_id);
+    }
     if (ev->set & GW_SIM_SET_FAULT) {
-        d->cur.fault = ev->fault;
+        if (!is_one_shot(ev->fault)) {
+            d->cur.fault = ev->fault;
+        }
         add_item_sep(&l);
         add(&l, "fault -> %s", fault_names[ev->fault]);
         if (ev->fault == GW_SIM_FAULT_WIRE_BREAK) {
@@ -1007,6 +1388,30 @@ static void apply_event(struct gw_scenario *sc, const struct gw_sim_event *ev, i
         d->cur.battery = ev->battery;
         add_item_sep(&l);
         add(&l, "battery -> %d %%", ev->battery);
+    }
+    if (ev->set & GW_SIM_SET_SMOKE) {
+        d->cur.smoke = ev->smoke;
+        add_item_sep(&l);
+        add(&l, "smoke -> %s", ev->smoke ? "true" : "false");
+    }
+    if (ev->set & GW_SIM_SET_TEST) {
+        add_item_sep(&l);
+        add(&l, "test button pressed");
+    }
+    if (ev->set & GW_SIM_SET_PAYLOAD) {
+        memcpy(d->cur.payload, ev->payload, ev->payload_len);
+        d->cur.payload_len = ev->payload_len;
+        add_item_sep(&l);
+        add(&l, "payload -> ");
+        for (size_t k = 0; k < ev->payload_len && k < 32; k++) {
+            add(&l, "%02x", ev->payload[k]);
+        }
+        if (ev->payload_len > 32) {
+            add(&l, "...");
+        }
+    }
+    if (gw_sim_type_is_lora(d->type)) {
+        lora_event(d, ev, &l);
     }
     for (int i = 0; i < ev->nwrites; i++) {
         const struct gw_sim_write *w = &ev->writes[i];
@@ -1053,7 +1458,17 @@ int gw_scenario_advance(struct gw_scenario *sc, int64_t now_ms, gw_scenario_line
         sc->cycle++;
         sc->next_event = 0;
         for (int i = 0; i < sc->ndevices; i++) {
-            reset_device(&sc->devices[i]);
+            struct gw_sim_device *d = &sc->devices[i];
+            if (!gw_sim_type_is_lora(d->type)) {
+                reset_device(d);
+                continue;
+            }
+            /* A LoRa device whose state the reset changes reports it, as after any change. */
+            uint8_t before[LW_MAX_PAYLOAD], after[LW_MAX_PAYLOAD];
+            size_t nb = gw_sim_lora_payload(d, false, before);
+            reset_device(d);
+            size_t na = gw_sim_lora_payload(d, false, after);
+            d->lora.send_now = nb != na || memcmp(before, after, na) != 0;
         }
         if (cb != NULL) {
             char t[32], line[96];
