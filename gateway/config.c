@@ -1577,10 +1577,10 @@ static bool field_integer(enum gw_field_type t)
 
 /* mask = 0x0C: the bits of the raw integer to keep (then shifted down). */
 static void parse_field_mask(struct parser *p, const config_setting_t *g, const char *path,
-                             struct gw_layout_field_cfg *f, bool type_ok_)
+                             struct gw_layout_field_cfg *f, bool typed)
 {
     const config_setting_t *m = get(g, "mask", K_INT);
-    if (!m || !type_ok_) {
+    if (!m || !typed) {
         return;
     }
     if (!field_unsigned(f->type)) {
@@ -1608,10 +1608,10 @@ static void parse_field_mask(struct parser *p, const config_setting_t *g, const 
 }
 
 static void parse_field_enum(struct parser *p, const config_setting_t *g, const char *path,
-                             struct gw_layout_field_cfg *f, bool type_ok_, bool scaled)
+                             struct gw_layout_field_cfg *f, bool typed, bool scaled)
 {
     const config_setting_t *e = get(g, "enum", K_STRINGS);
-    if (!e || !type_ok_) {
+    if (!e || !typed) {
         return;
     }
     char cp[PATH_LEN];
@@ -1797,7 +1797,7 @@ static void check_js(struct parser *p, const config_setting_t *g, const char *pa
     if (!script) {
         return;
     }
-    char msg[GW_ERR_MAX * 2];
+    char msg[512];
     msg[0] = '\0';
     struct gw_decoder *d = gw_decoder_new(pr, msg, sizeof(msg));
     if (!d) {
@@ -1820,7 +1820,10 @@ static void check_js(struct parser *p, const config_setting_t *g, const char *pa
                 nlines++;
                 line = nl ? nl + 1 : line + strlen(line);
             }
-            if (rc != 0 && nlines == 0) {
+            if (rc < 0 && nlines == 0) {
+                err(p, ex, "%s.examples: cannot check \"%s\": %s", path, pr->examples,
+                    strerror(-rc));
+            } else if (rc > 0 && nlines == 0) {
                 err(p, ex, "%s.examples: %d example%s do not match", path, rc, rc == 1 ? "" : "s");
             }
             free(report);

@@ -1,7 +1,8 @@
 /*
  * gateway/config.c: the example config and good fixtures land field by field
  * (defaults too); every bad fixture yields exactly the expected
- * "file:line: message" lines; secrets files, slugs, lookups and the summary.
+ * "file:line: message" lines; secrets and key files, LoRa (listen, layout
+ * fields, js decoders and their examples, ABP keys), slugs, lookups and the summary.
  * Fixtures live in $GW_TEST_DATA/config (CMake sets GW_TEST_DATA).
  */
 #include <math.h>
@@ -579,16 +580,16 @@ static void test_good_later_sections(void **state)
     struct gw_config *cfg = load(path, &out);
     assert_non_null(cfg);
     /* LoRa (the lora section, codec profiles, a lora sensor) is read now: no warnings */
-    char *want = expand(
-        "warning: @:14: sensors[1].mqtt: mqtt sensors are read by a later version; loaded "
-        "without a driver\n"
-        "warning: @:21: rules[4]: applies to no sensor\n"
-        "warning: @:23: section 'contacts' is not used by this version; ignored\n"
-        "warning: @:24: section 'escalation' is not used by this version; ignored\n"
-        "warning: @:25: section 'selftest' is not used by this version; ignored\n"
-        "warning: @:26: section 'http' is not used by this version; ignored\n"
-        "warning: @:27: section 'hazards' is not used by this version; ignored\n",
-        path);
+    char *want =
+        expand("warning: @:14: sensors[1].mqtt: mqtt sensors are read by a later version; loaded "
+               "without a driver\n"
+               "warning: @:21: rules[4]: applies to no sensor\n"
+               "warning: @:23: section 'contacts' is not used by this version; ignored\n"
+               "warning: @:24: section 'escalation' is not used by this version; ignored\n"
+               "warning: @:25: section 'selftest' is not used by this version; ignored\n"
+               "warning: @:26: section 'http' is not used by this version; ignored\n"
+               "warning: @:27: section 'hazards' is not used by this version; ignored\n",
+               path);
     assert_string_equal(out, want);
     assert_int_equal(cfg->profiles[0].codec, GW_CODEC_LAYOUT);
     assert_int_equal(cfg->profiles[0].nfields, 1);
@@ -834,8 +835,9 @@ static const struct bad_case bad_cases[] = {
                         "AU915, KR920, IN865\n"},
     {"bad_lora_listen",
      "@:4: lora.listen: \"localhost\" in \"localhost:1700\" is not an IPv4 address\n"},
-    {"bad_lora_listen_port", "@:4: lora.listen: \"0.0.0.0\" is not address:port (e.g. "
-                             "\"0.0.0.0:1700\"; an IPv6 address goes in brackets: \"[::]:1700\")\n"},
+    {"bad_lora_listen_port",
+     "@:4: lora.listen: \"0.0.0.0\" is not address:port (e.g. "
+     "\"0.0.0.0:1700\"; an IPv6 address goes in brackets: \"[::]:1700\")\n"},
     {"bad_lora_ranges", "@:4: lora.dedup_ms: 5001 is out of range 0..5000\n"
                         "@:4: lora.forwarder_offline_s: 5 is out of range 10..86400\n"
                         "@:5: lora.colour: unknown key\n"},
@@ -1781,6 +1783,802 @@ static void test_summary(void **state)
     free(path);
 }
 
+/* ---- LoRa: the lora section, codec profiles, ABP sensors ---------------- */
+
+static void test_good_lora(void **state)
+{
+    (void)state;
+    char *path = data_path("config/good_lora.cfg");
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    if (!cfg) {
+        print_error("%s", out);
+    }
+    assert_non_null(cfg);
+    assert_string_equal(out, "");
+
+    const struct gw_lora_cfg *l = &cfg->lora;
+    assert_true(l->enabled);
+    assert_string_equal(l->listen_host, "::");
+    assert_int_equal(l->listen_port, 1701);
+    assert_string_equal(l->region, "EU868");
+    assert_int_equal(l->dedup_ms, 0);
+    assert_int_equal(l->forwarder_offline_s, 300);
+    assert_int_equal(l->line, 4);
+
+    assert_int_equal(cfg->nprofiles, 5);
+    const struct gw_profile_cfg *pr = &cfg->profiles[0];
+    assert_string_equal(pr->name, "smoke_x");
+    assert_int_equal(pr->codec, GW_CODEC_LAYOUT);
+    assert_int_equal(pr->npoints, 0);
+    assert_null(pr->points);
+    assert_null(pr->script);
+    assert_null(pr->examples);
+    assert_int_equal(pr->line, 6);
+    static const struct {
+        const char *name, *unit;
+        int byte, bit;
+        enum gw_field_type type;
+        uint32_t mask;
+        double scale, offset;
+        int nenum, fport, line;
+    } want[] = {
+        {"smoke", NULL, 0, 0, GW_FT_BOOL, 0, 1, 0, 0, -1, 7},
+        {"test", NULL, 0, 7, GW_FT_BOOL, 0, 1, 0, 0, 2, 8},
+        {"battery", "%", 1, -1, GW_FT_U8, 0, 1, 0, 0, 1, 9},
+        {"battery", "V", 3, -1, GW_FT_U16LE, 0, 0.001, 0, 0, 2, 10},
+        {"temperature", "C", 5, -1, GW_FT_S16BE, 0, 0.01, -5, 0, -1, 11},
+        {"mode", NULL, 7, -1, GW_FT_U8, 0x0C, 1, 0, 3, -1, 12},
+        {"count", NULL, 8, -1, GW_FT_U32BE, 0xFFFFFFFFu, 1, 0, 0, -1, 13},
+        {"flags", NULL, 12, -1, GW_FT_U16BE, 0x8000, 1, 0, 0, -1, 14},
+        {"delta", NULL, 14, -1, GW_FT_S8, 0, 1, 0, 0, -1, 15},
+        {"raw_le", NULL, 15, -1, GW_FT_S32LE, 0, 1, 0, 0, -1, 16},
+        {"level", NULL, 238, -1, GW_FT_F32LE, 0, 1, 0, 0, -1, 17},
+    };
+    assert_int_equal(pr->nfields, (int)(sizeof(want) / sizeof(want[0])));
+    for (int i = 0; i < pr->nfields; i++) {
+        const struct gw_layout_field_cfg *f = &pr->fields[i];
+        assert_string_equal(f->name, want[i].name);
+        if (want[i].unit) {
+            assert_string_equal(f->unit, want[i].unit);
+        } else {
+            assert_null(f->unit);
+        }
+        assert_int_equal(f->byte, want[i].byte);
+        assert_int_equal(f->bit, want[i].bit);
+        assert_int_equal(f->type, want[i].type);
+        assert_int_equal(f->mask, want[i].mask);
+        assert_near(f->scale, want[i].scale);
+        assert_near(f->offset, want[i].offset);
+        assert_int_equal(f->nenum, want[i].nenum);
+        assert_int_equal(f->fport, want[i].fport);
+        assert_int_equal(f->line, want[i].line);
+    }
+    assert_string_equal(pr->fields[5].enum_labels[0], "off");
+    assert_string_equal(pr->fields[5].enum_labels[1], "on");
+    assert_string_equal(pr->fields[5].enum_labels[2], "auto");
+    assert_null(pr->fields[0].enum_labels);
+
+    pr = &cfg->profiles[1];
+    assert_string_equal(pr->name, "door_x");
+    assert_int_equal(pr->nfields, 2);
+    assert_int_equal(pr->fields[0].nenum, 3);
+    assert_string_equal(pr->fields[0].enum_labels[0], "closed");
+    assert_string_equal(pr->fields[0].enum_labels[1], "open");
+    assert_string_equal(pr->fields[0].enum_labels[2], "locked");
+    assert_int_equal(pr->fields[1].type, GW_FT_U8);
+
+    /* script and examples resolved against the config file's directory */
+    pr = &cfg->profiles[2];
+    assert_string_equal(pr->name, "vendor_y");
+    assert_int_equal(pr->codec, GW_CODEC_JS);
+    char *p = expand("$/codecs/vendor_y.js", path);
+    assert_string_equal(pr->script, p);
+    free(p);
+    p = expand("$/codecs/vendor_y.examples.json", path);
+    assert_string_equal(pr->examples, p);
+    free(p);
+    assert_int_equal(pr->nfields, 0);
+    assert_null(pr->fields);
+    pr = &cfg->profiles[3];
+    assert_int_equal(pr->codec, GW_CODEC_JS);
+    p = expand("$/codecs/chirpstack.js", path);
+    assert_string_equal(pr->script, p);
+    free(p);
+    assert_null(pr->examples);
+    pr = &cfg->profiles[4];
+    assert_int_equal(pr->codec, GW_CODEC_CAYENNE_LPP);
+    assert_int_equal(pr->nfields, 0);
+    assert_null(pr->script);
+
+    assert_int_equal(cfg->nsensors, 5);
+    static const struct {
+        const char *id;
+        uint32_t dev_addr;
+        uint8_t nwk[16], app[16];
+        bool relax;
+        int profile;
+    } sensors[] = {
+        {"A-3F-smoke-301",
+         0x26011BDA,
+         {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x0E,
+          0x0F},
+         {0xF0, 0xE1, 0xD2, 0xC3, 0xB4, 0xA5, 0x96, 0x87, 0x78, 0x69, 0x5A, 0x4B, 0x3C, 0x2D, 0x1E,
+          0x0F},
+         true,
+         0},
+        {"A-1F-door-east",
+         0x00000000,
+         {0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
+          0xFF},
+         {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
+         false,
+         1},
+        {"lab-climate",
+         0xFFFFFFFF,
+         {0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD,
+          0xEF},
+         {0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD,
+          0xEF},
+         false,
+         2},
+        {"tank",
+         0x26011BDB,
+         {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+         {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+         false,
+         4},
+        {"pump",
+         0x26011BDC,
+         {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+         {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15},
+         false,
+         3},
+    };
+    for (int i = 0; i < cfg->nsensors; i++) {
+        const struct gw_sensor_cfg *s = &cfg->sensors[i];
+        assert_string_equal(s->id, sensors[i].id);
+        assert_true(s->lora.enabled);
+        assert_int_equal(s->lora.dev_addr, sensors[i].dev_addr);
+        assert_memory_equal(s->lora.nwk_s_key, sensors[i].nwk, 16);
+        assert_memory_equal(s->lora.app_s_key, sensors[i].app, 16);
+        assert_int_equal(s->lora.relax_fcnt, sensors[i].relax);
+        assert_int_equal(s->profile_index, sensors[i].profile);
+        assert_int_equal(s->bus_index, -1);
+        assert_null(s->bus);
+    }
+    assert_int_equal(cfg->sensors[0].expect_every_s, 3600);
+    assert_string_equal(cfg->sensors[0].location.zone, "room 301");
+
+    /* rule points: layout field names are checked, enum fields take strings */
+    assert_int_equal(cfg->nrules, 6);
+    assert_int_equal(cfg->rules[2].equals.type, GW_VALUE_STRING);
+    assert_string_equal(cfg->rules[2].equals.str, "locked");
+
+    char *sum = summary(cfg);
+    char *wsum =
+        expand("modbus buses: 0\n"
+               "lora: listen [::]:1701, region EU868, dedup 0 ms, forwarder offline after 300 s, 5 "
+               "sensors\n"
+               "profiles: 5\n"
+               "  smoke_x: layout, 11 fields\n"
+               "  door_x: layout, 2 fields\n"
+               "  vendor_y: js $/codecs/vendor_y.js, examples pass\n"
+               "  chirp: js $/codecs/chirpstack.js\n"
+               "  lpp: cayenne_lpp\n"
+               "sensors: 5\n"
+               "  smoke: 1\n"
+               "  exit_door: 1\n"
+               "  climate: 1\n"
+               "  tank: 2\n"
+               "schedules: 0\n"
+               "rules: 6\n"
+               "  smoke detected [alarm]: 1 sensor\n"
+               "  smoke battery low [trouble]: 1 sensor\n"
+               "  exit locked [supervisory]: 1 sensor\n"
+               "  lab hot [trouble]: 1 sensor\n"
+               "  tank low [supervisory]: 2 sensors\n"
+               "  sensor offline [trouble]: 5 sensors\n"
+               "config OK\n",
+               path);
+    if (!strstr(sum, wsum)) {
+        print_error("summary:\n%s", sum);
+    }
+    assert_non_null(strstr(sum, wsum));
+    assert_null(strstr(sum, "without a driver"));
+    /* keys are never printed, in any case */
+    assert_null(strstr(sum, "0102030405"));
+    assert_null(strstr(sum, "0123456789"));
+    assert_null(strstr(sum, "f0e1d2"));
+    free(wsum);
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+    free(path);
+}
+
+static void test_lora_listen(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *listen;
+        const char *host; /* NULL: error */
+        int port;
+        const char *err;
+    } cases[] = {
+        {"0.0.0.0:1700", "0.0.0.0", 1700, NULL},
+        {"127.0.0.1:1", "127.0.0.1", 1, NULL},
+        {"192.0.2.7:65535", "192.0.2.7", 65535, NULL},
+        {"[::]:1700", "::", 1700, NULL},
+        {"[::1]:1680", "::1", 1680, NULL},
+        {"[fe80::1:2]:1700", "fe80::1:2", 1700, NULL},
+        {"[::ffff:10.0.0.1]:1700", "::ffff:10.0.0.1", 1700, NULL},
+        {"0.0.0.0:0", NULL, 0, "bad port \"0\" in \"0.0.0.0:0\" (1..65535)"},
+        {"0.0.0.0:65536", NULL, 0, "bad port \"65536\" in \"0.0.0.0:65536\" (1..65535)"},
+        {"0.0.0.0:", NULL, 0, "bad port \"\" in \"0.0.0.0:\" (1..65535)"},
+        {"0.0.0.0:17x0", NULL, 0, "bad port \"17x0\" in \"0.0.0.0:17x0\" (1..65535)"},
+        {"0.0.0.0:+1700", NULL, 0, "bad port \"+1700\" in \"0.0.0.0:+1700\" (1..65535)"},
+        {"[::]:", NULL, 0, "bad port \"\" in \"[::]:\" (1..65535)"},
+        {"0.0.0.0", NULL, 0,
+         "\"0.0.0.0\" is not address:port (e.g. \"0.0.0.0:1700\"; an IPv6 address goes in "
+         "brackets: \"[::]:1700\")"},
+        {"::1:1700", NULL, 0,
+         "\"::1:1700\" is not address:port (e.g. \"0.0.0.0:1700\"; an IPv6 address goes in "
+         "brackets: \"[::]:1700\")"},
+        {"", NULL, 0,
+         "\"\" is not address:port (e.g. \"0.0.0.0:1700\"; an IPv6 address goes in brackets: "
+         "\"[::]:1700\")"},
+        {"[::]", NULL, 0, "\"[::]\" is not address:port (e.g. \"0.0.0.0:1700\" or \"[::]:1700\")"},
+        {"[::]x1700", NULL, 0,
+         "\"[::]x1700\" is not address:port (e.g. \"0.0.0.0:1700\" or \"[::]:1700\")"},
+        {"[::1", NULL, 0, "\"[::1\" is not address:port (e.g. \"0.0.0.0:1700\" or \"[::]:1700\")"},
+        {"gw.local:1700", NULL, 0, "\"gw.local\" in \"gw.local:1700\" is not an IPv4 address"},
+        {"256.0.0.1:1700", NULL, 0, "\"256.0.0.1\" in \"256.0.0.1:1700\" is not an IPv4 address"},
+        {":1700", NULL, 0, "\"\" in \":1700\" is not an IPv4 address"},
+        {"[127.0.0.1]:1700", NULL, 0,
+         "\"127.0.0.1\" in \"[127.0.0.1]:1700\" is not an IPv6 address"},
+        {"[]:1700", NULL, 0, "\"\" in \"[]:1700\" is not an IPv6 address"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tmpdir t;
+        tmp_init(&t);
+        char text[512];
+        snprintf(text, sizeof(text), BASE_HEAD "lora = { listen = \"%s\"; };\n", cases[i].listen);
+        const char *path = tmp_write(&t, "c.cfg", text, 0600);
+        char *out = NULL;
+        struct gw_config *cfg = load(path, &out);
+        if (cases[i].host) {
+            if (!cfg) {
+                print_error("case %s: %s", cases[i].listen, out);
+            }
+            assert_non_null(cfg);
+            assert_string_equal(out, "");
+            assert_string_equal(cfg->lora.listen_host, cases[i].host);
+            assert_int_equal(cfg->lora.listen_port, cases[i].port);
+            assert_string_equal(cfg->lora.region, "CN470");
+        } else {
+            assert_null(cfg);
+            char want[512];
+            snprintf(want, sizeof(want), "%s:3: lora.listen: %s\n", path, cases[i].err);
+            if (strcmp(out, want) != 0) {
+                print_error("case %s:\n got: %s want: %s", cases[i].listen, out, want);
+            }
+            assert_string_equal(out, want);
+        }
+        gw_config_free(cfg);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
+static void test_lora_regions(void **state)
+{
+    (void)state;
+    static const char *const regions[] = {"EU868", "US915", "CN470", "AS923",
+                                          "AU915", "KR920", "IN865"};
+    for (size_t i = 0; i < sizeof(regions) / sizeof(regions[0]); i++) {
+        struct tmpdir t;
+        tmp_init(&t);
+        char text[512];
+        snprintf(text, sizeof(text), BASE_HEAD "lora = { region = \"%s\"; };\n", regions[i]);
+        const char *path = tmp_write(&t, "c.cfg", text, 0600);
+        char *out = NULL;
+        struct gw_config *cfg = load(path, &out);
+        assert_non_null(cfg);
+        assert_string_equal(cfg->lora.region, regions[i]);
+        assert_string_equal(cfg->lora.listen_host, "0.0.0.0");
+        assert_int_equal(cfg->lora.listen_port, 1700);
+        gw_config_free(cfg);
+        free(out);
+        tmp_cleanup(&t);
+    }
+    /* names are exact: a lower-case region is refused */
+    struct tmpdir t;
+    tmp_init(&t);
+    const char *path = tmp_write(&t, "c.cfg", BASE_HEAD "lora = { region = \"cn470\"; };\n", 0600);
+    char *out = NULL;
+    assert_null(load(path, &out));
+    char want[512];
+    snprintf(want, sizeof(want),
+             "%s:3: lora.region: \"cn470\" is not one of EU868, US915, CN470, AS923, AU915, "
+             "KR920, IN865\n",
+             path);
+    assert_string_equal(out, want);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+/* Every field type: its width against the 242-byte payload, bit, mask and enum rules. */
+static void test_layout_field_types(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *type;
+        enum gw_field_type ft;
+        int width;
+        bool is_unsigned, is_integer;
+    } types[] = {
+        {"u8", GW_FT_U8, 1, true, true},         {"s8", GW_FT_S8, 1, false, true},
+        {"u16be", GW_FT_U16BE, 2, true, true},   {"u16le", GW_FT_U16LE, 2, true, true},
+        {"s16be", GW_FT_S16BE, 2, false, true},  {"s16le", GW_FT_S16LE, 2, false, true},
+        {"u32be", GW_FT_U32BE, 4, true, true},   {"u32le", GW_FT_U32LE, 4, true, true},
+        {"s32be", GW_FT_S32BE, 4, false, true},  {"s32le", GW_FT_S32LE, 4, false, true},
+        {"f32be", GW_FT_F32BE, 4, false, false}, {"f32le", GW_FT_F32LE, 4, false, false},
+        {"bool", GW_FT_BOOL, 1, false, false},
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        bool is_bool = types[i].ft == GW_FT_BOOL;
+        const char *bit = is_bool ? " bit = 7;" : "";
+        for (int over = 0; over < 2; over++) {
+            /* the last byte it fits at, then one further */
+            int byte = 242 - types[i].width + over;
+            struct tmpdir t;
+            tmp_init(&t);
+            char text[512];
+            snprintf(text, sizeof(text),
+                     BASE_HEAD "profiles = { p = { codec = \"layout\"; fields = (\n"
+                               "  { name = \"v\"; byte = %d; type = \"%s\";%s } ); }; };\n",
+                     byte, types[i].type, bit);
+            const char *path = tmp_write(&t, "c.cfg", text, 0600);
+            char *out = NULL;
+            struct gw_config *cfg = load(path, &out);
+            char want[512];
+            if (!over) {
+                if (!cfg) {
+                    print_error("%s: %s", types[i].type, out);
+                }
+                assert_non_null(cfg);
+                const struct gw_layout_field_cfg *f = &cfg->profiles[0].fields[0];
+                assert_int_equal(f->type, types[i].ft);
+                assert_int_equal(f->byte, byte);
+                assert_int_equal(f->bit, is_bool ? 7 : -1);
+                assert_int_equal(f->mask, 0);
+                assert_int_equal(f->fport, -1);
+                assert_near(f->scale, 1);
+                assert_near(f->offset, 0);
+                assert_int_equal(f->line, 4);
+            } else if (byte > 241) {
+                assert_null(cfg);
+                snprintf(want, sizeof(want),
+                         "%s:4: profiles.p.fields[0].byte: 242 is out of range 0..241\n", path);
+                assert_string_equal(out, want);
+            } else {
+                assert_null(cfg);
+                snprintf(want, sizeof(want),
+                         "%s:4: profiles.p.fields[0].byte: a %s at byte %d ends past byte 241; "
+                         "a LoRaWAN payload holds at most 242 bytes\n",
+                         path, types[i].type, byte);
+                assert_string_equal(out, want);
+            }
+            gw_config_free(cfg);
+            free(out);
+            tmp_cleanup(&t);
+        }
+
+        /* the widest mask of the type, and one bit more */
+        static const char *const masks[] = {"", "0xFF", "0xFFFF", "", "0xFFFFFFFF"};
+        static const char *const over_masks[] = {"", "0x1FF", "0x1FFFF", "", "0x1FFFFFFFFL"};
+        for (int over = 0; over < 2; over++) {
+            struct tmpdir t;
+            tmp_init(&t);
+            char text[512];
+            snprintf(text, sizeof(text),
+                     BASE_HEAD "profiles = { p = { codec = \"layout\"; fields = (\n"
+                               "  { name = \"v\"; byte = 0; type = \"%s\";%s mask = %s;\n"
+                               "    enum = [ \"a\", \"b\" ]; } ); }; };\n",
+                     types[i].type, bit, over ? over_masks[types[i].width] : masks[types[i].width]);
+            const char *path = tmp_write(&t, "c.cfg", text, 0600);
+            char *out = NULL;
+            struct gw_config *cfg = load(path, &out);
+            char want[1024] = "";
+            size_t n = 0;
+            if (!types[i].is_unsigned) {
+                n += (size_t)snprintf(want + n, sizeof(want) - n,
+                                      "%s:4: profiles.p.fields[0].mask: only with unsigned integer "
+                                      "types (u8, u16be, u16le, u32be, u32le)\n",
+                                      path);
+            } else if (over) {
+                n += (size_t)snprintf(
+                    want + n, sizeof(want) - n,
+                    "%s:4: profiles.p.fields[0].mask: %s does not fit a %s "
+                    "(0x1..%s)\n",
+                    path, over_masks[types[i].width][0] ? over_masks[types[i].width] : "",
+                    types[i].type, masks[types[i].width]);
+                /* libconfig's L suffix is no part of the value */
+                char *l = strstr(want, "FL does");
+                if (l) {
+                    memmove(l + 1, l + 2, strlen(l + 2) + 1);
+                    n--;
+                }
+            }
+            if (!types[i].is_integer) {
+                snprintf(want + n, sizeof(want) - n,
+                         "%s:5: profiles.p.fields[0].enum: needs an integer type (u8, s8, u16be, "
+                         "... s32le), not %s\n",
+                         path, types[i].type);
+            }
+            if (want[0]) {
+                if (cfg || strcmp(out, want) != 0) {
+                    print_error("%s over %d:\n got: %s want: %s", types[i].type, over, out, want);
+                }
+                assert_null(cfg);
+                assert_string_equal(out, want);
+            } else {
+                if (!cfg) {
+                    print_error("%s: %s", types[i].type, out);
+                }
+                assert_non_null(cfg);
+                const struct gw_layout_field_cfg *f = &cfg->profiles[0].fields[0];
+                assert_int_equal(f->mask, (uint32_t)strtoull(masks[types[i].width], NULL, 16));
+                assert_int_equal(f->nenum, 2);
+            }
+            gw_config_free(cfg);
+            free(out);
+            tmp_cleanup(&t);
+        }
+    }
+}
+
+/* Masks: decimal or hex, never 0 or negative. */
+static void test_layout_masks(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *mask;
+        uint32_t want; /* 0: error */
+        const char *err;
+    } cases[] = {
+        {"12", 12, NULL},
+        {"0x0C", 0x0C, NULL},
+        {"0x80000000", 0x80000000u, NULL},
+        {"4294967295L", 0xFFFFFFFFu, NULL},
+        {"0", 0, "0x0 does not fit a u32le (0x1..0xFFFFFFFF)"},
+        {"-1", 0, "-1 is negative"},
+        {"4294967296L", 0, "0x100000000 does not fit a u32le (0x1..0xFFFFFFFF)"},
+        {"\"0x0C\"", 0, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tmpdir t;
+        tmp_init(&t);
+        char text[512];
+        snprintf(text, sizeof(text),
+                 BASE_HEAD "profiles = { p = { codec = \"layout\"; fields = (\n"
+                           "  { name = \"v\"; byte = 0; type = \"u32le\"; mask = %s; } ); }; };\n",
+                 cases[i].mask);
+        const char *path = tmp_write(&t, "c.cfg", text, 0600);
+        char *out = NULL;
+        struct gw_config *cfg = load(path, &out);
+        char want[512];
+        if (cases[i].want) {
+            assert_non_null(cfg);
+            assert_int_equal(cfg->profiles[0].fields[0].mask, cases[i].want);
+        } else if (cases[i].err) {
+            assert_null(cfg);
+            snprintf(want, sizeof(want), "%s:4: profiles.p.fields[0].mask: %s\n", path,
+                     cases[i].err);
+            assert_string_equal(out, want);
+        } else {
+            assert_null(cfg);
+            snprintf(want, sizeof(want),
+                     "%s:4: profiles.p.fields[0].mask: expected an integer, got a string\n", path);
+            assert_string_equal(out, want);
+        }
+        gw_config_free(cfg);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
+/* At most GW_MAX_POINTS fields: one reading holds that many values. */
+static void test_layout_field_count(void **state)
+{
+    (void)state;
+    for (int n = GW_MAX_POINTS; n <= GW_MAX_POINTS + 1; n++) {
+        struct tmpdir t;
+        tmp_init(&t);
+        char text[4096];
+        size_t len = (size_t)snprintf(
+            text, sizeof(text), BASE_HEAD "profiles = { p = { codec = \"layout\"; fields = (\n");
+        for (int i = 0; i < n; i++) {
+            len += (size_t)snprintf(text + len, sizeof(text) - len,
+                                    "  { name = \"v%d\"; byte = %d; type = \"u8\"; }%s\n", i, i,
+                                    i + 1 < n ? "," : "");
+        }
+        snprintf(text + len, sizeof(text) - len, "); }; };\n");
+        const char *path = tmp_write(&t, "c.cfg", text, 0600);
+        char *out = NULL;
+        struct gw_config *cfg = load(path, &out);
+        if (n == GW_MAX_POINTS) {
+            assert_non_null(cfg);
+            assert_int_equal(cfg->profiles[0].nfields, n);
+            assert_string_equal(cfg->profiles[0].fields[n - 1].name, "v15");
+            assert_int_equal(cfg->profiles[0].fields[n - 1].byte, n - 1);
+        } else {
+            assert_null(cfg);
+            char want[512];
+            snprintf(want, sizeof(want), "%s:3: profiles.p.fields: 17 fields, at most 16\n", path);
+            assert_string_equal(out, want);
+        }
+        gw_config_free(cfg);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
+#define LORA_HEAD                                                                                  \
+    BASE_HEAD "lora = { };\n"                                                                      \
+              "profiles = { lpp = { codec = \"cayenne_lpp\"; }; };\n"
+
+/* Keys from files: read like password_file, with its permission warning; never printed. */
+static void test_lora_key_files(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    const char *nwk = tmp_write(&t, "s1.nwk", "2B7E151628AED2A6ABF7158809CF4F3C\n", 0644);
+    const char *app = tmp_write(&t, "s1.app", "000102030405060708090a0b0c0d0e0f", 0600);
+    const char *shortk = tmp_write(&t, "short.key", "2B7E151628AED2A6ABF7158809CF4F\n", 0600);
+    const char *hexk = tmp_write(&t, "nothex.key", "2B7E151628AED2A6ABF7158809CF4FXY\n", 0600);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             LORA_HEAD "sensors = ( { id = \"s1\"; kind = \"tank\"; profile = \"lpp\";\n"
+                       "  expect_every_s = 60;\n"
+                       "  lora = { dev_addr = \"26011BDA\";\n"
+                       "    nwk_s_key_file = \"%s\";\n"
+                       "    app_s_key_file = \"%s\"; }; } );\n",
+             nwk, app);
+    const char *path = tmp_write(&t, "c.cfg", text, 0600);
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_non_null(cfg);
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "warning: %s:8: sensors[0].lora.nwk_s_key_file: \"%s\" is readable by group or others "
+             "(mode 0644); chmod 600 it\n",
+             path, nwk);
+    assert_string_equal(out, want);
+    static const uint8_t k1[16] = {0x2B, 0x7E, 0x15, 0x16, 0x28, 0xAE, 0xD2, 0xA6,
+                                   0xAB, 0xF7, 0x15, 0x88, 0x09, 0xCF, 0x4F, 0x3C};
+    static const uint8_t k2[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    assert_memory_equal(cfg->sensors[0].lora.nwk_s_key, k1, 16);
+    assert_memory_equal(cfg->sensors[0].lora.app_s_key, k2, 16);
+    char *sum = summary(cfg);
+    assert_null(strstr(sum, "2B7E"));
+    assert_null(strstr(sum, "s1.nwk"));
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+
+    /* bad contents, both forms of one key, a missing file: named, the key never shown */
+    static const struct {
+        const char *lora;
+        const char *err; /* '@' the config, '%' the key file */
+    } cases[] = {
+        {"nwk_s_key_file = \"@short\"; app_s_key = \"000102030405060708090A0B0C0D0E0F\";",
+         "sensors[0].lora.nwk_s_key_file: \"%\" must hold 32 hex digits (16 bytes), got 30 "
+         "characters"},
+        {"nwk_s_key_file = \"@hex\"; app_s_key = \"000102030405060708090A0B0C0D0E0F\";",
+         "sensors[0].lora.nwk_s_key_file: \"%\" must hold 32 hex digits (16 bytes), got a "
+         "character other than 0-9 A-F"},
+        {"nwk_s_key = \"000102030405060708090A0B0C0D0E0F\"; nwk_s_key_file = \"@hex\"; "
+         "app_s_key = \"000102030405060708090A0B0C0D0E0F\";",
+         "sensors[0].lora.nwk_s_key_file: give nwk_s_key or nwk_s_key_file, not both"},
+        {"nwk_s_key = \"000102030405060708090A0B0C0D0E0F\"; app_s_key_file = \"/nonexistent/k\";",
+         "sensors[0].lora.app_s_key_file: cannot read \"/nonexistent/k\": No such file or "
+         "directory"},
+        {"nwk_s_key = \"\"; app_s_key = \"000102030405060708090A0B0C0D0E0F\";",
+         "sensors[0].lora.nwk_s_key: must not be empty"},
+        {"nwk_s_key = \"000102030405060708090A0B0C0D0E0F0\"; "
+         "app_s_key = \"000102030405060708090A0B0C0D0E0F\";",
+         "sensors[0].lora.nwk_s_key: must hold 32 hex digits (16 bytes), got 33 characters"},
+        {"nwk_s_key = \"00010203 405060708090A0B0C0D0E0F\"; "
+         "app_s_key = \"000102030405060708090A0B0C0D0E0F\";",
+         "sensors[0].lora.nwk_s_key: must hold 32 hex digits (16 bytes), got a character other "
+         "than 0-9 A-F"},
+        {"nwk_s_key = 5; app_s_key = \"000102030405060708090A0B0C0D0E0F\";",
+         "sensors[0].lora.nwk_s_key: expected a string, got an integer"},
+        {"app_s_key = \"000102030405060708090A0B0C0D0E0F\";",
+         "sensors[0].lora: missing required key \"nwk_s_key\" or \"nwk_s_key_file\""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char *kf = strstr(cases[i].lora, "@short") ? shortk : hexk;
+        char lora[512];
+        size_t n = 0;
+        for (const char *c = cases[i].lora; *c && n + 128 < sizeof(lora); c++) {
+            if (*c == '@') {
+                n += (size_t)snprintf(lora + n, sizeof(lora) - n, "%s", kf);
+                c += strncmp(c, "@short", 6) == 0 ? 5 : 3;
+            } else {
+                lora[n++] = *c;
+            }
+        }
+        lora[n] = '\0';
+        snprintf(text, sizeof(text),
+                 LORA_HEAD "sensors = ( { id = \"s1\"; kind = \"tank\"; profile = \"lpp\";\n"
+                           "  expect_every_s = 60; lora = { dev_addr = \"26011BDA\"; %s }; } );\n",
+                 lora);
+        path = tmp_write(&t, "bad.cfg", text, 0600);
+        assert_null(load(path, &out));
+        char werr[512];
+        n = 0;
+        for (const char *c = cases[i].err; *c && n + 128 < sizeof(werr); c++) {
+            if (*c == '%') {
+                n += (size_t)snprintf(werr + n, sizeof(werr) - n, "%s", kf);
+            } else {
+                werr[n++] = *c;
+            }
+        }
+        werr[n] = '\0';
+        snprintf(want, sizeof(want), "%s:6: %s\n", path, werr);
+        if (strcmp(out, want) != 0) {
+            print_error("case %zu:\n got: %s want: %s", i, out, want);
+        }
+        assert_string_equal(out, want);
+        assert_null(strstr(out, "2B7E"));
+        assert_null(strstr(out, "405060708")); /* no part of an inline key either */
+        free(out);
+        t.n--; /* bad.cfg is rewritten by the next case */
+        unlink(path);
+    }
+    tmp_cleanup(&t);
+}
+
+/* A LoRa sensor without expect_every_s loads, with a warning: it is never reported offline. */
+static void test_lora_expect_every_warning(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *expect;
+        bool warns;
+        int offline_sensors; /* the offline_after rule's scope */
+    } cases[] = {
+        {"", true, 0},
+        {"expect_every_s = 0;", false, 0}, /* said on purpose: no warning */
+        {"expect_every_s = 900;", false, 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tmpdir t;
+        tmp_init(&t);
+        char text[1024];
+        snprintf(text, sizeof(text),
+                 LORA_HEAD "sensors = ( { id = \"s1\"; kind = \"tank\"; profile = \"lpp\"; %s\n"
+                           "  lora = { dev_addr = \"26011BDA\";\n"
+                           "    nwk_s_key = \"000102030405060708090A0B0C0D0E0F\";\n"
+                           "    app_s_key = \"000102030405060708090A0B0C0D0E0F\"; }; } );\n"
+                           "rules = ( { name = \"offline\"; offline_after = 2; class = "
+                           "\"trouble\"; } );\n",
+                 cases[i].expect);
+        const char *path = tmp_write(&t, "c.cfg", text, 0600);
+        char *out = NULL;
+        struct gw_config *cfg = load(path, &out);
+        assert_non_null(cfg);
+        char want[1024] = "";
+        size_t n = 0;
+        if (cases[i].warns) {
+            n += (size_t)snprintf(want, sizeof(want),
+                                  "warning: %s:5: sensors[0]: no expect_every_s; a LoRa sensor "
+                                  "that falls silent is never reported offline\n",
+                                  path);
+        }
+        if (cases[i].offline_sensors == 0) {
+            snprintf(want + n, sizeof(want) - n,
+                     "warning: %s:9: rules[0]: applies to no sensor (offline_after needs Modbus "
+                     "sensors or expect_every_s)\n",
+                     path);
+        }
+        assert_string_equal(out, want);
+        assert_true(cfg->sensors[0].lora.enabled);
+        gw_config_free(cfg);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
+/* js scripts: absolute, relative to the config's directory, or to the current one. */
+static void test_js_paths(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    const char *js = tmp_write(&t, "dec.js",
+                               "function decodeUplink(input) {\n"
+                               "  return { data: { v: input.bytes[0] } };\n"
+                               "}\n",
+                               0644);
+    const char *ex = tmp_write(&t, "dec.json",
+                               "[ { \"description\": \"one\", \"input\": { \"bytes\": [7], "
+                               "\"fPort\": 1 }, \"output\": { \"data\": { \"v\": 7 } } } ]\n",
+                               0644);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             BASE_HEAD
+             "profiles = { a = { codec = \"js\"; script = \"%s\"; examples = \"%s\"; };\n"
+             "  b = { codec = \"js\"; script = \"dec.js\"; examples = \"dec.json\"; }; };\n",
+             js, ex);
+    const char *path = tmp_write(&t, "c.cfg", text, 0600);
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    if (!cfg) {
+        print_error("%s", out);
+    }
+    assert_non_null(cfg);
+    assert_string_equal(out, "");
+    assert_string_equal(cfg->profiles[0].script, js);
+    assert_string_equal(cfg->profiles[0].examples, ex);
+    assert_string_equal(cfg->profiles[1].script, js); /* resolved to the same file */
+    assert_string_equal(cfg->profiles[1].examples, ex);
+    gw_config_free(cfg);
+    free(out);
+
+    /* a config named without a directory: paths stay relative to the current one */
+    char cwd[512];
+    assert_non_null(getcwd(cwd, sizeof(cwd)));
+    assert_int_equal(chdir(t.dir), 0);
+    cfg = load("c.cfg", &out);
+    assert_int_equal(chdir(cwd), 0);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->profiles[1].script, "dec.js");
+    assert_string_equal(cfg->profiles[1].examples, "dec.json");
+    gw_config_free(cfg);
+    free(out);
+
+    /* unreadable examples, a bad examples file, and a script that throws at load */
+    const char *badjson = tmp_write(&t, "bad.json", "{ not json", 0644);
+    const char *throws = tmp_write(&t, "throws.js",
+                                   "function decodeUplink(input) { return { data: {} }; }\n"
+                                   "undefinedFunction();\n",
+                                   0644);
+    snprintf(text, sizeof(text),
+             BASE_HEAD
+             "profiles = { a = { codec = \"js\"; script = \"dec.js\";\n"
+             "    examples = \"missing.json\"; };\n"
+             "  b = { codec = \"js\"; script = \"dec.js\"; examples = \"bad.json\"; };\n"
+             "  c = { codec = \"js\"; script = \"throws.js\"; examples = \"dec.json\"; };\n"
+             "};\n");
+    path = tmp_write(&t, "c2.cfg", text, 0600);
+    assert_null(load(path, &out));
+    char want[2048];
+    snprintf(want, sizeof(want),
+             "%s:4: profiles.a.examples: cannot read \"%s/missing.json\": No such file or "
+             "directory\n"
+             "%s:5: profiles.b.examples: %s: SyntaxError: ",
+             path, t.dir, path, badjson);
+    if (strncmp(out, want, strlen(want)) != 0) {
+        print_error("got: %s want: %s", out, want);
+    }
+    assert_memory_equal(out, want, strlen(want));
+    snprintf(want, sizeof(want),
+             "%s:6: profiles.c.script: %s:2: ReferenceError: identifier 'undefinedFunction' "
+             "undefined\n",
+             path, throws);
+    if (!strstr(out, want)) {
+        print_error("got: %s want: %s", out, want);
+    }
+    assert_non_null(strstr(out, want));
+    free(out);
+    tmp_cleanup(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1806,6 +2604,15 @@ int main(void)
         cmocka_unit_test(test_slugify),
         cmocka_unit_test(test_class_names_and_lookups),
         cmocka_unit_test(test_summary),
+        cmocka_unit_test(test_good_lora),
+        cmocka_unit_test(test_lora_listen),
+        cmocka_unit_test(test_lora_regions),
+        cmocka_unit_test(test_layout_field_types),
+        cmocka_unit_test(test_layout_masks),
+        cmocka_unit_test(test_layout_field_count),
+        cmocka_unit_test(test_lora_key_files),
+        cmocka_unit_test(test_lora_expect_every_warning),
+        cmocka_unit_test(test_js_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

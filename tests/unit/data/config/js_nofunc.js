@@ -1,0 +1,4 @@
+// No decodeUplink, Decode or Decoder here.
+function helper(x) {
+  return x;
+}
