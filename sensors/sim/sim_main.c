@@ -480,11 +480,17 @@ static void lora_send(struct sim *s, int fi, const uint8_t *buf, size_t len, uin
 {
     struct lora_fwd *f = &s->lora.fwd[fi];
     ssize_t n = send(f->fd, buf, len, 0);
+    if (n < 0 && errno == ECONNREFUSED) {
+        /*
+         * An earlier datagram met a closed port (nobody listens yet): the kernel reports
+         * that here instead of sending this one. Try once more; the missing acks tell.
+         */
+        n = send(f->fd, buf, len, 0);
+    }
     int64_t now = wall_ms(s);
     if (n != (ssize_t)len) {
         f->send_errors++;
         char eui[24];
-        /* ECONNREFUSED: an earlier datagram met a closed port (nobody listens yet). */
         if (gw_complain(&f->send_fail, now)) {
             gw_warn(MOD, "lora forwarder %s: send to %s:%d failed: %s", fwd_name(s, fi, eui),
                     s->lora.host, s->lora.port, n < 0 ? strerror(errno) : "short write");
