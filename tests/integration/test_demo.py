@@ -8,7 +8,7 @@ import os
 import re
 import time
 
-from harness import (SOURCE_DIR, Collector, Gateway, Mosquitto, Sim, log, retained, run,
+from harness import (free_port, SOURCE_DIR, Collector, Gateway, Mosquitto, Sim, log, retained, run,
                      wait_for)
 
 SPEED = 5          # the low-pressure phase (scenario 40..140 s) lasts 20 s > on_delay + interval
@@ -44,7 +44,9 @@ def test_demo_hydrant_alarm(wd):
     broker = Mosquitto(wd).start()
     col = Collector(broker.port, f"{PREFIX}/#")
     scenario = open(os.path.join(SOURCE_DIR, "config/demo-scenario.cfg")).read()
-    sim = Sim(wd, scenario, extra=["--speed", str(SPEED)]).start()
+    # Its LoRa forwarders send to a free loopback port of ours, not the default 1700.
+    sim = Sim(wd, scenario, extra=["--speed", str(SPEED), "--lora-forward",
+                                   f"127.0.0.1:{free_port()}"]).start()
     t0 = time.monotonic()  # ~ scenario time 0 (the sim's listening line)
     gw = Gateway(wd, demo_config(wd, broker.port, sim.port)).start()
     for s in ("A-1F-hydrant-01", "A-2F-hydrant-02", "B-1F-hydrant-03", "A-1F-exit-east",
