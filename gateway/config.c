@@ -1547,23 +1547,6 @@ static const char *const field_type_names[] = {"u8",    "s8",    "u16be", "u16le
                                                "s16le", "u32be", "u32le", "s32be", "s32le",
                                                "f32be", "f32le", "bool"};
 
-static int field_width(enum gw_field_type t)
-{
-    switch (t) {
-    case GW_FT_U8:
-    case GW_FT_S8:
-    case GW_FT_BOOL:
-        return 1;
-    case GW_FT_U16BE:
-    case GW_FT_U16LE:
-    case GW_FT_S16BE:
-    case GW_FT_S16LE:
-        return 2;
-    default:
-        return 4;
-    }
-}
-
 static bool field_unsigned(enum gw_field_type t)
 {
     return t == GW_FT_U8 || t == GW_FT_U16BE || t == GW_FT_U16LE || t == GW_FT_U32BE ||
@@ -1593,7 +1576,7 @@ static void parse_field_mask(struct parser *p, const config_setting_t *g, const 
         config_setting_get_format(m) == CONFIG_FORMAT_HEX) {
         v = (long long)(uint32_t)v; /* libconfig keeps 0xFFFFFFFF as a 32-bit -1 */
     }
-    int width = field_width(f->type);
+    int width = gw_field_width(f->type);
     long long max = width == 4 ? 0xFFFFFFFFLL : (1LL << (8 * width)) - 1;
     if (v < 1 || v > max) {
         if (v < 0) {
@@ -1664,7 +1647,7 @@ static void parse_field(struct parser *p, const config_setting_t *g, const char 
     }
     const config_setting_t *byte =
         get_int(p, g, path, "byte", REQUIRED, 0, LW_MAX_PAYLOAD - 1, &f->byte);
-    if (byte && typed && f->byte + field_width(f->type) > LW_MAX_PAYLOAD) {
+    if (byte && typed && f->byte + gw_field_width(f->type) > LW_MAX_PAYLOAD) {
         err(p, byte,
             "%s.byte: a %s at byte %d ends past byte %d; a LoRaWAN payload holds at most %d bytes",
             path, field_type_names[f->type], f->byte, LW_MAX_PAYLOAD - 1, LW_MAX_PAYLOAD);

@@ -33,6 +33,9 @@ void gw_decoder_free(struct gw_decoder *decoder);
 int gw_decoder_run(struct gw_decoder *decoder, const uint8_t *bytes, size_t len, int fport,
                    struct gw_reading *out, char *err, size_t errlen);
 
+/* Bytes a layout field of this type reads (bool: 1). */
+int gw_field_width(enum gw_field_type type);
+
 /* Pure parts, exposed for tests and the layout codec of other drivers. */
 int gw_codec_layout(const struct gw_layout_field_cfg *fields, int nfields, const uint8_t *bytes,
                     size_t len, int fport, struct gw_reading *out);

@@ -25,7 +25,7 @@
 
 #include "codecs/codec.h"
 
-static int type_width(enum gw_field_type t)
+int gw_field_width(enum gw_field_type t)
 {
     switch (t) {
     case GW_FT_U8:
@@ -125,7 +125,7 @@ static void set_number(struct gw_point_value *pv, double v)
 static void decode_field(const struct gw_layout_field_cfg *f, const uint8_t *p,
                          struct gw_point_value *pv)
 {
-    int width = type_width(f->type);
+    int width = gw_field_width(f->type);
     uint32_t raw = read_raw(p, width, type_little(f->type));
 
     if (f->mask != 0) {
@@ -201,7 +201,7 @@ int gw_codec_layout(const struct gw_layout_field_cfg *fields, int nfields, const
         copy_utf8(pv->name, sizeof(pv->name), f->name ? f->name : "");
         pv->fault = GW_FAULT_NONE;
 
-        int width = type_width(f->type);
+        int width = gw_field_width(f->type);
         if (width == 0 || f->byte < 0 || (size_t)f->byte + (size_t)width > len) {
             set_fault(pv);
             continue;
