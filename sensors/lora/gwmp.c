@@ -391,10 +391,15 @@ static int put_double(struct writer *w, const char *key, double v)
         return -1;
     }
     char tmp[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
-        if (strtod(tmp, NULL) == v) {
-            break;
+    if (v == (double)(int64_t)v && v > -1e15 && v < 1e15) {
+        /* Whole numbers as forwarders write them ("-90", not "-9e+01"). */
+        snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+    } else {
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+            if (strtod(tmp, NULL) == v) {
+                break;
+            }
         }
     }
     putf(w, ",\"%s\":%s", key, tmp);

@@ -763,6 +763,16 @@ static void test_round_trip(void **state)
     assert_non_null(strstr(json, "\"data\":\"" PHY13_B64 "\""));
     assert_non_null(strstr(json, "\"freq\":470.3,"));
     assert_non_null(strstr(json, "\"rssi\":-35,"));
+    /* whole numbers as forwarders write them, never "-9e+01" */
+    struct gwmp_rxpk round = sets[0][0];
+    round.rssi = -90;
+    round.freq = 470;
+    len = gwmp_build_push_data(buf, BIG, 2, 1, EUI, &round, 1);
+    assert_true(len > 0);
+    buf[len] = 0;
+    assert_non_null(strstr(json, "\"rssi\":-90,"));
+    assert_non_null(strstr(json, "\"freq\":470,"));
+    assert_null(strstr(json, "e+"));
     free(p);
     free(buf);
 }
