@@ -391,7 +391,7 @@ static int put_double(struct writer *w, const char *key, double v)
         return -1;
     }
     char tmp[40];
-    if (v == (double)(int64_t)v && v > -1e15 && v < 1e15) {
+    if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v) { /* range first: no UB cast */
         /* Whole numbers as forwarders write them ("-90", not "-9e+01"). */
         snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
     } else {
