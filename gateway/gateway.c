@@ -34,6 +34,14 @@
  * on the wire. */
 #define INFLUX_LANES 2
 #define MAX_RETIRED 16
+#define MAX_METRICS 64
+
+/* Every sensor driver; each starts only when the config has something for it. */
+static const struct gw_driver_ops *const driver_table[] = {
+    &gw_modbus_driver,
+    &gw_lora_driver,
+};
+#define GW_NDRIVERS (sizeof(driver_table) / sizeof(driver_table[0]))
 
 struct gw_gateway {
     uv_loop_t *loop;
@@ -44,9 +52,9 @@ struct gw_gateway {
     struct gw_seq seq;
     struct gw_store *store;
     struct gw_outbox *outbox;
-    void *hub;    /* the hub sink's state (status, prefix) */
-    void *uplink; /* NULL without an uplink section */
-    void *modbus;
+    void *hub;                  /* the hub sink's state (status, prefix) */
+    void *uplink;               /* NULL without an uplink section */
+    void *drivers[GW_NDRIVERS]; /* state of each running driver of `driver_table` */
 
     /* Alarms that are not normal. */
     struct gw_alarm *alarms;
@@ -92,6 +100,32 @@ static void emit(struct gw_gateway *gw, enum gw_record_type type, int64_t ts_ms,
     gw_store_append(gw->store, seq, type, ts_ms, topic, json);
     free(json);
     gw_outbox_kick(gw->outbox);
+}
+
+/* ---- what drivers may use (driver.h) ---- */
+
+int gw_core_kv_set(void *core, const char *key, const char *value)
+{
+    struct gw_gateway *gw = core;
+    return gw_store_kv_set(gw->store, key, value);
+}
+
+int gw_core_kv_each(void *core, const char *prefix, gw_kv_fn fn, void *ctx)
+{
+    struct gw_gateway *gw = core;
+    return gw_store_kv_each(gw->store, prefix, fn, ctx);
+}
+
+uint64_t gw_core_next_seq(void *core)
+{
+    struct gw_gateway *gw = core;
+    return gw_seq_next(&gw->seq);
+}
+
+void gw_core_emit(void *core, enum gw_record_type type, int64_t ts_ms, const char *topic,
+                  char *json, uint64_t seq)
+{
+    emit(core, type, ts_ms, topic, json, seq);
 }
 
 static void emit_health(struct gw_gateway *gw, int sensor_index, int64_t now)
@@ -150,7 +184,7 @@ static void emit_metrics(struct gw_gateway *gw, int64_t now)
     gw_store_stats(gw->store, &ss);
     struct gw_outbox_sink_stats sinks[4];
     int nsinks = gw_outbox_sink_stats(gw->outbox, sinks, 4);
-    struct gw_metric m[16];
+    struct gw_metric m[MAX_METRICS];
     int n = 0;
     m[n++] = (struct gw_metric){"outbox", (int64_t)ss.outbox};
     m[n++] = (struct gw_metric){"readings", (int64_t)gw->stats.readings};
@@ -168,6 +202,11 @@ static void emit_metrics(struct gw_gateway *gw, int64_t now)
                 m[n++] = (struct gw_metric){lag_names[k],
                                             (int64_t)gw_gateway_sink_lag(gw, sinks[i].name)};
             }
+        }
+    }
+    for (size_t i = 0; i < GW_NDRIVERS; i++) {
+        if (gw->drivers[i] && driver_table[i]->metrics) {
+            n += driver_table[i]->metrics(gw->drivers[i], m + n, MAX_METRICS - n);
         }
     }
     uint64_t seq = gw_seq_next(&gw->seq);
@@ -444,6 +483,9 @@ void gw_gateway_dispatch(void *core, const struct gw_reading *r)
         gw->stats.poll_errors++;
         return;
     }
+    if (r->npoints == 0) {
+        return; /* a sign of life without values (a LoRa frame with MAC commands only) */
+    }
     const struct gw_sensor_cfg *s = &gw->cfg->sensors[r->sensor_index];
     char topic[GW_NAME_MAX + 16];
     snprintf(topic, sizeof(topic), "telemetry/%s", s->id);
@@ -490,6 +532,14 @@ static void run_tick(struct gw_gateway *gw)
         n = gw_rules_tick(gw->rules, now, t, MAX_TRANSITIONS);
         handle_transitions(gw, t, n);
     } while (n == MAX_TRANSITIONS);
+    int silent[64];
+    int nsilent;
+    do {
+        nsilent = gw_registry_check_silent(gw->registry, now, silent, 64);
+        for (int i = 0; i < nsilent; i++) {
+            emit_health(gw, silent[i], now);
+        }
+    } while (nsilent == 64);
     if (now >= gw->next_status_ms) {
         gw->next_status_ms = now + STATUS_EVERY_MS;
         emit_metrics(gw, now);
@@ -531,22 +581,34 @@ static void on_commit_timer(uv_timer_t *t)
 
 static int start_drivers(struct gw_gateway *gw)
 {
-    if (!gw->with_drivers || gw->cfg->nbuses == 0) {
+    if (!gw->with_drivers) {
         return 0;
     }
-    gw->modbus = gw_modbus_driver.init(gw->cfg, gw->loop, gw_gateway_dispatch, gw);
-    if (!gw->modbus) {
-        return -EINVAL;
+    for (size_t i = 0; i < GW_NDRIVERS; i++) {
+        const struct gw_driver_ops *d = driver_table[i];
+        if (!d->wanted(gw->cfg)) {
+            continue;
+        }
+        gw->drivers[i] = d->init(gw->cfg, gw->loop, gw_gateway_dispatch, gw);
+        if (!gw->drivers[i]) {
+            return -EINVAL;
+        }
+        int rc = d->start(gw->drivers[i]);
+        if (rc != 0) {
+            return rc;
+        }
     }
-    return gw_modbus_driver.start(gw->modbus);
+    return 0;
 }
 
 static void stop_drivers(struct gw_gateway *gw)
 {
-    if (gw->modbus) {
-        gw_modbus_driver.stop(gw->modbus);
-        gw_modbus_driver.destroy(gw->modbus);
-        gw->modbus = NULL;
+    for (size_t i = 0; i < GW_NDRIVERS; i++) {
+        if (gw->drivers[i]) {
+            driver_table[i]->stop(gw->drivers[i]);
+            driver_table[i]->destroy(gw->drivers[i]);
+            gw->drivers[i] = NULL;
+        }
     }
 }
 
@@ -862,6 +924,11 @@ uint64_t gw_gateway_sink_lag(const struct gw_gateway *gw, const char *sink)
         return lag;
     }
     return 0;
+}
+
+void gw_gateway_emit_metrics(struct gw_gateway *gw)
+{
+    emit_metrics(gw, gw_now_ms());
 }
 
 void gw_gateway_stats(const struct gw_gateway *gw, struct gw_gateway_stats *out)

@@ -642,6 +642,7 @@ static int from_telemetry(struct gw_lp_buf *b, const struct gw_config *cfg, json
     }
     add_opt_number(&fs, root, "rssi");
     add_opt_number(&fs, root, "snr");
+    add_opt_number(&fs, root, "forwarders");
     struct gw_lp_tag tags[6];
     int nt = sensor_tags(cfg, sensor, tags);
     rc = gw_lp_line(b, kind, tags, nt, fs.f, fs.n, ns);
@@ -683,6 +684,7 @@ static int from_health(struct gw_lp_buf *b, const struct gw_config *cfg, json_t 
     add_opt_number(&fs, root, "battery");
     add_opt_number(&fs, root, "rssi");
     add_opt_number(&fs, root, "snr");
+    add_opt_number(&fs, root, "frame_loss");
     struct gw_lp_tag tags[6];
     int nt = sensor_tags(cfg, sensor, tags);
     return gw_lp_line(b, "sensor_health", tags, nt, fs.f, fs.n, ns);
@@ -768,8 +770,8 @@ int gw_lp_from_record(struct gw_lp_buf *b, const struct gw_config *cfg, const st
     if (!b || !rec) {
         return -EINVAL;
     }
-    if (rec->type == GW_REC_ALARM) {
-        return 0; /* the event carries the transition */
+    if (rec->type == GW_REC_ALARM || rec->type == GW_REC_FORWARDER) {
+        return 0; /* the event carries the transition; forwarders are MQTT-only */
     }
     if (rec->type != GW_REC_TELEMETRY && rec->type != GW_REC_HEALTH && rec->type != GW_REC_EVENT &&
         rec->type != GW_REC_GATEWAY) {
@@ -800,6 +802,7 @@ int gw_lp_from_record(struct gw_lp_buf *b, const struct gw_config *cfg, const st
         rc = from_gateway(b, cfg, root, ns);
         break;
     case GW_REC_ALARM:
+    case GW_REC_FORWARDER:
         break;
     }
     json_decref(root);

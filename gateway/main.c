@@ -21,7 +21,7 @@ struct app {
     uv_loop_t *loop;
     const char *config_path;
     struct gw_gateway *gw;
-    uv_signal_t sigterm, sigint, sighup;
+    uv_signal_t sigterm, sigint, sighup, sigusr1;
     bool stopping;
 };
 
@@ -36,7 +36,8 @@ static void usage(FILE *out)
                  "  -v, --verbose       debug logging\n"
                  "      --version       print the version and exit\n"
                  "\n"
-                 "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads FILE (kept if invalid).\n");
+                 "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads FILE (kept if invalid);\n"
+                 "         SIGUSR1 publishes P/metrics now.\n");
 }
 
 /* Schedules are evaluated in the site's local time: the whole process uses it. */
@@ -52,6 +53,16 @@ static void on_stopped(void *ctx)
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
     uv_close((uv_handle_t *)&app->sighup, NULL);
+    uv_close((uv_handle_t *)&app->sigusr1, NULL);
+}
+
+static void on_metrics_signal(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    struct app *app = h->data;
+    if (!app->stopping) {
+        gw_gateway_emit_metrics(app->gw);
+    }
 }
 
 static void on_stop_signal(uv_signal_t *h, int signum)
@@ -145,10 +156,12 @@ int main(int argc, char **argv)
     uv_signal_init(app.loop, &app.sigterm);
     uv_signal_init(app.loop, &app.sigint);
     uv_signal_init(app.loop, &app.sighup);
-    app.sigterm.data = app.sigint.data = app.sighup.data = &app;
+    uv_signal_init(app.loop, &app.sigusr1);
+    app.sigterm.data = app.sigint.data = app.sighup.data = app.sigusr1.data = &app;
     uv_signal_start(&app.sigterm, on_stop_signal, SIGTERM);
     uv_signal_start(&app.sigint, on_stop_signal, SIGINT);
     uv_signal_start(&app.sighup, on_reload_signal, SIGHUP);
+    uv_signal_start(&app.sigusr1, on_metrics_signal, SIGUSR1);
 
     int rc = gw_gateway_start(app.gw);
     if (rc != 0) {

@@ -104,6 +104,12 @@ char *gw_payload_telemetry(uint64_t seq, const struct gw_sensor_cfg *sensor,
     if (root && reading->has_snr) {
         json_object_set_new(root, "snr", json_real(reading->snr));
     }
+    if (root && reading->forwarders > 0) {
+        json_object_set_new(root, "forwarders", json_integer(reading->forwarders));
+    }
+    if (root && reading->has_fcnt) {
+        json_object_set_new(root, "fcnt", json_integer((json_int_t)reading->fcnt));
+    }
     return finish(root);
 }
 
@@ -127,6 +133,9 @@ char *gw_payload_health(uint64_t seq, const struct gw_sensor_cfg *sensor,
     }
     if (h->has_snr) {
         json_object_set_new(root, "snr", json_real(h->snr));
+    }
+    if (h->has_frame_loss) {
+        json_object_set_new(root, "frame_loss", json_real(h->frame_loss));
     }
     return finish(root);
 }

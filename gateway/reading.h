@@ -47,7 +47,13 @@ struct gw_reading {
     int npoints;
     struct gw_point_value points[GW_MAX_POINTS];
     bool has_rssi, has_snr;
-    double rssi, snr;
+    double rssi, snr; /* LoRa: the best of the forwarders that heard the frame */
+    /* LoRa only: how many forwarders heard it, its 32-bit frame counter, and the
+     * percentage of frames lost over the last 100 (from FCnt gaps). */
+    int forwarders;
+    bool has_fcnt, has_frame_loss;
+    uint32_t fcnt;
+    double frame_loss;
 };
 
 const char *gw_fault_name(enum gw_point_fault fault);

@@ -16,6 +16,7 @@ enum gw_record_type {
     GW_REC_ALARM = 2,     /* P/alarms/<key>, retained; payload "" once back to normal */
     GW_REC_EVENT = 3,     /* P/events: an alarm transition */
     GW_REC_GATEWAY = 4,   /* P/metrics: gateway metrics (InfluxDB measurement `gateway`) */
+    GW_REC_FORWARDER = 5, /* P/forwarders/<EUI>: a LoRa packet forwarder's health, retained */
 };
 
 /*

@@ -1,5 +1,6 @@
 #include "registry.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,27 @@ static bool battery_of(const struct gw_reading *r, double *out)
     return false;
 }
 
+/* Radio figures wander from frame to frame: republish health only when they move enough
+ * to matter to someone looking for a weak sensor. */
+#define RSSI_STEP_DB 3.0
+#define SNR_STEP_DB 2.0
+#define LOSS_STEP_PCT 1.0
+
+static bool moved(bool had, double old, bool has, double now, double step)
+{
+    return has && (!had || fabs(now - old) >= step);
+}
+
+static bool signal_changed(const struct gw_sensor_health *h, const struct gw_reading *r)
+{
+    if (r->status != GW_READING_OK) {
+        return false;
+    }
+    return moved(h->has_rssi, h->rssi, r->has_rssi, r->rssi, RSSI_STEP_DB) ||
+           moved(h->has_snr, h->snr, r->has_snr, r->snr, SNR_STEP_DB) ||
+           moved(h->has_frame_loss, h->frame_loss, r->has_frame_loss, r->frame_loss, LOSS_STEP_PCT);
+}
+
 bool gw_registry_update(struct gw_registry *reg, const struct gw_reading *r)
 {
     int idx = r->sensor_index;
@@ -96,6 +118,7 @@ bool gw_registry_update(struct gw_registry *reg, const struct gw_reading *r)
     memcpy(old_fault, h->fault, sizeof(old_fault));
     bool old_has_battery = h->has_battery;
     double old_battery = h->battery;
+    bool signal_moved = signal_changed(h, r);
 
     if (r->status == GW_READING_OK) {
         h->readings++;
@@ -119,6 +142,10 @@ bool gw_registry_update(struct gw_registry *reg, const struct gw_reading *r)
             h->has_snr = true;
             h->snr = r->snr;
         }
+        if (r->has_frame_loss) {
+            h->has_frame_loss = true;
+            h->frame_loss = r->frame_loss;
+        }
     } else {
         h->errors++;
         h->consecutive_errors++;
@@ -127,8 +154,47 @@ bool gw_registry_update(struct gw_registry *reg, const struct gw_reading *r)
             snprintf(h->fault, sizeof(h->fault), "%s", r->error);
         }
     }
-    return was_online != h->online || strcmp(old_fault, h->fault) != 0 ||
+    return was_online != h->online || strcmp(old_fault, h->fault) != 0 || signal_moved ||
            old_has_battery != h->has_battery || (h->has_battery && old_battery != h->battery);
+}
+
+/* Reports a pushed sensor may miss before it counts as offline. */
+#define PUSHED_MISSES_DEFAULT 3
+
+static int pushed_misses(const struct gw_config *cfg, const struct gw_sensor_cfg *s)
+{
+    int misses = 0;
+    for (int r = 0; r < cfg->nrules; r++) {
+        const struct gw_rule_cfg *rule = &cfg->rules[r];
+        bool applies = rule->cond == GW_COND_OFFLINE &&
+                       (!rule->sensor || strcmp(rule->sensor, s->id) == 0) &&
+                       (!rule->kind || strcmp(rule->kind, s->kind) == 0);
+        if (applies && rule->offline_after > 0 && (misses == 0 || rule->offline_after < misses)) {
+            misses = rule->offline_after;
+        }
+    }
+    return misses > 0 ? misses : PUSHED_MISSES_DEFAULT;
+}
+
+int gw_registry_check_silent(struct gw_registry *reg, int64_t now_ms, int *changed, int max)
+{
+    int n = 0;
+    for (int i = 0; i < reg->nsensors && n < max; i++) {
+        const struct gw_sensor_cfg *s = &reg->cfg->sensors[i];
+        struct gw_sensor_health *h = &reg->health[i];
+        if (s->bus_index >= 0 || s->expect_every_s <= 0 || !h->online) {
+            continue;
+        }
+        int misses = pushed_misses(reg->cfg, s);
+        int64_t silent_ms = now_ms - h->last_seen_ms;
+        if (silent_ms >= (int64_t)misses * s->expect_every_s * 1000) {
+            h->online = false;
+            snprintf(h->fault, sizeof(h->fault), "silent for %lld s (expected every %d s)",
+                     (long long)(silent_ms / 1000), s->expect_every_s);
+            changed[n++] = i;
+        }
+    }
+    return n;
 }
 
 const struct gw_sensor_health *gw_registry_get(const struct gw_registry *reg, int sensor_index)

@@ -21,8 +21,9 @@ struct gw_sensor_health {
     uint64_t readings;
     char
         fault[GW_ERR_MAX]; /* "" = none; a point fault ("pressure: wire_break") or the last error */
-    bool has_battery, has_rssi, has_snr;
+    bool has_battery, has_rssi, has_snr, has_frame_loss;
     double battery, rssi, snr;
+    double frame_loss; /* LoRa: % of frames lost over the last 100 */
     int npoints;
     struct gw_point_value points[GW_MAX_POINTS]; /* last values */
 };
@@ -40,6 +41,13 @@ void gw_registry_carry_over(struct gw_registry *reg, const struct gw_registry *o
  * (online/offline, fault, battery) so the caller republishes P/health.
  */
 bool gw_registry_update(struct gw_registry *reg, const struct gw_reading *reading);
+
+/*
+ * Pushed sensors (LoRa, MQTT) with expect_every_s that have been silent for
+ * offline_after (of their offline rule; default 3) periods go offline. Writes
+ * the indexes whose health changed to `changed` (at most max); returns how many.
+ */
+int gw_registry_check_silent(struct gw_registry *reg, int64_t now_ms, int *changed, int max);
 
 const struct gw_sensor_health *gw_registry_get(const struct gw_registry *reg, int sensor_index);
 

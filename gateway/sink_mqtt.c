@@ -316,7 +316,8 @@ static void sink_submit(void *state, const struct gw_record *recs, int n, gw_sin
         if (!sink_wants(s, r->type)) {
             continue;
         }
-        bool retain = r->type == GW_REC_HEALTH || r->type == GW_REC_ALARM;
+        bool retain =
+            r->type == GW_REC_HEALTH || r->type == GW_REC_ALARM || r->type == GW_REC_FORWARDER;
         int qos = qos_of(s, r->type);
         int mid = 0;
         int rc = publish(s, r->topic, r->payload, r->payload_len, qos, retain, &mid);

@@ -32,6 +32,11 @@ struct sink_cursor {
     bool dirty;
 };
 
+struct kv_entry {
+    char *key;
+    char *value;
+};
+
 struct gw_store {
     sqlite3 *db;
     sqlite3_stmt *stmt[ST_NSTMTS];
@@ -53,6 +58,9 @@ struct gw_store {
     struct gw_complaint write_complaint;
     struct gw_complaint full_complaint;
     uint64_t dropped_since_log;
+
+    struct kv_entry *kv_dirty; /* set since the last commit */
+    int nkv_dirty, cap_kv_dirty;
 };
 
 static int64_t wall_ms(void)
@@ -210,18 +218,31 @@ static void free_pending(struct gw_store *st)
     st->npending = st->cap_pending = st->pending_data = 0;
 }
 
+static void free_kv_dirty(struct gw_store *st)
+{
+    for (int i = 0; i < st->nkv_dirty; i++) {
+        free(st->kv_dirty[i].key);
+        free(st->kv_dirty[i].value);
+    }
+    free(st->kv_dirty);
+    st->kv_dirty = NULL;
+    st->nkv_dirty = st->cap_kv_dirty = 0;
+}
+
 void gw_store_close(struct gw_store *st)
 {
     if (!st) {
         return;
     }
-    if (st->db && st->stmt[ST_COMMIT] && (st->npending > 0 || st->nsinks > 0)) {
+    if (st->db && st->stmt[ST_COMMIT] &&
+        (st->npending > 0 || st->nsinks > 0 || st->nkv_dirty > 0)) {
         gw_store_commit(st);
     }
     if (st->npending > 0) {
         gw_error(MOD, "closing with %d records not committed", st->npending);
     }
     free_pending(st);
+    free_kv_dirty(st);
     for (int i = 0; i < ST_NSTMTS; i++) {
         sqlite3_finalize(st->stmt[i]);
     }
@@ -488,7 +509,7 @@ int gw_store_commit(struct gw_store *st)
     for (int k = 0; k < st->nsinks; k++) {
         cursors_dirty = cursors_dirty || st->sinks[k].dirty;
     }
-    if (st->npending == 0 && !cursors_dirty) {
+    if (st->npending == 0 && !cursors_dirty && st->nkv_dirty == 0) {
         log_drops(st);
         return 0;
     }
@@ -498,6 +519,13 @@ int gw_store_commit(struct gw_store *st)
     for (; rc == SQLITE_OK && i < st->npending; i++) {
         rc = insert_pending(st, &st->pending[i]);
         what = "insert";
+    }
+    for (int k = 0; rc == SQLITE_OK && k < st->nkv_dirty; k++) {
+        sqlite3_stmt *s = stmt(st, ST_KV_PUT);
+        bind_text(s, 1, st->kv_dirty[k].key);
+        bind_text(s, 2, st->kv_dirty[k].value);
+        rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(st->db);
+        what = "kv";
     }
     uint64_t trimmed = 0;
     if (rc == SQLITE_OK) {
@@ -536,8 +564,83 @@ int gw_store_commit(struct gw_store *st)
     }
     st->npending = 0;
     st->pending_data = 0;
+    for (int k = 0; k < st->nkv_dirty; k++) {
+        free(st->kv_dirty[k].key);
+        free(st->kv_dirty[k].value);
+    }
+    st->nkv_dirty = 0;
     enforce_capacity(st);
     log_drops(st);
+    return 0;
+}
+
+/* ---- small persistent state ---- */
+
+static struct kv_entry *find_dirty(struct gw_store *st, const char *key)
+{
+    for (int i = 0; i < st->nkv_dirty; i++) {
+        if (strcmp(st->kv_dirty[i].key, key) == 0) {
+            return &st->kv_dirty[i];
+        }
+    }
+    return NULL;
+}
+
+int gw_store_kv_set(struct gw_store *st, const char *key, const char *value)
+{
+    char *v = strdup(value);
+    if (!v) {
+        return -ENOMEM;
+    }
+    struct kv_entry *e = find_dirty(st, key);
+    if (e) {
+        free(e->value);
+        e->value = v;
+        return 0;
+    }
+    if (st->nkv_dirty == st->cap_kv_dirty) {
+        int cap = st->cap_kv_dirty ? st->cap_kv_dirty * 2 : 16;
+        struct kv_entry *p = realloc(st->kv_dirty, sizeof(*p) * (size_t)cap);
+        if (!p) {
+            free(v);
+            return -ENOMEM;
+        }
+        st->kv_dirty = p;
+        st->cap_kv_dirty = cap;
+    }
+    char *k = strdup(key);
+    if (!k) {
+        free(v);
+        return -ENOMEM;
+    }
+    st->kv_dirty[st->nkv_dirty++] = (struct kv_entry){k, v};
+    return 0;
+}
+
+int gw_store_kv_each(struct gw_store *st, const char *prefix, gw_store_kv_fn fn, void *ctx)
+{
+    size_t plen = strlen(prefix);
+    sqlite3_stmt *s = stmt(st, ST_KV_PREFIX);
+    sqlite3_bind_int(s, 1, (int)plen);
+    bind_text(s, 2, prefix);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(s, 0);
+        const char *value = (const char *)sqlite3_column_text(s, 1);
+        if (key && value && !find_dirty(st, key)) {
+            fn(ctx, key, value);
+        }
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        note_error(st, "kv read");
+        return -EIO;
+    }
+    for (int i = 0; i < st->nkv_dirty; i++) {
+        if (strncmp(st->kv_dirty[i].key, prefix, plen) == 0) {
+            fn(ctx, st->kv_dirty[i].key, st->kv_dirty[i].value);
+        }
+    }
     return 0;
 }
 

@@ -90,6 +90,15 @@ int gw_store_dead_letter(struct gw_store *st, const char *sink, const struct gw_
 typedef void (*gw_store_alarm_fn)(void *ctx, const char *key, const char *payload);
 int gw_store_load_alarms(struct gw_store *st, gw_store_alarm_fn fn, void *ctx);
 
+/*
+ * Small persistent state (a LoRa device's last frame counter, ...): set is
+ * kept in memory and written with the next commit, in the same transaction
+ * as the records appended before it; each serves uncommitted values too.
+ */
+int gw_store_kv_set(struct gw_store *st, const char *key, const char *value);
+typedef void (*gw_store_kv_fn)(void *ctx, const char *key, const char *value);
+int gw_store_kv_each(struct gw_store *st, const char *prefix, gw_store_kv_fn fn, void *ctx);
+
 void gw_store_stats(const struct gw_store *st, struct gw_store_stats *out);
 
 #endif

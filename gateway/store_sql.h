@@ -36,6 +36,8 @@ enum store_stmt {
     ST_PAGE_SIZE,
     ST_DEAD_LETTER,
     ST_COUNT_DEAD,
+    ST_KV_PUT,
+    ST_KV_PREFIX,
     ST_NSTMTS
 };
 
@@ -61,6 +63,8 @@ static const char *const store_sql[ST_NSTMTS] = {
     [ST_DEAD_LETTER] = "INSERT INTO dead_letters(sink, seq, type, ts, topic, payload, error, at)"
                        " VALUES (?,?,?,?,?,?,?,?)",
     [ST_COUNT_DEAD] = "SELECT count(*) FROM dead_letters",
+    [ST_KV_PUT] = "INSERT OR REPLACE INTO kv(key, value) VALUES (?,?)",
+    [ST_KV_PREFIX] = "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
 };
 
 #endif

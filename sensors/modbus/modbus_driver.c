@@ -783,8 +783,14 @@ static void md_stats(void *state, struct gw_driver_stats *out)
     pthread_mutex_unlock(&drv->qlock);
 }
 
+static bool md_wanted(const struct gw_config *cfg)
+{
+    return cfg->nbuses > 0;
+}
+
 const struct gw_driver_ops gw_modbus_driver = {
     .name = "modbus",
+    .wanted = md_wanted,
     .init = md_init,
     .start = md_start,
     .stop = md_stop,
