@@ -6,6 +6,7 @@ The hydrant alarm of A-1F-hydrant-01 must show on P/alarms when the script says.
 import json
 import os
 import re
+import signal
 import time
 
 from harness import (free_port, SOURCE_DIR, Collector, Gateway, Mosquitto, Sim, log, retained, run,
@@ -16,14 +17,16 @@ ON_DELAY = 10      # demo.cfg: hydrant pressure low, on_delay_s
 INTERVAL = 2       # demo.cfg: interval_s
 PREFIX = "campus/haidian/demo-school"
 KEY = "A-1F-hydrant-01/hydrant-pressure-low"
+LORA_SENSORS = ("A-3F-smoke-301", "B-2F-smoke-205", "A-2F-firedoor-west")
 
 
-def demo_config(wd, hub_port, sim_port):
+def demo_config(wd, hub_port, sim_port, lora_port):
     text = open(os.path.join(SOURCE_DIR, "config/demo.cfg")).read()
     text, n1 = re.subn(r"(?m)^state_dir = .*$", f'state_dir = "{wd.path}/state";', text)
     text, n2 = re.subn(r"port = 1883;", f"port = {hub_port};", text)
     text, n3 = re.subn(r"127\.0\.0\.1:1502", f"127.0.0.1:{sim_port}", text)
-    assert (n1, n2, n3) == (1, 1, 1), "demo.cfg no longer has the lines scripts/demo rewrites"
+    text, n4 = re.subn(r"127\.0\.0\.1:1700", f"127.0.0.1:{lora_port}", text)
+    assert (n1, n2, n3, n4) == (1, 1, 1, 1), "demo.cfg no longer has the lines scripts/demo rewrites"
     return text
 
 
@@ -45,13 +48,19 @@ def test_demo_hydrant_alarm(wd):
     col = Collector(broker.port, f"{PREFIX}/#")
     scenario = open(os.path.join(SOURCE_DIR, "config/demo-scenario.cfg")).read()
     # Its LoRa forwarders send to a free loopback port of ours, not the default 1700.
+    lora_port = free_port()
     sim = Sim(wd, scenario, extra=["--speed", str(SPEED), "--lora-forward",
-                                   f"127.0.0.1:{free_port()}"]).start()
+                                   f"127.0.0.1:{lora_port}"]).start()
     t0 = time.monotonic()  # ~ scenario time 0 (the sim's listening line)
-    gw = Gateway(wd, demo_config(wd, broker.port, sim.port)).start()
+    gw = Gateway(wd, demo_config(wd, broker.port, sim.port, lora_port)).start()
     for s in ("A-1F-hydrant-01", "A-2F-hydrant-02", "B-1F-hydrant-03", "A-1F-exit-east",
               "B-1F-exit-main"):
         col.wait_json(f"{PREFIX}/telemetry/{s}", lambda t, o: True, 10, f"{s} telemetry")
+    # LoRa devices report every 60 s of scenario time, heard by both simulated forwarders.
+    for s in LORA_SENSORS:
+        o = col.wait_json(f"{PREFIX}/telemetry/{s}", lambda t, o: True, 60 / SPEED + 5,
+                          f"{s} LoRa telemetry")
+        assert o["forwarders"] == 2 and "battery" in o["values"] and o["rssi"] < 0, o
     first = col.json(f"{PREFIX}/telemetry/A-1F-hydrant-01")[0][1]
     assert abs(first["values"]["pressure"] - 0.45) <= 0.006, first
 
@@ -85,6 +94,21 @@ def test_demo_hydrant_alarm(wd):
                   left, "the hydrant alarm clears")
     wait_for(lambda: topic not in retained(broker.port, f"{PREFIX}/alarms/#"), 5,
              "retained hydrant alarm removed")
+    # Smoke in room 301 at 90 s: a fire alarm from an encrypted, signed LoRaWAN frame.
+    col.wait_json(f"{PREFIX}/events", lambda t, o: o["key"] == "A-3F-smoke-301/smoke-detected"
+                  and o["transition"] == "raise" and o["class"] == "alarm", 5, "the smoke alarm")
+    # The captured frame played back at 110 s is refused and counted.
+    sim.wait_output("fault -> replay", 10)
+
+    def metrics_with_replay():
+        mark = col.mark()
+        gw.proc.send_signal(signal.SIGUSR1)  # P/metrics now
+        m = col.wait_json(f"{PREFIX}/metrics", lambda t, o: True, 5, "metrics", since=mark)
+        return m if m["lora_rejected_replay"] >= 1 else None
+
+    m = wait_for(metrics_with_replay, 10, "the replayed frame counted", interval=0.5)
+    assert m["lora_rejected_bad_mic"] == 0, m
+    assert m["lora_readings"] >= len(LORA_SENSORS) and m["lora_duplicates"] >= 1, m
     others = {o["key"] for _, o, _, _ in col.json(f"{PREFIX}/events")}
     assert not any(k.startswith(("A-2F-hydrant-02/", "A-1F-exit-east/")) for k in others), others
     assert gw.alive() and sim.alive()
