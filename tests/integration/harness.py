@@ -677,3 +677,119 @@ def sim_hydrants(wd, n, bus="plc", interval_s=1, noise=0.05):
         f'location = {{ building = "B{i % 3}"; floor = "{i}"; }}; }}'
         for i in range(1, n + 1))
     return sim, bus_cfg, profile, sensors, [f"h{i}" for i in range(1, n + 1)]
+
+
+def lora_frames(specs):
+    """LoRaWAN 1.0 data-up PHYPayloads (bytes) built by the npm package lora-packet
+    (tests/integration/lora_frames.js), an encoder independent of ours. specs: dicts
+    with dev_addr, nwk_s_key, app_s_key (hex), fcnt (32-bit), fport (default 1),
+    payload (plain, bytes or hex), confirmed."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ)
+    env["NODE_PATH"] = os.path.join(SOURCE_DIR, "tests/unit/node_modules") + (
+        os.pathsep + env["NODE_PATH"] if env.get("NODE_PATH") else "")
+    specs = [dict(s, payload=s["payload"].hex() if isinstance(s.get("payload"), bytes)
+                  else s.get("payload", "")) for s in specs]
+    r = subprocess.run(["node", os.path.join(here, "lora_frames.js")], input=json.dumps(specs),
+                       capture_output=True, text=True, env=env, timeout=30)
+    if r.returncode != 0:
+        raise AssertionError(f"lora_frames.js failed ({r.returncode}): {r.stderr.strip()}")
+    return [bytes.fromhex(h) for h in json.loads(r.stdout)]
+
+
+class Forwarder:
+    """A Semtech UDP packet forwarder (GWMP v1/v2) on a loopback socket, talking to
+    the gateway's LoRa listener. push() and pull() return the acknowledgement the
+    gateway sent for that datagram (matched by token), or None if none came in time."""
+
+    PUSH_DATA, PUSH_ACK, PULL_DATA, PULL_ACK = 0x00, 0x01, 0x02, 0x04
+
+    def __init__(self, port, eui, host="127.0.0.1"):
+        self.addr = (host, port)
+        self.eui = eui
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.token = int.from_bytes(os.urandom(2), "big")
+        self.unexpected = []  # datagrams that were not the awaited ack
+        self.tmst = 1000000
+
+    @property
+    def eui_hex(self):
+        return f"{self.eui:016X}"
+
+    def next_token(self):
+        self.token = (self.token + 1) & 0xFFFF
+        return self.token
+
+    def header(self, version, ident, token=None):
+        token = self.next_token() if token is None else token
+        return bytes([version]) + token.to_bytes(2, "big") + bytes([ident]), token
+
+    def send(self, data):
+        self.sock.sendto(data, self.addr)
+
+    def wait_ack(self, version, token, ident, timeout=3):
+        """The datagram [version, token, ident] from the gateway, or None at the deadline."""
+        deadline = time.monotonic() + timeout
+        want = bytes([version]) + token.to_bytes(2, "big") + bytes([ident])
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data, _ = self.sock.recvfrom(65536)
+            except socket.timeout:
+                return None
+            if data[:4] == want:
+                return data
+            self.unexpected.append(data)
+
+    def rxpk(self, phy, rssi=-60.0, lsnr=7.5, stat=1, **extra):
+        """One rxpk entry as a real forwarder writes it."""
+        import base64
+        self.tmst = (self.tmst + 1000) & 0xFFFFFFFF
+        pk = {"time": time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime()),
+              "tmst": self.tmst, "chan": 2, "rfch": 0, "freq": 470.7, "stat": stat,
+              "modu": "LORA", "datr": "SF7BW125", "codr": "4/5", "rssi": rssi, "lsnr": lsnr,
+              "size": len(phy), "data": base64.b64encode(phy).decode()}
+        pk.update(extra)
+        return pk
+
+    def push_raw(self, body, version=2, ident=None, token=None, wait=True, timeout=3):
+        """A PUSH_DATA with body (bytes) after the EUI; the ack or None."""
+        ident = self.PUSH_DATA if ident is None else ident
+        head, token = self.header(version, ident, token)
+        self.send(head + self.eui.to_bytes(8, "big") + body)
+        return self.wait_ack(version, token, self.PUSH_ACK, timeout) if wait else None
+
+    def push(self, frames=(), rssi=-60.0, lsnr=7.5, version=2, stat=1, stat_report=None,
+             rxpk=None, token=None, timeout=3):
+        """PUSH_DATA carrying frames (PHYPayload bytes) as rxpk (or the given rxpk list),
+        and a stat report if given (dict; time is filled in). Returns the PUSH_ACK."""
+        obj = {}
+        pks = list(rxpk) if rxpk is not None else [self.rxpk(f, rssi, lsnr, stat) for f in frames]
+        if pks:
+            obj["rxpk"] = pks
+        if stat_report is not None:
+            obj["stat"] = dict({"time": time.strftime("%Y-%m-%d %H:%M:%S GMT", time.gmtime())},
+                               **stat_report)
+        return self.push_raw(json.dumps(obj).encode(), version=version, token=token,
+                             timeout=timeout)
+
+    def pull(self, version=2, token=None, timeout=3):
+        """PULL_DATA (keep-alive); returns the PULL_ACK."""
+        head, token = self.header(version, self.PULL_DATA, token)
+        self.send(head + self.eui.to_bytes(8, "big"))
+        return self.wait_ack(version, token, self.PULL_ACK, timeout)
+
+    def close(self):
+        self.sock.close()
+
+
+def metrics_now(gw, collector, timeout=10):
+    """Ask the gateway for P/metrics at once (SIGUSR1) and return that payload."""
+    mark = collector.mark()
+    gw.proc.send_signal(signal.SIGUSR1)
+    return collector.wait_json(f"{PREFIX}/metrics", lambda t, o: t == f"{PREFIX}/metrics", timeout,
+                               "P/metrics after SIGUSR1", since=mark)
