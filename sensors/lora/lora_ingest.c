@@ -423,7 +423,8 @@ static void handle_rxpk(struct lora_ingest *ing, const struct gwmp_rxpk *rx, uin
         return;
     }
     struct pending_frame *p = find_pending(ing, d, fcnt, f.mic);
-    if (p) {
+    /* Only within the window: how late the caller's timer runs must not change the reading. */
+    if (p && now_ms < p->first_ms + ing->dedup_ms) {
         ing->counters.duplicates++;
         merge_copy(p, rx, eui);
         return;

@@ -55,7 +55,7 @@ struct lora_counters {
     uint64_t pull_data;  /* PULL_DATA keepalives */
     uint64_t tx_ack;     /* TX_ACK */
     uint64_t rxpk;       /* rxpk entries seen */
-    uint64_t frames;     /* frames that passed every check (before deduplication) */
+    uint64_t frames;     /* distinct frames that passed every check (copies not counted) */
     uint64_t duplicates; /* copies merged into an earlier frame */
     uint64_t readings;   /* readings emitted */
     uint64_t relaxed;    /* frames accepted only because of relax_fcnt */

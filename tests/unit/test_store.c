@@ -1,7 +1,7 @@
 /*
  * The durable store on a real SQLite file in a temp dir: group commit, alarm
  * commit-before-return, streams and cursors, trimming, restart, capacity,
- * alarm state, dead letters, a failing disk.
+ * alarm state, dead letters, a failing disk, key/value state.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -386,6 +386,124 @@ static void newer_schema_is_refused(void **state)
     assert_null(gw_store_open(f->dir, &f->cfg));
 }
 
+/* kv: what gw_store_kv_each saw, in the order it called back */
+struct kv_seen {
+    int n;
+    char keys[8][64];
+    char values[8][64];
+};
+
+static void on_kv(void *ctx, const char *key, const char *value)
+{
+    struct kv_seen *seen = ctx;
+    assert_true(seen->n < 8);
+    snprintf(seen->keys[seen->n], sizeof(seen->keys[0]), "%s", key);
+    snprintf(seen->values[seen->n], sizeof(seen->values[0]), "%s", value);
+    seen->n++;
+}
+
+/* The value of key in seen, NULL when absent; fails when a key came twice. */
+static const char *kv_value(const struct kv_seen *seen, const char *key)
+{
+    const char *found = NULL;
+    for (int i = 0; i < seen->n; i++) {
+        if (strcmp(seen->keys[i], key) == 0) {
+            if (found) {
+                fail_msg("key %s served twice", key);
+            }
+            found = seen->values[i];
+        }
+    }
+    return found;
+}
+
+static struct kv_seen kv_list(struct fx *f, const char *prefix)
+{
+    struct kv_seen seen = {0};
+    assert_int_equal(gw_store_kv_each(f->st, prefix, on_kv, &seen), 0);
+    return seen;
+}
+
+/* Rows in the kv table as another connection sees them: what is on disk. */
+static int kv_rows_on_disk(struct fx *f)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/state.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM kv", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int n = sqlite3_column_int(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+static void kv_serves_uncommitted_values_and_survives_restart(void **state)
+{
+    struct fx *f = *state;
+    struct kv_seen seen = kv_list(f, "");
+    assert_int_equal(seen.n, 0);
+
+    assert_int_equal(gw_store_kv_set(f->st, "lora.fcnt.26011BDA", "5"), 0);
+    assert_int_equal(gw_store_kv_set(f->st, "lora.fcnt.26011BDB", "70000"), 0);
+    assert_int_equal(gw_store_kv_set(f->st, "other.thing", "x"), 0);
+    /* LIKE wildcards in a key or a prefix are plain characters */
+    assert_int_equal(gw_store_kv_set(f->st, "a_b%c", "1"), 0);
+    assert_int_equal(gw_store_kv_set(f->st, "aXbYc", "2"), 0);
+    assert_int_equal(kv_rows_on_disk(f), 0); /* kept in memory until the commit */
+
+    /* uncommitted values are served, filtered by prefix */
+    seen = kv_list(f, "lora.fcnt.");
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(kv_value(&seen, "lora.fcnt.26011BDA"), "5");
+    assert_string_equal(kv_value(&seen, "lora.fcnt.26011BDB"), "70000");
+    seen = kv_list(f, "a_b%");
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(kv_value(&seen, "a_b%c"), "1");
+    assert_int_equal(kv_list(f, "").n, 5);
+    assert_int_equal(kv_list(f, "lora.fcnt.26011BDA").n, 1); /* a whole key is a prefix too */
+    assert_int_equal(kv_list(f, "lora.fcnt.26011BDAX").n, 0);
+    assert_int_equal(kv_list(f, "nothing").n, 0);
+
+    /* overwrite before the commit: the last value wins, once */
+    assert_int_equal(gw_store_kv_set(f->st, "lora.fcnt.26011BDA", "6"), 0);
+    seen = kv_list(f, "lora.");
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(kv_value(&seen, "lora.fcnt.26011BDA"), "6");
+
+    /* committed: on disk, still served, once each */
+    assert_int_equal(gw_store_commit(f->st), 0);
+    assert_int_equal(kv_rows_on_disk(f), 5);
+    seen = kv_list(f, "lora.");
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(kv_value(&seen, "lora.fcnt.26011BDA"), "6");
+    assert_string_equal(kv_value(&seen, "lora.fcnt.26011BDB"), "70000");
+
+    /* overwrite after the commit: the new value is served before its own commit, once */
+    assert_int_equal(gw_store_kv_set(f->st, "lora.fcnt.26011BDB", "70001"), 0);
+    seen = kv_list(f, "lora.");
+    assert_int_equal(seen.n, 2);
+    assert_string_equal(kv_value(&seen, "lora.fcnt.26011BDB"), "70001");
+    assert_int_equal(gw_store_commit(f->st), 0);
+    assert_int_equal(kv_rows_on_disk(f), 5);
+
+    /* set without a commit, then close: close commits it */
+    assert_int_equal(gw_store_kv_set(f->st, "lora.fcnt.26011BDA", "7"), 0);
+    assert_int_equal(gw_store_kv_set(f->st, "lora.fcnt.26011BDC", ""), 0); /* empty is a value */
+    reopen(f);
+    seen = kv_list(f, "lora.fcnt.");
+    assert_int_equal(seen.n, 3);
+    assert_string_equal(kv_value(&seen, "lora.fcnt.26011BDA"), "7");
+    assert_string_equal(kv_value(&seen, "lora.fcnt.26011BDB"), "70001");
+    assert_string_equal(kv_value(&seen, "lora.fcnt.26011BDC"), "");
+    seen = kv_list(f, "other.");
+    assert_int_equal(seen.n, 1);
+    assert_string_equal(kv_value(&seen, "other.thing"), "x");
+    assert_int_equal(kv_list(f, "").n, 6);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +525,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(steady_state_stays_small, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_letters_are_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(kv_serves_uncommitted_values_and_survives_restart, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
