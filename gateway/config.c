@@ -20,6 +20,7 @@
 
 #include "codecs/codec.h"
 #include "lora/lorawan.h"
+#include "mqtt/mqtt_topic.h"
 
 #define PATH_LEN 256
 #define SECRET_MAX 4096
@@ -1368,7 +1369,7 @@ static const struct key point_keys[] = {
 static const char *const table_names[] = {"holding", "input", "coil", "discrete"};
 static const char *const reg_type_names[] = {"u16", "s16", "u32", "s32", "f32", "bool"};
 static const char *const word_order_names[] = {"big", "little"};
-static const char *const codec_names[] = {"modbus", "layout", "cayenne_lpp", "js"};
+static const char *const codec_names[] = {"modbus", "layout", "cayenne_lpp", "js", "json"};
 
 static bool is_32bit(enum gw_reg_type t)
 {
@@ -1815,6 +1816,150 @@ static void check_js(struct parser *p, const config_setting_t *g, const char *pa
     gw_decoder_free(d);
 }
 
+/* ---- json codec profiles: values picked from a JSON payload (MQTT sources) ---- */
+
+#define JSON_PATH_MAX 255
+#define JSON_PATH_LEVELS 16
+
+static const struct key json_value_keys[] = {
+    {"name", K_STRING}, {"path", K_STRING},  {"type", K_STRING},  {"unit", K_STRING},
+    {"scale", K_FLOAT}, {"offset", K_FLOAT}, {"enum", K_STRINGS},
+};
+
+/* In gw_json_type order. */
+static const char *const json_type_names[] = {"any", "number", "bool", "string"};
+
+/* "a.b.0.c": 1..16 non-empty levels separated by dots, no control characters, <= 255 bytes. */
+static const char *json_path_problem(const char *path)
+{
+    size_t n = strlen(path);
+    if (n > JSON_PATH_MAX) {
+        return "is longer than 255 bytes";
+    }
+    int levels = 1;
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f) {
+            return "holds a control character";
+        }
+        if (path[i] == '.') {
+            levels++;
+        }
+    }
+    if (path[0] == '.' || path[n - 1] == '.' || strstr(path, "..")) {
+        return "has an empty level (a leading, trailing or doubled '.')";
+    }
+    if (levels > JSON_PATH_LEVELS) {
+        return "has more than 16 levels";
+    }
+    return NULL;
+}
+
+static void parse_json_value_enum(struct parser *p, const config_setting_t *g, const char *path,
+                                  struct gw_json_value_cfg *v, bool typed)
+{
+    const config_setting_t *e = get(g, "enum", K_STRINGS);
+    if (!e) {
+        return;
+    }
+    char cp[PATH_LEN];
+    child_path(cp, sizeof(cp), path, "enum");
+    if (typed) {
+        err(p, e, "%s: not with type (an enum takes an index, false/true or one of its labels)",
+            cp);
+        return;
+    }
+    if (has(g, "scale") || has(g, "offset")) {
+        err(p, e, "%s: not with scale/offset (the raw value is the index)", cp);
+        return;
+    }
+    int n = config_setting_length(e);
+    v->enum_labels = xcalloc(p, (size_t)n, sizeof(*v->enum_labels));
+    if (!v->enum_labels) {
+        return;
+    }
+    v->nenum = n;
+    for (int i = 0; i < n; i++) {
+        const char *label = config_setting_get_string_elem(e, i);
+        if (!label || !*label || strlen(label) >= GW_STR_VALUE_MAX) {
+            err(p, e, "%s[%d]: labels are 1..%d characters", cp, i, GW_STR_VALUE_MAX - 1);
+            continue;
+        }
+        v->enum_labels[i] = xstrdup(p, label);
+    }
+}
+
+static void parse_json_value(struct parser *p, const config_setting_t *g, const char *path,
+                             struct gw_json_value_cfg *v)
+{
+    v->line = (int)config_setting_source_line(g);
+    v->scale = 1;
+    check_members(p, g, path, json_value_keys, N_ELEMS(json_value_keys));
+    const config_setting_t *m = get_str(p, g, path, "name", REQUIRED, &v->name);
+    if (m && (strlen(v->name) >= GW_NAME_MAX || !chars_ok(v->name, "_.-"))) {
+        err(p, m, "%s.name: \"%s\" must be 1..%d of A-Z a-z 0-9 _ . -", path, v->name,
+            GW_NAME_MAX - 1);
+    }
+    m = get_str(p, g, path, "path", REQUIRED, &v->path);
+    const char *why = m ? json_path_problem(v->path) : NULL;
+    if (why) {
+        err(p, m, "%s.path: \"%s\" %s", path, v->path, why);
+    }
+    get_str(p, g, path, "unit", OPTIONAL, &v->unit);
+    int t = GW_JSON_ANY;
+    get_enum(p, g, path, "type", json_type_names, N_ELEMS(json_type_names), &t);
+    v->type = (enum gw_json_type)t;
+    const config_setting_t *scale = get_float(p, g, path, "scale", &v->scale);
+    const config_setting_t *offset = get_float(p, g, path, "offset", &v->offset);
+    if (scale && v->scale == 0) {
+        err(p, scale, "%s.scale: must not be 0", path);
+    }
+    if ((scale || offset) && (v->type == GW_JSON_BOOL || v->type == GW_JSON_STRING)) {
+        err(p, scale ? scale : offset, "%s: scale/offset need numbers, not type %s", path,
+            json_type_names[v->type]);
+    }
+    parse_json_value_enum(p, g, path, v, has(g, "type"));
+}
+
+static void parse_json_values(struct parser *p, const config_setting_t *list, const char *ppath,
+                              struct gw_profile_cfg *pr)
+{
+    char path[PATH_LEN];
+    child_path(path, sizeof(path), ppath, "values");
+    int n = config_setting_length(list);
+    if (n == 0) {
+        err(p, list, "%s: a json profile needs at least one value", path);
+        return;
+    }
+    if (n > GW_MAX_POINTS) {
+        err(p, list, "%s: %d values, at most %d", path, n, GW_MAX_POINTS);
+        return;
+    }
+    pr->values = xcalloc(p, (size_t)n, sizeof(*pr->values));
+    if (!pr->values) {
+        return;
+    }
+    pr->nvalues = n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        char ep[PATH_LEN];
+        elem_path(ep, sizeof(ep), path, i);
+        pr->values[i].scale = 1;
+        if (!config_setting_is_group(g)) {
+            err(p, g, "%s: expected a group { ... }, got %s", ep, ltype_name(g));
+            continue;
+        }
+        parse_json_value(p, g, ep, &pr->values[i]);
+        for (int j = 0; j < i && pr->values[i].name; j++) {
+            if (pr->values[j].name && strcmp(pr->values[j].name, pr->values[i].name) == 0) {
+                err(p, config_setting_get_member(g, "name"),
+                    "%s.name: duplicate value name \"%s\" (first at line %d)", ep,
+                    pr->values[i].name, pr->values[j].line);
+                break;
+            }
+        }
+    }
+}
+
 static const struct key modbus_profile_keys[] = {{"points", K_LIST}};
 
 /* Keys of codec profiles, and the codec each belongs to (NULL: every codec). */
@@ -1823,10 +1968,8 @@ static const struct {
     enum ktype type;
     const char *codec;
 } codec_keys[] = {
-    {"codec", K_STRING, NULL},
-    {"fields", K_LIST, "layout"},
-    {"script", K_STRING, "js"},
-    {"examples", K_STRING, "js"},
+    {"codec", K_STRING, NULL},    {"fields", K_LIST, "layout"}, {"script", K_STRING, "js"},
+    {"examples", K_STRING, "js"}, {"values", K_LIST, "json"},
 };
 
 /* check_members() for a codec profile: a key of another codec is named as such. */
@@ -1882,6 +2025,15 @@ static void parse_codec_profile(struct parser *p, const config_setting_t *g, con
     case GW_CODEC_JS:
         check_js(p, g, path, pr);
         break;
+    case GW_CODEC_JSON: {
+        const config_setting_t *values = get(g, "values", K_LIST);
+        if (values) {
+            parse_json_values(p, values, path, pr);
+        } else if (!has(g, "values")) {
+            missing(p, g, path, "values");
+        }
+        break;
+    }
     case GW_CODEC_CAYENNE_LPP: /* self-describing: nothing to configure */
     case GW_CODEC_MODBUS:
         break;
@@ -2029,6 +2181,147 @@ static void parse_sensor_lora(struct parser *p, const config_setting_t *g, const
     }
 }
 
+/* ---- a sensor's mqtt binding: readings from the hub (sensors/mqtt) ----- */
+
+static const struct key sensor_mqtt_keys[] = {
+    {"topic", K_STRING},
+    {"format", K_STRING},
+    {"dev_eui", K_STRING},
+};
+
+/* In gw_mqtt_format order. */
+static const char *const mqtt_format_names[] = {"json", "chirpstack"};
+
+/* Would the filter hand the gateway its own messages back (telemetry in a loop)? */
+static bool mqtt_filter_hits_own(const struct gw_config *cfg, const char *filter, const char *id)
+{
+    if (!cfg->hub.topic_prefix || !cfg->site.district || !cfg->site.school) {
+        return false;
+    }
+    /* a sample of each subtree the gateway publishes under P (DESIGN.md, MQTT contract) */
+    static const char *const own[][2] = {{"telemetry/", ""}, {"health/", ""},  {"alarms/", "/x"},
+                                         {"events", NULL},   {"status", NULL}, {"metrics", NULL}};
+    for (size_t i = 0; i < N_ELEMS(own); i++) {
+        char topic[GW_MQTT_TOPIC_MAX + GW_NAME_MAX + 64];
+        snprintf(topic, sizeof(topic), "%s/%s/%s/%s%s%s", cfg->hub.topic_prefix, cfg->site.district,
+                 cfg->site.school, own[i][0], own[i][1] ? (id ? id : "x") : "",
+                 own[i][1] ? own[i][1] : "");
+        if (gw_mqtt_topic_matches(filter, topic)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void parse_mqtt_dev_eui(struct parser *p, const config_setting_t *eui, const char *path,
+                               struct gw_sensor_mqtt_cfg *q)
+{
+    const char *v = config_setting_get_string(eui);
+    size_t n = strlen(v);
+    bool hex = n == 16;
+    for (size_t i = 0; hex && i < n; i++) {
+        hex = strchr("0123456789abcdefABCDEF", v[i]) != NULL;
+    }
+    if (q->format != GW_MQTT_CHIRPSTACK) {
+        err(p, eui, "%s.dev_eui: only with format = \"chirpstack\"", path);
+    } else if (!hex) {
+        err(p, eui, "%s.dev_eui: \"%s\" is not 16 hex digits (e.g. \"0004a30b001c0530\")", path, v);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            q->dev_eui[i] = (char)(v[i] >= 'A' && v[i] <= 'F' ? v[i] - 'A' + 'a' : v[i]);
+        }
+    }
+}
+
+/*
+ * mqtt = { topic; format; dev_eui; }. A json topic names one device; a
+ * chirpstack filter with wildcards carries many, told apart by dev_eui.
+ */
+static void parse_sensor_mqtt(struct parser *p, const config_setting_t *g, const char *path,
+                              struct gw_sensor_cfg *s, const char *spath,
+                              const config_setting_t *prof)
+{
+    struct gw_config *cfg = p->cfg;
+    struct gw_sensor_mqtt_cfg *q = &s->mqtt;
+    q->enabled = true;
+    check_members(p, g, path, sensor_mqtt_keys, N_ELEMS(sensor_mqtt_keys));
+    int fmt = GW_MQTT_JSON;
+    get_enum(p, g, path, "format", mqtt_format_names, N_ELEMS(mqtt_format_names), &fmt);
+    q->format = (enum gw_mqtt_format)fmt;
+    const config_setting_t *topic = get_str(p, g, path, "topic", REQUIRED, &q->topic);
+    const char *why = topic ? gw_mqtt_filter_problem(q->topic, &q->wildcard) : NULL;
+    if (why) {
+        err(p, topic, "%s.topic: \"%s\" %s", path, q->topic, why);
+    } else if (topic && q->wildcard && q->format == GW_MQTT_JSON) {
+        err(p, topic,
+            "%s.topic: \"%s\" has a wildcard; a json topic names one device (only "
+            "format = \"chirpstack\" tells devices apart, by dev_eui)",
+            path, q->topic);
+    } else if (topic && mqtt_filter_hits_own(cfg, q->topic, s->id)) {
+        err(p, topic,
+            "%s.topic: \"%s\" matches the gateway's own topics under %s/%s/%s; it would read "
+            "its own messages",
+            path, q->topic, cfg->hub.topic_prefix, cfg->site.district, cfg->site.school);
+    }
+    const config_setting_t *eui = get(g, "dev_eui", K_STRING);
+    if (eui) {
+        parse_mqtt_dev_eui(p, eui, path, q);
+    } else if (topic && !why && q->wildcard && q->format == GW_MQTT_CHIRPSTACK &&
+               !has(g, "dev_eui")) {
+        err(p, g, "%s: the topic \"%s\" has a wildcard; give dev_eui to pick this device's events",
+            path, q->topic);
+    }
+    const struct gw_profile_cfg *pr =
+        s->profile_index >= 0 ? &cfg->profiles[s->profile_index] : NULL;
+    if (!pr || (pr->codec == GW_CODEC_MODBUS && pr->npoints == 0)) {
+        return; /* the profile already failed */
+    }
+    if (pr->codec == GW_CODEC_MODBUS) {
+        err(p, prof,
+            "%s.profile: \"%s\" is a Modbus profile; an MQTT sensor needs a json profile (or, "
+            "with format = \"chirpstack\", layout, cayenne_lpp or js)",
+            spath, s->profile);
+    } else if (q->format == GW_MQTT_JSON && pr->codec != GW_CODEC_JSON) {
+        err(p, prof,
+            "%s.profile: \"%s\" is a %s codec profile; format = \"json\" needs a json profile "
+            "(codec = \"json\"; values = ( { name; path; } ))",
+            spath, s->profile, codec_names[pr->codec]);
+    }
+}
+
+/* Two MQTT sensors must not claim the same messages. */
+static void check_mqtt_unique(struct parser *p, const config_setting_t *g, const char *path, int i)
+{
+    const struct gw_config *cfg = p->cfg;
+    const struct gw_sensor_mqtt_cfg *q = &cfg->sensors[i].mqtt;
+    if (!q->enabled || !q->topic) {
+        return;
+    }
+    const config_setting_t *mg = config_setting_get_member(g, "mqtt");
+    for (int j = 0; j < i; j++) {
+        const struct gw_sensor_cfg *o = &cfg->sensors[j];
+        if (!o->mqtt.enabled || !o->mqtt.topic) {
+            continue;
+        }
+        const char *other = o->id ? o->id : "?";
+        bool both_chirp = q->format == GW_MQTT_CHIRPSTACK && o->mqtt.format == GW_MQTT_CHIRPSTACK;
+        if (both_chirp && q->dev_eui[0] && strcmp(q->dev_eui, o->mqtt.dev_eui) == 0) {
+            err(p, config_setting_get_member(mg, "dev_eui"),
+                "%s.mqtt.dev_eui: duplicate dev_eui %s (sensor \"%s\", line %d)", path, q->dev_eui,
+                other, o->line);
+            return;
+        }
+        /* the same topic with nothing to tell the two apart */
+        bool tagged = both_chirp && q->dev_eui[0] && o->mqtt.dev_eui[0];
+        if (!tagged && strcmp(q->topic, o->mqtt.topic) == 0) {
+            err(p, config_setting_get_member(mg, "topic"),
+                "%s.mqtt.topic: \"%s\" is already read by sensor \"%s\" (line %d)%s", path,
+                q->topic, other, o->line, both_chirp ? "; give both a dev_eui" : "");
+            return;
+        }
+    }
+}
+
 static void parse_sensor(struct parser *p, const config_setting_t *g, const char *path,
                          struct gw_sensor_cfg *s, bool *addr_ok)
 {
@@ -2076,9 +2369,25 @@ static void parse_sensor(struct parser *p, const config_setting_t *g, const char
         err(p, g, "%s: give one of modbus, lora, mqtt", path);
         return;
     }
-    if (mqtt) {
+    if (mqtt && config_setting_is_group(mqtt)) {
         child_path(cp, sizeof(cp), path, "mqtt");
-        warn(p, mqtt, "%s: mqtt sensors are read by a later version; loaded without a driver", cp);
+        parse_sensor_mqtt(p, mqtt, cp, s, path, prof);
+        /* a pushed sensor: nothing to poll, nothing to time out */
+        static const char *const poll_keys[] = {"interval_s", "timeout_ms"};
+        for (size_t i = 0; i < N_ELEMS(poll_keys); i++) {
+            m = config_setting_get_member(g, poll_keys[i]);
+            if (m) {
+                child_path(cp, sizeof(cp), path, poll_keys[i]);
+                err(p, m, "%s: only for Modbus sensors (an MQTT sensor's period is expect_every_s)",
+                    cp);
+            }
+        }
+        if (s->expect_every_s == 0 && !has(g, "expect_every_s")) {
+            warn(p, g,
+                 "%s: no expect_every_s; an MQTT sensor that falls silent is never reported "
+                 "offline",
+                 path);
+        }
     }
     if (lora && config_setting_is_group(lora)) {
         child_path(cp, sizeof(cp), path, "lora");
@@ -2090,6 +2399,11 @@ static void parse_sensor(struct parser *p, const config_setting_t *g, const char
             err(p, prof,
                 "%s.profile: \"%s\" is a Modbus profile; a LoRa sensor needs a codec profile "
                 "(layout, cayenne_lpp or js)",
+                path, s->profile);
+        } else if (pr && pr->codec == GW_CODEC_JSON) {
+            err(p, prof,
+                "%s.profile: \"%s\" is a json profile (MQTT sources); a LoRa sensor needs "
+                "layout, cayenne_lpp or js",
                 path, s->profile);
         }
         /* a LoRa device reports when it wants: nothing to poll, nothing to time out */
@@ -2168,6 +2482,7 @@ static void parse_sensors(struct parser *p, const config_setting_t *list)
                 break;
             }
         }
+        check_mqtt_unique(p, g, path, i);
         /* the DevAddr picks the keys of an uplink: it must name one device */
         for (int j = 0; j < i && addr_ok[i]; j++) {
             if (addr_ok[j] && cfg->sensors[j].lora.dev_addr == s->lora.dev_addr) {
@@ -2428,6 +2743,15 @@ static void parse_rule(struct parser *p, const config_setting_t *g, const char *
         case GW_CODEC_JS:
             found = true; /* names come with the data */
             fixed = false;
+            break;
+        case GW_CODEC_JSON:
+            fixed = false; /* the payload decides: numbers, true/false or strings */
+            if (pr->nvalues == 0) {
+                found = true; /* the profile already failed */
+            }
+            for (int j = 0; r->point && j < pr->nvalues; j++) {
+                found = found || (pr->values[j].name && strcmp(pr->values[j].name, r->point) == 0);
+            }
             break;
         }
         if (is_enum) {
@@ -2705,6 +3029,16 @@ void gw_config_free(struct gw_config *cfg)
             free(pr->fields[j].enum_labels);
         }
         free(pr->fields);
+        for (int j = 0; j < pr->nvalues && pr->values; j++) {
+            free(pr->values[j].name);
+            free(pr->values[j].path);
+            free(pr->values[j].unit);
+            for (int k = 0; k < pr->values[j].nenum && pr->values[j].enum_labels; k++) {
+                free(pr->values[j].enum_labels[k]);
+            }
+            free(pr->values[j].enum_labels);
+        }
+        free(pr->values);
         free(pr->script);
         free(pr->examples);
         free(pr->name);
@@ -2720,6 +3054,7 @@ void gw_config_free(struct gw_config *cfg)
         free(s->location.floor);
         free(s->location.zone);
         explicit_bzero(&s->lora, sizeof(s->lora));
+        free(s->mqtt.topic);
     }
     free(cfg->sensors);
     for (int i = 0; i < cfg->nrules && cfg->rules; i++) {
@@ -2841,6 +3176,35 @@ static const char *tls_name(const struct gw_tls_cfg *t)
     return t->ca_file ? (t->insecure ? "TLS (insecure)" : "TLS") : "no TLS";
 }
 
+/* Only when some sensor reads the hub: other configs keep their summary. */
+static void print_mqtt_sources(const struct gw_config *cfg, FILE *out)
+{
+    int ns = 0;
+    int nfilters = 0;
+    int nchirp = 0;
+    for (int i = 0; i < cfg->nsensors; i++) {
+        const struct gw_sensor_mqtt_cfg *q = &cfg->sensors[i].mqtt;
+        if (!q->enabled) {
+            continue;
+        }
+        ns++;
+        nchirp += q->format == GW_MQTT_CHIRPSTACK;
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++) {
+            seen =
+                cfg->sensors[j].mqtt.enabled && strcmp(cfg->sensors[j].mqtt.topic, q->topic) == 0;
+        }
+        nfilters += !seen;
+    }
+    if (ns == 0) {
+        return;
+    }
+    fprintf(out,
+            "mqtt sources: %d sensor%s (%d json, %d chirpstack) on %d subscription%s, client_id "
+            "%s-src\n",
+            ns, plural(ns), ns - nchirp, nchirp, nfilters, plural(nfilters), cfg->hub.client_id);
+}
+
 void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
 {
     if (!cfg || !out) {
@@ -2916,6 +3280,8 @@ void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
         fprintf(out, "lora: none\n");
     }
 
+    print_mqtt_sources(cfg, out);
+
     fprintf(out, "profiles: %d\n", cfg->nprofiles);
     for (int i = 0; i < cfg->nprofiles; i++) {
         const struct gw_profile_cfg *pr = &cfg->profiles[i];
@@ -2932,6 +3298,9 @@ void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
         case GW_CODEC_JS:
             fprintf(out, "  %s: js %s%s\n", pr->name, pr->script,
                     pr->examples ? ", examples pass" : "");
+            break;
+        case GW_CODEC_JSON:
+            fprintf(out, "  %s: json, %d value%s\n", pr->name, pr->nvalues, plural(pr->nvalues));
             break;
         }
     }
@@ -2953,7 +3322,8 @@ void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
     }
     int nodrv = 0;
     for (int i = 0; i < cfg->nsensors; i++) {
-        nodrv += cfg->sensors[i].bus_index < 0 && !cfg->sensors[i].lora.enabled;
+        nodrv += cfg->sensors[i].bus_index < 0 && !cfg->sensors[i].lora.enabled &&
+                 !cfg->sensors[i].mqtt.enabled;
     }
     if (nodrv) {
         fprintf(out, "  (%d sensor%s without a driver in this version)\n", nodrv, plural(nodrv));

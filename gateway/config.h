@@ -136,7 +136,13 @@ struct gw_point_cfg {
     int line;
 };
 
-enum gw_codec { GW_CODEC_MODBUS, GW_CODEC_LAYOUT, GW_CODEC_CAYENNE_LPP, GW_CODEC_JS };
+enum gw_codec {
+    GW_CODEC_MODBUS,
+    GW_CODEC_LAYOUT,
+    GW_CODEC_CAYENNE_LPP,
+    GW_CODEC_JS,
+    GW_CODEC_JSON, /* MQTT sources: values read from a JSON payload by path (sensors/mqtt) */
+};
 
 /* Layout codec field types (DESIGN.md "Layout codec field keys"). */
 enum gw_field_type {
@@ -171,6 +177,22 @@ struct gw_layout_field_cfg {
     int line;
 };
 
+/* What a JSON value must be (`type`); ANY takes what the payload holds. */
+enum gw_json_type { GW_JSON_ANY, GW_JSON_NUMBER, GW_JSON_BOOL, GW_JSON_STRING };
+
+/* One value of a `json` codec profile: values = ( { name; path; ... } ). */
+struct gw_json_value_cfg {
+    char *name;
+    char *path; /* "contact", "sensors.t", "list.0.v": object keys, or array indexes */
+    char *unit; /* may be NULL */
+    enum gw_json_type type;
+    double scale;  /* default 1; numbers only */
+    double offset; /* default 0 */
+    int nenum;     /* enum = [ ... ]: an integer or false/true (0/1) is the index, a label stays */
+    char **enum_labels;
+    int line;
+};
+
 struct gw_profile_cfg {
     char *name;
     enum gw_codec codec; /* GW_CODEC_MODBUS when it has `points` */
@@ -183,6 +205,8 @@ struct gw_profile_cfg {
     /* GW_CODEC_JS: a TTN device-repository examples.json checked at load; NULL when not given.
      * script and examples are resolved against the config file's directory unless absolute. */
     char *examples;
+    int nvalues; /* GW_CODEC_JSON */
+    struct gw_json_value_cfg *values;
 };
 
 struct gw_location_cfg {
@@ -201,6 +225,20 @@ struct gw_sensor_lora_cfg {
                         false: a replayed or older counter is dropped */
 };
 
+enum gw_mqtt_format {
+    GW_MQTT_JSON,       /* a JSON object per message; the json profile's paths pick the values */
+    GW_MQTT_CHIRPSTACK, /* ChirpStack v4 integration uplink events */
+};
+
+/* A sensor's mqtt = { ... }: its readings arrive as messages on the hub (sensors/mqtt). */
+struct gw_sensor_mqtt_cfg {
+    bool enabled;
+    char *topic; /* a topic; with chirpstack also a filter with + and # */
+    enum gw_mqtt_format format;
+    char dev_eui[17]; /* chirpstack: lower-case hex of deviceInfo.devEui; "" = any */
+    bool wildcard;    /* topic holds + or # */
+};
+
 struct gw_sensor_cfg {
     char *id;   /* unique; [A-Za-z0-9_.-]+ since it is a topic level */
     char *kind; /* free identifier: hydrant_pressure, smoke, exit_door, ... */
@@ -216,6 +254,7 @@ struct gw_sensor_cfg {
     struct gw_location_cfg location;
     int line;
     struct gw_sensor_lora_cfg lora; /* enabled: a LoRaWAN (ABP) sensor; bus_index is then -1 */
+    struct gw_sensor_mqtt_cfg mqtt; /* enabled: readings come from the hub; bus_index is -1 */
 };
 
 struct gw_schedule_cfg {

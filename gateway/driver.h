@@ -40,6 +40,7 @@ struct gw_driver_ops {
 
 extern const struct gw_driver_ops gw_modbus_driver;
 extern const struct gw_driver_ops gw_lora_driver;
+extern const struct gw_driver_ops gw_mqtt_driver;
 
 /*
  * What the core offers drivers besides dispatch, on the loop thread only

@@ -40,6 +40,7 @@
 static const struct gw_driver_ops *const driver_table[] = {
     &gw_modbus_driver,
     &gw_lora_driver,
+    &gw_mqtt_driver,
 };
 #define GW_NDRIVERS (sizeof(driver_table) / sizeof(driver_table[0]))
 

@@ -193,6 +193,7 @@ int gw_decoder_run(struct gw_decoder *decoder, const uint8_t *bytes, size_t len,
     case GW_CODEC_JS:
         return gw_js_run(decoder->js, bytes, len, fport, out->ts_ms, out, err, errlen);
     case GW_CODEC_MODBUS:
+    case GW_CODEC_JSON: /* not byte codecs: gw_decoder_new refuses them */
         break;
     }
     return -EINVAL;

@@ -581,8 +581,8 @@ static void test_good_later_sections(void **state)
     assert_non_null(cfg);
     /* LoRa (the lora section, codec profiles, a lora sensor) is read now: no warnings */
     char *want =
-        expand("warning: @:14: sensors[1].mqtt: mqtt sensors are read by a later version; loaded "
-               "without a driver\n"
+        expand("warning: @:14: sensors[1]: no expect_every_s; an MQTT sensor that falls silent is "
+               "never reported offline\n"
                "warning: @:21: rules[4]: applies to no sensor\n"
                "warning: @:23: section 'contacts' is not used by this version; ignored\n"
                "warning: @:24: section 'escalation' is not used by this version; ignored\n"
@@ -887,10 +887,11 @@ static const struct bad_case bad_cases[] = {
     {"bad_field_fport", "@:4: profiles.p.fields[0].fport: 224 is out of range 1..223\n"},
     {"bad_fields_empty", "@:4: profiles.p.fields: a layout profile needs at least one field\n"},
     {"bad_fields_missing", "@:4: profiles.p: missing required key \"fields\"\n"},
-    {"bad_codec_keys", "@:5: profiles.a.fields: only with codec = \"layout\"\n"
-                       "@:6: profiles.b.script: only with codec = \"js\"\n"
-                       "@:8: profiles.c.codec: \"lorax\" is not one of layout, cayenne_lpp, js\n"
-                       "@:8: profiles.c.colour: unknown key\n"},
+    {"bad_codec_keys",
+     "@:5: profiles.a.fields: only with codec = \"layout\"\n"
+     "@:6: profiles.b.script: only with codec = \"js\"\n"
+     "@:8: profiles.c.codec: \"lorax\" is not one of layout, cayenne_lpp, js, json\n"
+     "@:8: profiles.c.colour: unknown key\n"},
     {"bad_rule_point_layout",
      "@:7: rules[0].point: no profile of the \"smoke\" sensors has a point \"smok\"\n"},
     {"bad_equals_string_layout",
@@ -1760,8 +1761,7 @@ static void test_summary(void **state)
     free(out);
     free(path);
 
-    /* the mqtt sensor has no driver yet (the lora one has); offline rules count only sensors
-     * with a cadence */
+    /* every sensor has a driver (lora, mqtt); offline rules count only sensors with a cadence */
     path = data_path("config/good_later.cfg");
     cfg = load(path, &out);
     assert_non_null(cfg);
@@ -1769,7 +1769,9 @@ static void test_summary(void **state)
     f = open_memstream(&sum, &len);
     gw_config_print_summary(cfg, f);
     fclose(f);
-    assert_non_null(strstr(sum, "  (1 sensor without a driver in this version)\n"));
+    assert_null(strstr(sum, "without a driver"));
+    assert_non_null(strstr(sum, "\nmqtt sources: 1 sensor (0 json, 1 chirpstack) on 1 "
+                                "subscription, client_id campusgw-d1-s1-src\n"));
     assert_non_null(strstr(sum, "\nlora: listen 0.0.0.0:1700, region CN470, dedup 200 ms, "
                                 "forwarder offline after 120 s, 1 sensor\n"));
     char *js = expand("\n  vendor: js $/codecs/vendor_y.js\n", path);
@@ -2579,6 +2581,402 @@ static void test_js_paths(void **state)
     tmp_cleanup(&t);
 }
 
+/* ---- MQTT sources: json profiles and sensors' mqtt bindings ------------- */
+
+#define MQTT_PROFILES                                                                              \
+    "profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = \"a.b\"; } ); }; "     \
+    "lpp = { codec = \"cayenne_lpp\"; }; m = { points = ( { name = \"p\"; address = 0; } ); }; "   \
+    "};\n"
+
+/* Line 3: profiles, line 4: sensors, line 5 on: extra. */
+static char *mqtt_config(const char *profiles, const char *sensors, const char *extra)
+{
+    size_t n = strlen(BASE_HEAD) + strlen(profiles ? profiles : MQTT_PROFILES) + strlen(sensors) +
+               strlen(extra ? extra : "") + 32;
+    char *s = malloc(n);
+    assert_non_null(s);
+    snprintf(s, n, BASE_HEAD "%ssensors = ( %s );\n%s", profiles ? profiles : MQTT_PROFILES,
+             sensors, extra ? extra : "");
+    return s;
+}
+
+static void test_mqtt_good(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    const char *text = BASE_HEAD
+        "hub = { client_id = \"gw-7\"; };\n"                                                /* 3 */
+        "profiles = {\n"                                                                    /* 4 */
+        "  z2m = { codec = \"json\"; values = (\n"                                          /* 5 */
+        "    { name = \"state\"; path = \"contact\"; enum = [ \"open\", \"closed\" ]; },\n" /* 6 */
+        "    { name = \"battery\"; path = \"battery\"; unit = \"%\"; type = \"number\"; },\n"
+        "    { name = \"temp\"; path = \"sensors.t\"; scale = 0.1; offset = -40.0; },\n"
+        "    { name = \"label\"; path = \"list.0.name\"; type = \"string\"; },\n"
+        "    { name = \"alarm\"; path = \"alarm\"; type = \"bool\"; } ); };\n"
+        "  smoke_x = { codec = \"layout\"; fields = ( { name = \"smoke\"; byte = 0; bit = 0; "
+        "type = \"bool\"; } ); };\n"
+        "};\n"
+        "sensors = (\n"
+        "  { id = \"door-3\"; kind = \"exit_door\"; profile = \"z2m\"; expect_every_s = 600;\n"
+        "    mqtt = { topic = \"zigbee2mqtt/door-3\"; }; },\n"
+        "  { id = \"door-4\"; kind = \"exit_door\"; profile = \"z2m\"; expect_every_s = 600;\n"
+        "    mqtt = { topic = \"application/+/device/+/event/up\"; format = \"chirpstack\"; "
+        "dev_eui = \"0004A30B001C0530\"; }; },\n"
+        "  { id = \"smoke-1\"; kind = \"smoke\"; profile = \"smoke_x\"; expect_every_s = 600;\n"
+        "    mqtt = { topic = \"application/+/device/+/event/up\"; format = \"chirpstack\"; "
+        "dev_eui = \"0004a30b001c0531\"; }; },\n"
+        "  { id = \"smoke-2\"; kind = \"smoke\"; profile = \"smoke_x\"; expect_every_s = 600;\n"
+        "    mqtt = { topic = \"application/7/device/0004a30b001c0532/event/up\"; format = "
+        "\"chirpstack\"; }; }\n"
+        ");\n"
+        "rules = ( { name = \"door open\"; kind = \"exit_door\"; point = \"state\"; equals = "
+        "\"open\"; class = \"supervisory\"; },\n"
+        "  { name = \"smoke\"; kind = \"smoke\"; point = \"smoke\"; equals = true; class = "
+        "\"alarm\"; },\n"
+        "  { name = \"offline\"; offline_after = 3; class = \"trouble\"; } );\n";
+    const char *path = tmp_write(&t, "c.cfg", text, 0600);
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_string_equal(out, "");
+    assert_non_null(cfg);
+
+    const struct gw_profile_cfg *pr = &cfg->profiles[0];
+    assert_int_equal(pr->codec, GW_CODEC_JSON);
+    assert_int_equal(pr->nvalues, 5);
+    assert_string_equal(pr->values[0].name, "state");
+    assert_string_equal(pr->values[0].path, "contact");
+    assert_int_equal(pr->values[0].type, GW_JSON_ANY);
+    assert_int_equal(pr->values[0].nenum, 2);
+    assert_string_equal(pr->values[0].enum_labels[1], "closed");
+    assert_int_equal(pr->values[0].line, 6);
+    assert_string_equal(pr->values[1].unit, "%");
+    assert_int_equal(pr->values[1].type, GW_JSON_NUMBER);
+    assert_near(pr->values[1].scale, 1);
+    assert_near(pr->values[1].offset, 0);
+    assert_string_equal(pr->values[2].path, "sensors.t");
+    assert_near(pr->values[2].scale, 0.1);
+    assert_near(pr->values[2].offset, -40);
+    assert_null(pr->values[2].unit);
+    assert_int_equal(pr->values[3].type, GW_JSON_STRING);
+    assert_int_equal(pr->values[4].type, GW_JSON_BOOL);
+
+    const struct gw_sensor_cfg *s = &cfg->sensors[0];
+    assert_true(s->mqtt.enabled);
+    assert_false(s->lora.enabled);
+    assert_int_equal(s->bus_index, -1);
+    assert_string_equal(s->mqtt.topic, "zigbee2mqtt/door-3");
+    assert_int_equal(s->mqtt.format, GW_MQTT_JSON);
+    assert_false(s->mqtt.wildcard);
+    assert_string_equal(s->mqtt.dev_eui, "");
+    s = &cfg->sensors[1];
+    assert_int_equal(s->mqtt.format, GW_MQTT_CHIRPSTACK);
+    assert_true(s->mqtt.wildcard);
+    assert_string_equal(s->mqtt.dev_eui, "0004a30b001c0530"); /* lower-cased */
+    s = &cfg->sensors[3];
+    assert_false(s->mqtt.wildcard);
+    assert_string_equal(s->mqtt.dev_eui, "");
+    assert_false(cfg->sensors[0].lora.enabled);
+
+    char *sum = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&sum, &len);
+    gw_config_print_summary(cfg, f);
+    fclose(f);
+    assert_non_null(strstr(sum, "\nmqtt sources: 4 sensors (1 json, 3 chirpstack) on 3 "
+                                "subscriptions, client_id gw-7-src\nprofiles: 2\n"
+                                "  z2m: json, 5 values\n"));
+    assert_null(strstr(sum, "without a driver"));
+    assert_non_null(strstr(sum, "  offline [trouble]: 4 sensors\n"));
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+
+    /* No mqtt sensor: no "mqtt sources" line (configs without them keep their summary). */
+    tmp_cleanup(&t);
+}
+
+/* An MQTT sensor without expect_every_s warns, like a LoRa one. */
+static void test_mqtt_expect_every_warning(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    char *text = mqtt_config(NULL,
+                             "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; "
+                             "mqtt = { topic = \"bridge/s1\"; }; }",
+                             NULL);
+    const char *path = tmp_write(&t, "c.cfg", text, 0600);
+    free(text);
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_non_null(cfg);
+    char *want = expand("warning: @:4: sensors[0]: no expect_every_s; an MQTT sensor that falls "
+                        "silent is never reported offline\n",
+                        path);
+    assert_string_equal(out, want);
+    free(want);
+    free(out);
+    gw_config_free(cfg);
+    tmp_cleanup(&t);
+}
+
+static void test_mqtt_bad(void **state)
+{
+    (void)state;
+#define S_JSON(topic)                                                                              \
+    "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; expect_every_s = 60; "                          \
+    "mqtt = { topic = \"" topic "\"; }; }"
+#define S_CS(extra)                                                                                \
+    "{ id = \"s1\"; kind = \"k\"; profile = \"lpp\"; expect_every_s = 60; "                        \
+    "mqtt = { format = \"chirpstack\"; " extra " }; }"
+#define WILD "topic = \"application/+/device/+/event/up\";"
+    static const struct {
+        const char *profiles; /* NULL: MQTT_PROFILES */
+        const char *sensors;
+        const char *extra;
+        const char *want;
+    } cases[] = {
+        /* the binding */
+        {NULL, "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; expect_every_s = 60; mqtt = { }; }",
+         NULL, "@:4: sensors[0].mqtt: missing required key \"topic\"\n"},
+        {NULL,
+         "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; expect_every_s = 60; mqtt = { topic = "
+         "\"a\"; qos = 1; }; }",
+         NULL, "@:4: sensors[0].mqtt.qos: unknown key\n"},
+        {NULL,
+         "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; expect_every_s = 60; mqtt = { topic = "
+         "\"a\"; format = \"xml\"; }; }",
+         NULL, "@:4: sensors[0].mqtt.format: \"xml\" is not one of json, chirpstack\n"},
+        {NULL,
+         "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; expect_every_s = 60; mqtt = \"a/b\"; }",
+         NULL, "@:4: sensors[0].mqtt: expected a group { ... }, got a string\n"},
+        {NULL, S_JSON("zigbee2mqtt/+"), NULL,
+         "@:4: sensors[0].mqtt.topic: \"zigbee2mqtt/+\" has a wildcard; a json topic names one "
+         "device (only format = \"chirpstack\" tells devices apart, by dev_eui)\n"},
+        {NULL, S_JSON("a/b+"), NULL,
+         "@:4: sensors[0].mqtt.topic: \"a/b+\" has a wildcard (+ or #) that is not a whole "
+         "level\n"},
+        {NULL, S_CS("topic = \"a/#/b\"; dev_eui = \"0004a30b001c0530\";"), NULL,
+         "@:4: sensors[0].mqtt.topic: \"a/#/b\" has # before its last level\n"},
+        {NULL, S_CS("topic = \"a/b#\"; dev_eui = \"0004a30b001c0530\";"), NULL,
+         "@:4: sensors[0].mqtt.topic: \"a/b#\" has a wildcard (+ or #) that is not a whole "
+         "level\n"},
+        {NULL, S_JSON(""), NULL, "@:4: sensors[0].mqtt.topic: must not be empty\n"},
+        {NULL, S_CS(WILD), NULL,
+         "@:4: sensors[0].mqtt: the topic \"application/+/device/+/event/up\" has a wildcard; "
+         "give dev_eui to pick this device's events\n"},
+        {NULL, S_CS(WILD " dev_eui = \"0004a30b001c053\";"), NULL,
+         "@:4: sensors[0].mqtt.dev_eui: \"0004a30b001c053\" is not 16 hex digits (e.g. "
+         "\"0004a30b001c0530\")\n"},
+        {NULL, S_CS(WILD " dev_eui = \"0004a30b001c053g\";"), NULL,
+         "@:4: sensors[0].mqtt.dev_eui: \"0004a30b001c053g\" is not 16 hex digits (e.g. "
+         "\"0004a30b001c0530\")\n"},
+        {NULL,
+         "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; expect_every_s = 60; mqtt = { topic = "
+         "\"a\"; dev_eui = \"0004a30b001c0530\"; }; }",
+         NULL, "@:4: sensors[0].mqtt.dev_eui: only with format = \"chirpstack\"\n"},
+        {NULL, S_CS("topic = \"campus/#\"; dev_eui = \"0004a30b001c0530\";"), NULL,
+         "@:4: sensors[0].mqtt.topic: \"campus/#\" matches the gateway's own topics under "
+         "campus/d1/s1; it would read its own messages\n"},
+        {NULL, S_JSON("campus/d1/s1/telemetry/s1"), NULL,
+         "@:4: sensors[0].mqtt.topic: \"campus/d1/s1/telemetry/s1\" matches the gateway's own "
+         "topics under campus/d1/s1; it would read its own messages\n"},
+        {NULL, S_CS("topic = \"+/+/+/status\"; dev_eui = \"0004a30b001c0530\";"), NULL,
+         "@:4: sensors[0].mqtt.topic: \"+/+/+/status\" matches the gateway's own topics under "
+         "campus/d1/s1; it would read its own messages\n"},
+        /* which profile */
+        {NULL,
+         "{ id = \"s1\"; kind = \"k\"; profile = \"m\"; expect_every_s = 60; mqtt = { topic = "
+         "\"a\"; }; }",
+         NULL,
+         "@:4: sensors[0].profile: \"m\" is a Modbus profile; an MQTT sensor needs a json "
+         "profile (or, with format = \"chirpstack\", layout, cayenne_lpp or js)\n"},
+        {NULL,
+         "{ id = \"s1\"; kind = \"k\"; profile = \"lpp\"; expect_every_s = 60; mqtt = { topic = "
+         "\"a\"; }; }",
+         NULL,
+         "@:4: sensors[0].profile: \"lpp\" is a cayenne_lpp codec profile; format = \"json\" "
+         "needs a json profile (codec = \"json\"; values = ( { name; path; } ))\n"},
+        {NULL, "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; modbus = \"plc\"; unit_id = 1; }",
+         "modbus = ( { name = \"plc\"; tcp = \"127.0.0.1:1502\"; } );\n",
+         "@:4: sensors[0].profile: \"j\" is a json codec profile, not a Modbus profile\n"},
+        {NULL,
+         "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; expect_every_s = 60; lora = { dev_addr = "
+         "\"26011BDA\"; nwk_s_key = \"000102030405060708090A0B0C0D0E0F\"; app_s_key = "
+         "\"000102030405060708090A0B0C0D0E0F\"; }; }",
+         "lora = { };\n",
+         "@:4: sensors[0].profile: \"j\" is a json profile (MQTT sources); a LoRa sensor needs "
+         "layout, cayenne_lpp or js\n"},
+        /* keys of polled sensors, two bindings */
+        {NULL,
+         "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; expect_every_s = 60; interval_s = 5; "
+         "timeout_ms = 100; mqtt = { topic = \"a\"; }; }",
+         NULL,
+         "@:4: sensors[0].interval_s: only for Modbus sensors (an MQTT sensor's period is "
+         "expect_every_s)\n"
+         "@:4: sensors[0].timeout_ms: only for Modbus sensors (an MQTT sensor's period is "
+         "expect_every_s)\n"},
+        {NULL,
+         "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; expect_every_s = 60; unit_id = 1; mqtt "
+         "= { topic = \"a\"; }; }",
+         NULL, "@:4: sensors[0].unit_id: only for Modbus sensors\n"},
+        {NULL,
+         "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; modbus = \"plc\"; unit_id = 1; mqtt = { "
+         "topic = \"a\"; }; }",
+         "modbus = ( { name = \"plc\"; tcp = \"127.0.0.1:1502\"; } );\n",
+         "@:4: sensors[0]: give one of modbus, lora, mqtt\n"},
+        /* two sensors claiming the same messages */
+        {NULL,
+         S_CS(WILD " dev_eui = \"0004a30b001c0530\";") ",\n{ id = \"s2\"; kind = \"k\"; profile "
+                                                       "= \"lpp\"; expect_every_s = 60; mqtt = { "
+                                                       "format = \"chirpstack\"; " WILD
+                                                       " dev_eui = \"0004A30B001C0530\"; }; }",
+         NULL,
+         "@:5: sensors[1].mqtt.dev_eui: duplicate dev_eui 0004a30b001c0530 (sensor \"s1\", line "
+         "4)\n"},
+        {NULL,
+         S_JSON("bridge/x") ",\n{ id = \"s2\"; kind = \"k\"; profile = \"j\"; expect_every_s = "
+                            "60; mqtt = { topic = \"bridge/x\"; }; }",
+         NULL,
+         "@:5: sensors[1].mqtt.topic: \"bridge/x\" is already read by sensor \"s1\" (line 4)\n"},
+        {NULL,
+         S_CS("topic = \"app/1/dev/up\";") ",\n{ id = \"s2\"; kind = \"k\"; profile = \"lpp\"; "
+                                           "expect_every_s = 60; mqtt = { format = "
+                                           "\"chirpstack\"; topic = \"app/1/dev/up\"; }; }",
+         NULL,
+         "@:5: sensors[1].mqtt.topic: \"app/1/dev/up\" is already read by sensor \"s1\" (line "
+         "4); give both a dev_eui\n"},
+        /* json profiles */
+        {"profiles = { j = { codec = \"json\"; }; };\n", S_JSON("a"), NULL,
+         "@:3: profiles.j: missing required key \"values\"\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( ); }; };\n", S_JSON("a"), NULL,
+         "@:3: profiles.j.values: a json profile needs at least one value\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( {n=\"a\";},{n=\"a\";},{n=\"a\";},"
+         "{n=\"a\";},{n=\"a\";},{n=\"a\";},{n=\"a\";},{n=\"a\";},{n=\"a\";},{n=\"a\";},"
+         "{n=\"a\";},{n=\"a\";},{n=\"a\";},{n=\"a\";},{n=\"a\";},{n=\"a\";},{n=\"a\";} ); }; "
+         "};\n",
+         S_JSON("a"), NULL, "@:3: profiles.j.values: 17 values, at most 16\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; } ); }; };\n",
+         S_JSON("a"), NULL, "@:3: profiles.j.values[0]: missing required key \"path\"\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { path = \"v\"; } ); }; };\n",
+         S_JSON("a"), NULL, "@:3: profiles.j.values[0]: missing required key \"name\"\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( \"v\" ); }; };\n", S_JSON("a"), NULL,
+         "@:3: profiles.j.values[0]: expected a group { ... }, got a string\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"a b\"; path = \"v\"; } ); "
+         "}; };\n",
+         S_JSON("a"), NULL,
+         "@:3: profiles.j.values[0].name: \"a b\" must be 1..47 of A-Z a-z 0-9 _ . -\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = \"a..b\"; } ); "
+         "}; };\n",
+         S_JSON("a"), NULL,
+         "@:3: profiles.j.values[0].path: \"a..b\" has an empty level (a leading, trailing or "
+         "doubled '.')\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = \".a\"; } ); }; "
+         "};\n",
+         S_JSON("a"), NULL,
+         "@:3: profiles.j.values[0].path: \".a\" has an empty level (a leading, trailing or "
+         "doubled '.')\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = \"a.\"; } ); }; "
+         "};\n",
+         S_JSON("a"), NULL,
+         "@:3: profiles.j.values[0].path: \"a.\" has an empty level (a leading, trailing or "
+         "doubled '.')\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = "
+         "\"1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17\"; } ); }; };\n",
+         S_JSON("a"), NULL,
+         "@:3: profiles.j.values[0].path: \"1.2.3.4.5.6.7.8.9.10.11.12.13.14.15.16.17\" has more "
+         "than 16 levels\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = \"a\"; },\n"
+         "  { name = \"v\"; path = \"b\"; } ); }; };\n",
+         "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; expect_every_s = 60; mqtt = { topic = "
+         "\"a\"; }; }",
+         NULL, "@:4: profiles.j.values[1].name: duplicate value name \"v\" (first at line 3)\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = \"a\"; type = "
+         "\"int\"; } ); }; };\n",
+         S_JSON("a"), NULL,
+         "@:3: profiles.j.values[0].type: \"int\" is not one of any, number, bool, string\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = \"a\"; scale = "
+         "0; } ); }; };\n",
+         S_JSON("a"), NULL, "@:3: profiles.j.values[0].scale: must not be 0\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = \"a\"; type = "
+         "\"bool\"; offset = 1; } ); }; };\n",
+         S_JSON("a"), NULL,
+         "@:3: profiles.j.values[0]: scale/offset need numbers, not type bool\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = \"a\"; type = "
+         "\"number\"; enum = [ \"x\" ]; } ); }; };\n",
+         S_JSON("a"), NULL,
+         "@:3: profiles.j.values[0].enum: not with type (an enum takes an index, false/true or "
+         "one of its labels)\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = \"a\"; scale = "
+         "2.0; enum = [ \"x\" ]; } ); }; };\n",
+         S_JSON("a"), NULL,
+         "@:3: profiles.j.values[0].enum: not with scale/offset (the raw value is the index)\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = \"a\"; enum = "
+         "[ \"x\", \"0123456789012345678901234567890123\" ]; } ); }; };\n",
+         S_JSON("a"), NULL, "@:3: profiles.j.values[0].enum[1]: labels are 1..31 characters\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = \"a\"; units = "
+         "\"C\"; } ); }; };\n",
+         S_JSON("a"), NULL, "@:3: profiles.j.values[0].units: unknown key\n"},
+        {"profiles = { j = { codec = \"json\"; fields = ( ); values = ( { name = \"v\"; path = "
+         "\"a\"; } ); }; };\n",
+         S_JSON("a"), NULL, "@:3: profiles.j.fields: only with codec = \"layout\"\n"},
+        {"profiles = { j = { codec = \"json\"; values = ( { name = \"v\"; path = \"a\"; } ); }; "
+         "l = { codec = \"layout\"; values = ( ); fields = ( { name = \"x\"; byte = 0; type = "
+         "\"u8\"; } ); }; };\n",
+         S_JSON("a"), NULL, "@:3: profiles.l.values: only with codec = \"json\"\n"},
+        /* rules see the values of json profiles */
+        {NULL, S_JSON("a"),
+         "rules = ( { name = \"r\"; kind = \"k\"; point = \"nope\"; above = 1; class = "
+         "\"trouble\"; } );\n",
+         "@:5: rules[0].point: no profile of the \"k\" sensors has a point \"nope\"\n"},
+    };
+#undef S_JSON
+#undef S_CS
+#undef WILD
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct tmpdir t;
+        tmp_init(&t);
+        char *text = mqtt_config(cases[i].profiles, cases[i].sensors, cases[i].extra);
+        const char *path = tmp_write(&t, "c.cfg", text, 0600);
+        free(text);
+        char *out = NULL;
+        struct gw_config *cfg = load(path, &out);
+        char *want = expand(cases[i].want, path);
+        if (cfg || strcmp(out, want) != 0) {
+            print_error("case %zu:\n got: %s want: %s", i, out, want);
+        }
+        assert_null(cfg);
+        assert_string_equal(out, want);
+        free(want);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
+/* A rule on a json value that exists loads; a string equals is allowed (enum labels). */
+static void test_mqtt_rule_points(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    char *text = mqtt_config(NULL,
+                             "{ id = \"s1\"; kind = \"k\"; profile = \"j\"; expect_every_s = 60; "
+                             "mqtt = { topic = \"a\"; }; }",
+                             "rules = ( { name = \"r\"; kind = \"k\"; point = \"v\"; equals = "
+                             "\"open\"; class = \"trouble\"; } );\n");
+    const char *path = tmp_write(&t, "c.cfg", text, 0600);
+    free(text);
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_string_equal(out, "");
+    assert_non_null(cfg);
+    assert_int_equal(cfg->rules[0].equals.type, GW_VALUE_STRING);
+    gw_config_free(cfg);
+    free(out);
+    tmp_cleanup(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2613,6 +3011,10 @@ int main(void)
         cmocka_unit_test(test_lora_key_files),
         cmocka_unit_test(test_lora_expect_every_warning),
         cmocka_unit_test(test_js_paths),
+        cmocka_unit_test(test_mqtt_good),
+        cmocka_unit_test(test_mqtt_expect_every_warning),
+        cmocka_unit_test(test_mqtt_bad),
+        cmocka_unit_test(test_mqtt_rule_points),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
