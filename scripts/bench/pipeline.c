@@ -12,11 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 #include <uv.h>
 
+#include "bench_common.h"
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
@@ -35,51 +34,6 @@ struct bench {
     uv_timer_t wait_connect;
     int phase; /* 0 waiting for hub, 1 running */
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long peak_rss_kb(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
-}
-
-static long current_rss_kb(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, rss = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2) {
-            rss = 0;
-        }
-        fclose(f);
-    }
-    return rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
-/* Private (not shared with other processes) resident memory: what the gateway itself costs. */
-static long private_kb(void)
-{
-    FILE *f = fopen("/proc/self/smaps_rollup", "r");
-    char line[256];
-    long total = 0, v;
-    while (f && fgets(line, sizeof(line), f)) {
-        if (sscanf(line, "Private_Clean: %ld kB", &v) == 1 ||
-            sscanf(line, "Private_Dirty: %ld kB", &v) == 1) {
-            total += v;
-        }
-    }
-    if (f) {
-        fclose(f);
-    }
-    return total;
-}
 
 static char *write_config(int sensors, int hub_port, const char *dir)
 {
@@ -145,7 +99,7 @@ static void on_drained(uv_timer_t *t)
     if (gw_gateway_sink_lag(b->gw, "hub") > 0) {
         return;
     }
-    b->elapsed = now_s() - b->t0;
+    b->elapsed = bench_now_s() - b->t0;
     uv_timer_stop(t);
     gw_gateway_stop(b->gw, NULL, NULL);
     uv_close((uv_handle_t *)&b->idle, NULL);
@@ -161,7 +115,7 @@ static void on_idle(uv_idle_t *h)
         gw_gateway_dispatch(b->gw, &r);
     }
     if (b->sent >= b->target) {
-        b->dispatched = now_s() - b->t0;
+        b->dispatched = bench_now_s() - b->t0;
         uv_idle_stop(h);
         uv_timer_start(&b->wait_connect, on_drained, 5, 5);
     }
@@ -172,7 +126,7 @@ static void on_wait(uv_timer_t *t)
     struct bench *b = t->data;
     if (gw_gateway_hub_connected(b->gw)) {
         uv_timer_stop(t);
-        b->t0 = now_s();
+        b->t0 = bench_now_s();
         uv_idle_start(&b->idle, on_idle);
     }
 }
@@ -208,8 +162,8 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
-    long rss_before = current_rss_kb();
-    long private_before = private_kb();
+    long rss_before = bench_current_rss_kb();
+    long private_before = bench_private_kb();
     struct gw_config *cfg = gw_config_load(write_config(sensors, hub_port, dir), stderr);
     if (!cfg) {
         return 1;
@@ -232,11 +186,12 @@ int main(int argc, char **argv)
 
     struct gw_gateway_stats st;
     gw_gateway_stats(b.gw, &st);
-    long rss_end = current_rss_kb();
-    long private_end = private_kb();
+    long rss_end = bench_current_rss_kb();
+    long private_end = bench_private_kb();
     struct mallinfo2 mi = mallinfo2();
     gw_gateway_free(b.gw);
     uv_loop_close(b.loop);
+    bench_remove_tree(dir);
 
     printf("| sensors | readings | handed over (s) | all in the hub (s) | readings/s end to end "
            "| alarm transitions | peak RSS (kB) | RSS before start (kB) | RSS at end (kB) | "
@@ -245,7 +200,7 @@ int main(int argc, char **argv)
     printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     printf("| %d | %ld | %.2f | %.2f | %.0f | %llu | %ld | %ld | %ld | %ld | %ld | %zu |\n",
            sensors, readings, b.dispatched, b.elapsed, (double)readings / b.elapsed,
-           (unsigned long long)st.transitions, peak_rss_kb(), rss_before, rss_end, private_before,
-           private_end, mi.uordblks / 1024);
+           (unsigned long long)st.transitions, bench_peak_rss_kb(), rss_before, rss_end,
+           private_before, private_end, mi.uordblks / 1024);
     return 0;
 }
