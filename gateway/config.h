@@ -295,6 +295,75 @@ struct gw_rule_cfg {
     int line;
 };
 
+/* ---- people: contacts, escalation, notifications (issue 5) ---- */
+
+enum gw_channel_kind { GW_CHANNEL_MQTT, GW_CHANNEL_WEBHOOK, GW_CHANNEL_EMAIL };
+enum gw_webhook_format { GW_WEBHOOK_JSON, GW_WEBHOOK_WECOM, GW_WEBHOOK_DINGTALK };
+
+/* One way to reach a contact: { mqtt = "notify/x"; } | { webhook = "https://..."; format; }
+ * | { email = "a@b.cn"; }. */
+struct gw_channel_cfg {
+    enum gw_channel_kind kind;
+    char *target; /* mqtt: topic under P/ ("notify/facilities"); webhook: URL; email: address */
+    enum gw_webhook_format format; /* webhook; default json */
+    int timeout_ms;                /* webhook and email, per attempt; default 10000 */
+    int retries;                   /* webhook and email: attempts after the first; default 3 */
+    int line;
+};
+
+/* contacts = { name = ( channel, ... ); ... } */
+struct gw_contact_cfg {
+    char *name; /* [A-Za-z0-9_-]+: also a topic level of P/notify/<name> */
+    int nchannels;
+    struct gw_channel_cfg *channels;
+    int line;
+};
+
+/* One level of an escalation = { <class> = ( { after_s; notify = [...]; repeat_s; }, ... ); } */
+struct gw_escalation_level_cfg {
+    int after_s;   /* since the raise; strictly increasing within a class */
+    int ncontacts; /* indexes into gw_config.contacts */
+    int *contacts;
+    int repeat_s; /* last level only: tell it again every repeat_s until acked; 0 = once */
+    int line;
+};
+
+#define GW_NCLASSES 3 /* enum gw_alarm_class: alarm, supervisory, trouble */
+
+struct gw_escalation_cfg {
+    int nlevels[GW_NCLASSES];
+    struct gw_escalation_level_cfg *levels[GW_NCLASSES];
+};
+
+/* smtp = { url = "smtps://smtp.example.cn:465"; username; password(_file); from; }:
+ * the server email contacts are sent through. Absent: enabled = false (an email
+ * channel is then a config error). */
+struct gw_smtp_cfg {
+    bool enabled;
+    char *url; /* smtps://host:465 (TLS) or smtp://host:587 (STARTTLS required) */
+    char *username;
+    char *password;
+    char *from; /* "campusgw <gw@school.cn>" or an address */
+    char *ca_file;
+    bool insecure; /* skip certificate checks; default false */
+    int line;
+};
+
+/* alarms = { ... }: lifecycle tuning (ISA-18.2). */
+struct gw_alarms_cfg {
+    int chatter_count;   /* more raises than this ... (default 5) */
+    int chatter_minutes; /* ... within this many minutes: chattering (default 10) */
+    int storm_count;     /* more new alarms than this in 60 s: one summary per contact (10) */
+    int flood_min;       /* offline sensors of one bus/forwarder that make one alarm (3) */
+};
+
+/* selftest = { at = "03:00"; enabled = true; }: the daily path self-test. */
+struct gw_selftest_cfg {
+    bool enabled;    /* default true */
+    int at_min;      /* minutes after local midnight; default 180 (03:00) */
+    int timeout_s;   /* a hop not done within this is a trouble alarm; default 120 */
+};
+
 struct gw_config {
     char *path;
     struct gw_site_cfg site;
@@ -314,6 +383,12 @@ struct gw_config {
     struct gw_sensor_cfg *sensors;
     int nrules;
     struct gw_rule_cfg *rules;
+    int ncontacts;
+    struct gw_contact_cfg *contacts;
+    struct gw_escalation_cfg escalation;
+    struct gw_smtp_cfg smtp;
+    struct gw_alarms_cfg alarms;
+    struct gw_selftest_cfg selftest;
 };
 
 /*
