@@ -53,6 +53,8 @@ struct mqtt_sink {
     enum gw_sink_result deferred_result;
 
     struct retained_entry *retained[RETAINED_BUCKETS];
+    gw_sink_mqtt_command_fn on_command; /* P/cmd/<name> messages, NULL: not subscribed */
+    void *command_ctx;
     bool stopping;
     void (*closed)(void *ctx);
     void *closed_ctx;
@@ -154,6 +156,19 @@ static void defer_finish(struct mqtt_sink *s, enum gw_sink_result result)
     uv_timer_start(&s->defer, on_defer, 0, 0);
 }
 
+static void subscribe_commands(struct mqtt_sink *s)
+{
+    if (!s->on_command) {
+        return;
+    }
+    char topic[TOPIC_MAX];
+    snprintf(topic, sizeof(topic), "%s/cmd/+", s->prefix);
+    if (gw_mqtt_subscribe(s->mqtt, topic, 1) != 0) {
+        gw_error("mqtt", "%s: cannot subscribe to %s: commands from there are not heard", s->name,
+                 topic);
+    }
+}
+
 static void on_connect(void *ctx)
 {
     struct mqtt_sink *s = ctx;
@@ -172,6 +187,23 @@ static void on_connect(void *ctx)
     if (n > 0) {
         gw_info("mqtt", "%s republished retained topics count=%d", s->name, n);
     }
+    subscribe_commands(s);
+}
+
+/* P/cmd/<name> only: P/cmd/result is ours (and never subscribed: cmd/+ matches it, skip). */
+static void on_message(void *ctx, const char *topic, const void *payload, size_t len)
+{
+    struct mqtt_sink *s = ctx;
+    size_t plen = strlen(s->prefix);
+    if (!s->on_command || strncmp(topic, s->prefix, plen) != 0 ||
+        strncmp(topic + plen, "/cmd/", 5) != 0) {
+        return;
+    }
+    const char *name = topic + plen + 5;
+    if (strcmp(name, "result") == 0) {
+        return;
+    }
+    s->on_command(s->command_ctx, s->name, name, payload, len);
 }
 
 static void on_disconnect(void *ctx)
@@ -247,6 +279,7 @@ static void *sink_init(const struct gw_config *cfg, uv_loop_t *loop, bool uplink
     struct gw_mqtt_callbacks cb = {.on_connect = on_connect,
                                    .on_disconnect = on_disconnect,
                                    .on_publish = on_puback,
+                                   .on_message = on_message,
                                    .on_drained = on_drained};
     s->mqtt = gw_mqtt_new(loop, &opt, &cb, s);
     if (!s->mqtt) {
@@ -416,6 +449,16 @@ void gw_sink_mqtt_set_status(void *state, const char *status_json)
     s->status = copy;
     if (!s->stopping && gw_mqtt_connected(s->mqtt)) {
         publish(s, "status", s->status, strlen(s->status), 1, true, NULL);
+    }
+}
+
+void gw_sink_mqtt_set_command_handler(void *state, gw_sink_mqtt_command_fn fn, void *ctx)
+{
+    struct mqtt_sink *s = state;
+    s->on_command = fn;
+    s->command_ctx = ctx;
+    if (gw_mqtt_connected(s->mqtt)) {
+        subscribe_commands(s);
     }
 }
 

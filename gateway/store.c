@@ -1,6 +1,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,7 +117,7 @@ static int exec(sqlite3 *db, const char *sql)
 
 static int migrate(sqlite3 *db, const char *path)
 {
-    static const char *const migrations[GW_STORE_SCHEMA_VERSION] = {SQL_SCHEMA_V1};
+    static const char *const migrations[GW_STORE_SCHEMA_VERSION] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2};
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK) {
         return -EIO;
@@ -353,6 +354,25 @@ static int bind_text(sqlite3_stmt *s, int i, const char *v)
     return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
 }
 
+/* An event (P/events) is also the alarm's history, kept after delivery. */
+static int keep_history(struct gw_store *st, const struct gw_record *rec)
+{
+    json_t *root = json_loadb(rec->payload, rec->payload_len, 0, NULL);
+    const char *key = json_string_value(json_object_get(root, "key"));
+    if (!key) {
+        json_decref(root);
+        return SQLITE_DONE; /* not an alarm event: nothing to keep */
+    }
+    sqlite3_stmt *s = stmt(st, ST_HISTORY_PUT);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)rec->seq);
+    bind_text(s, 2, key);
+    sqlite3_bind_int64(s, 3, rec->ts_ms);
+    bind_text(s, 4, rec->payload);
+    int rc = sqlite3_step(s);
+    json_decref(root);
+    return rc;
+}
+
 static int insert_pending(struct gw_store *st, const struct pending *p)
 {
     sqlite3_stmt *s = stmt(st, ST_INSERT);
@@ -369,6 +389,12 @@ static int insert_pending(struct gw_store *st, const struct pending *p)
     }
     if (rc != SQLITE_DONE) {
         return rc;
+    }
+    if (p->rec.type == GW_REC_EVENT) {
+        rc = keep_history(st, &p->rec);
+        if (rc != SQLITE_DONE) {
+            return rc;
+        }
     }
     if (p->rec.type == GW_REC_ALARM && strncmp(p->rec.topic, "alarms/", 7) == 0) {
         const char *key = p->rec.topic + 7;
@@ -521,9 +547,11 @@ int gw_store_commit(struct gw_store *st)
         what = "insert";
     }
     for (int k = 0; rc == SQLITE_OK && k < st->nkv_dirty; k++) {
-        sqlite3_stmt *s = stmt(st, ST_KV_PUT);
+        sqlite3_stmt *s = stmt(st, st->kv_dirty[k].value ? ST_KV_PUT : ST_KV_DEL);
         bind_text(s, 1, st->kv_dirty[k].key);
-        bind_text(s, 2, st->kv_dirty[k].value);
+        if (st->kv_dirty[k].value) {
+            bind_text(s, 2, st->kv_dirty[k].value);
+        }
         rc = sqlite3_step(s) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(st->db);
         what = "kv";
     }
@@ -588,8 +616,8 @@ static struct kv_entry *find_dirty(struct gw_store *st, const char *key)
 
 int gw_store_kv_set(struct gw_store *st, const char *key, const char *value)
 {
-    char *v = strdup(value);
-    if (!v) {
+    char *v = NULL;
+    if (value && !(v = strdup(value))) {
         return -ENOMEM;
     }
     struct kv_entry *e = find_dirty(st, key);
@@ -617,6 +645,34 @@ int gw_store_kv_set(struct gw_store *st, const char *key, const char *value)
     return 0;
 }
 
+int gw_store_kv_delete(struct gw_store *st, const char *key)
+{
+    return gw_store_kv_set(st, key, NULL);
+}
+
+int gw_store_history(struct gw_store *st, const char *key, uint64_t after, int max,
+                     gw_store_history_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, ST_HISTORY_KEY);
+    bind_text(s, 1, key);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)after);
+    sqlite3_bind_int(s, 3, max);
+    int rc, n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *payload = (const char *)sqlite3_column_text(s, 0);
+        if (payload) {
+            fn(ctx, payload);
+            n++;
+        }
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        note_error(st, "history read");
+        return -EIO;
+    }
+    return n;
+}
+
 int gw_store_kv_each(struct gw_store *st, const char *prefix, gw_store_kv_fn fn, void *ctx)
 {
     size_t plen = strlen(prefix);
@@ -637,7 +693,7 @@ int gw_store_kv_each(struct gw_store *st, const char *prefix, gw_store_kv_fn fn,
         return -EIO;
     }
     for (int i = 0; i < st->nkv_dirty; i++) {
-        if (strncmp(st->kv_dirty[i].key, prefix, plen) == 0) {
+        if (st->kv_dirty[i].value && strncmp(st->kv_dirty[i].key, prefix, plen) == 0) {
             fn(ctx, st->kv_dirty[i].key, st->kv_dirty[i].value);
         }
     }

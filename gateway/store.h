@@ -96,8 +96,19 @@ int gw_store_load_alarms(struct gw_store *st, gw_store_alarm_fn fn, void *ctx);
  * as the records appended before it; each serves uncommitted values too.
  */
 int gw_store_kv_set(struct gw_store *st, const char *key, const char *value);
+/* Remove key (with the next commit). */
+int gw_store_kv_delete(struct gw_store *st, const char *key);
 typedef void (*gw_store_kv_fn)(void *ctx, const char *key, const char *value);
 int gw_store_kv_each(struct gw_store *st, const char *prefix, gw_store_kv_fn fn, void *ctx);
+
+/*
+ * An alarm's history: every P/events record of its key (transitions and
+ * commands, with who and when), kept after delivery. Calls fn with each
+ * payload after seq `after`, oldest first, at most max; returns how many or -errno.
+ */
+typedef void (*gw_store_history_fn)(void *ctx, const char *payload);
+int gw_store_history(struct gw_store *st, const char *key, uint64_t after, int max,
+                     gw_store_history_fn fn, void *ctx);
 
 void gw_store_stats(const struct gw_store *st, struct gw_store_stats *out);
 

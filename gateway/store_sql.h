@@ -3,7 +3,7 @@
 #define GW_STORE_SQL_H
 
 /* Bump with a new entry in migrations[] (store.c) whenever the schema changes. */
-#define GW_STORE_SCHEMA_VERSION 1
+#define GW_STORE_SCHEMA_VERSION 2
 
 /* Version 0 -> 1. */
 #define SQL_SCHEMA_V1                                                                              \
@@ -17,6 +17,12 @@
     " type INTEGER NOT NULL, ts INTEGER NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL,"     \
     " error TEXT NOT NULL, at INTEGER NOT NULL);"                                                  \
     "CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+
+/* Version 1 -> 2: every alarm transition and command, kept (P/events is gone once delivered). */
+#define SQL_SCHEMA_V2                                                                              \
+    "CREATE TABLE alarm_history(seq INTEGER PRIMARY KEY, key TEXT NOT NULL, ts INTEGER NOT NULL,"  \
+    " payload TEXT NOT NULL);"                                                                     \
+    "CREATE INDEX alarm_history_by_key ON alarm_history(key, seq);"
 
 enum store_stmt {
     ST_BEGIN,
@@ -37,7 +43,10 @@ enum store_stmt {
     ST_DEAD_LETTER,
     ST_COUNT_DEAD,
     ST_KV_PUT,
+    ST_KV_DEL,
     ST_KV_PREFIX,
+    ST_HISTORY_PUT,
+    ST_HISTORY_KEY,
     ST_NSTMTS
 };
 
@@ -64,6 +73,11 @@ static const char *const store_sql[ST_NSTMTS] = {
                        " VALUES (?,?,?,?,?,?,?,?)",
     [ST_COUNT_DEAD] = "SELECT count(*) FROM dead_letters",
     [ST_KV_PUT] = "INSERT OR REPLACE INTO kv(key, value) VALUES (?,?)",
+    [ST_KV_DEL] = "DELETE FROM kv WHERE key = ?",
+    [ST_HISTORY_PUT] =
+        "INSERT OR IGNORE INTO alarm_history(seq, key, ts, payload) VALUES (?,?,?,?)",
+    [ST_HISTORY_KEY] = "SELECT payload FROM alarm_history WHERE key = ? AND seq > ? ORDER BY seq"
+                       " LIMIT ?",
     [ST_KV_PREFIX] = "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
 };
 

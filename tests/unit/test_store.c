@@ -504,6 +504,58 @@ static void kv_serves_uncommitted_values_and_survives_restart(void **state)
     assert_int_equal(kv_list(f, "").n, 6);
 }
 
+struct history_seen {
+    int n;
+    char payloads[8][128];
+};
+
+static void on_history(void *ctx, const char *payload)
+{
+    struct history_seen *h = ctx;
+    if (h->n < 8) {
+        snprintf(h->payloads[h->n], sizeof(h->payloads[0]), "%s", payload);
+    }
+    h->n++;
+}
+
+/* Events are the alarms' history: kept per key after delivery, in order; deletes are kept. */
+static void alarm_history_outlives_delivery(void **state)
+{
+    struct fx *f = *state;
+    add(f, GW_REC_EVENT, "events", "{\"key\":\"s1/r\",\"transition\":\"raise\"}");
+    add(f, GW_REC_EVENT, "events", "{\"key\":\"s2/r\",\"transition\":\"raise\"}");
+    uint64_t ack =
+        add(f, GW_REC_EVENT, "events", "{\"key\":\"s1/r\",\"transition\":\"ack\",\"by\":\"wang\"}");
+    add(f, GW_REC_EVENT, "events", "not json"); /* kept in the outbox, not in any history */
+    add(f, GW_REC_TELEMETRY, "telemetry/s1", "{\"key\":\"s1/r\"}"); /* not an event */
+    assert_int_equal(gw_store_commit(f->st), 0);
+    assert_int_equal(gw_store_register_sink(f->st, "hub"), 0);
+    for (int stream = 0; stream < GW_NSTREAMS; stream++) {
+        assert_int_equal(gw_store_set_cursor(f->st, "hub", stream, f->seq), 0);
+    }
+    assert_int_equal(gw_store_commit(f->st), 0); /* delivered: trimmed from the outbox */
+    reopen(f);
+    struct history_seen h = {0};
+    assert_int_equal(gw_store_history(f->st, "s1/r", 0, 10, on_history, &h), 2);
+    assert_non_null(strstr(h.payloads[0], "\"raise\""));
+    assert_non_null(strstr(h.payloads[1], "\"wang\""));
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(gw_store_history(f->st, "s1/r", ack - 1, 10, on_history, &h), 1);
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(gw_store_history(f->st, "s1/r", 0, 1, on_history, &h), 1);
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(gw_store_history(f->st, "nobody/r", 0, 10, on_history, &h), 0);
+
+    /* kv delete: gone once committed, and already hidden before */
+    assert_int_equal(gw_store_kv_set(f->st, "esc.s1/r", "{}"), 0);
+    assert_int_equal(gw_store_commit(f->st), 0);
+    assert_int_equal(gw_store_kv_delete(f->st, "esc.s1/r"), 0);
+    assert_int_equal(kv_list(f, "esc.").n, 0);
+    assert_int_equal(kv_rows_on_disk(f), 1);
+    assert_int_equal(gw_store_commit(f->st), 0);
+    assert_int_equal(kv_rows_on_disk(f), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -527,6 +579,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(newer_schema_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(kv_serves_uncommitted_values_and_survives_restart, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(alarm_history_outlives_delivery, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
