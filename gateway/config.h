@@ -359,9 +359,9 @@ struct gw_alarms_cfg {
 
 /* selftest = { at = "03:00"; enabled = true; }: the daily path self-test. */
 struct gw_selftest_cfg {
-    bool enabled;    /* default true */
-    int at_min;      /* minutes after local midnight; default 180 (03:00) */
-    int timeout_s;   /* a hop not done within this is a trouble alarm; default 120 */
+    bool enabled;  /* default true */
+    int at_min;    /* minutes after local midnight; default 180 (03:00) */
+    int timeout_s; /* a hop not done within this is a trouble alarm; default 120 */
 };
 
 struct gw_config {
