@@ -11,12 +11,12 @@ static const struct {
     enum gw_command_type type;
     bool by_sensor;
 } commands[] = {
-    {"ack", GW_CMD_ACK, false},
-    {"shelve", GW_CMD_SHELVE, false},
-    {"unshelve", GW_CMD_UNSHELVE, false},
-    {"reset", GW_CMD_RESET, false},
-    {"out_of_service", GW_CMD_OUT_OF_SERVICE, true},
-    {"in_service", GW_CMD_IN_SERVICE, true},
+    {"ack", GW_COMMAND_ACK, false},
+    {"shelve", GW_COMMAND_SHELVE, false},
+    {"unshelve", GW_COMMAND_UNSHELVE, false},
+    {"reset", GW_COMMAND_RESET, false},
+    {"out_of_service", GW_COMMAND_OUT_OF_SERVICE, true},
+    {"in_service", GW_COMMAND_IN_SERVICE, true},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -138,7 +138,7 @@ int gw_command_parse(const char *name, const void *payload, size_t len, struct g
         }
         bool misplaced = (strcmp(member, "key") == 0 && by_sensor) ||
                          (strcmp(member, "sensor") == 0 && !by_sensor) ||
-                         (strcmp(member, "minutes") == 0 && out->type != GW_CMD_SHELVE);
+                         (strcmp(member, "minutes") == 0 && out->type != GW_COMMAND_SHELVE);
         if (!known || misplaced) {
             fail(err, errlen, "unknown key \"%s\" for %s", ascii(member, shown, sizeof(shown)),
                  out->name);
@@ -164,7 +164,7 @@ int gw_command_parse(const char *name, const void *payload, size_t len, struct g
     if (get_text(root, "note", out->note, sizeof(out->note), err, errlen) < 0) {
         goto done;
     }
-    if (out->type == GW_CMD_SHELVE) {
+    if (out->type == GW_COMMAND_SHELVE) {
         json_t *m = json_object_get(root, "minutes");
         if (!m) {
             fail(err, errlen, "missing \"minutes\" (1..%d)", GW_SHELVE_MAX_MINUTES);

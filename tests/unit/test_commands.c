@@ -27,7 +27,7 @@ static void good_commands(void **state)
                            "\"note\":\"检查过了\",\"id\":\"x1\"}",
                            &c, err),
                      0);
-    assert_int_equal(c.type, GW_CMD_ACK);
+    assert_int_equal(c.type, GW_COMMAND_ACK);
     assert_string_equal(c.name, "ack");
     assert_string_equal(c.key, "A-3F-smoke-301/smoke-detected");
     assert_string_equal(c.by, "王师傅");
@@ -35,24 +35,24 @@ static void good_commands(void **state)
     assert_string_equal(c.id, "x1");
 
     assert_int_equal(parse("shelve", "{\"key\":\"s/r\",\"by\":\"li\",\"minutes\":30}", &c, err), 0);
-    assert_int_equal(c.type, GW_CMD_SHELVE);
+    assert_int_equal(c.type, GW_COMMAND_SHELVE);
     assert_int_equal(c.minutes, 30);
     assert_string_equal(c.note, "");
     assert_string_equal(c.id, "");
     assert_int_equal(parse("shelve", "{\"key\":\"s/r\",\"by\":\"li\",\"minutes\":10080}", &c, err),
                      0);
     assert_int_equal(parse("unshelve", "{\"key\":\"s/r\",\"by\":\"li\"}", &c, err), 0);
-    assert_int_equal(c.type, GW_CMD_UNSHELVE);
+    assert_int_equal(c.type, GW_COMMAND_UNSHELVE);
     assert_int_equal(parse("reset", "{\"key\":\"s/r\",\"by\":\"li\"}", &c, err), 0);
-    assert_int_equal(c.type, GW_CMD_RESET);
+    assert_int_equal(c.type, GW_COMMAND_RESET);
     assert_int_equal(
         parse("out_of_service", "{\"sensor\":\"A-1\",\"by\":\"li\",\"note\":\"swap\"}", &c, err),
         0);
-    assert_int_equal(c.type, GW_CMD_OUT_OF_SERVICE);
+    assert_int_equal(c.type, GW_COMMAND_OUT_OF_SERVICE);
     assert_string_equal(c.sensor, "A-1");
     assert_string_equal(c.key, "");
     assert_int_equal(parse("in_service", "{\"sensor\":\"A-1\",\"by\":\"li\"}", &c, err), 0);
-    assert_int_equal(c.type, GW_CMD_IN_SERVICE);
+    assert_int_equal(c.type, GW_COMMAND_IN_SERVICE);
 }
 
 static void bad_commands(void **state)
