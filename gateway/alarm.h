@@ -1,7 +1,6 @@
 /*
- * The alarm record as published on P/alarms/<sensor>/<rule-slug> and P/events.
- * Shaped for the full ISA-18.2 lifecycle (ack, shelve, escalation level) that
- * a later version adds; today a rule raises (unacked) and clears (normal).
+ * The alarm record as published on P/alarms/<sensor>/<rule-slug> and P/events,
+ * and kept in the store. Its ISA-18.2 lifecycle is gateway/alarms.h.
  */
 #ifndef GW_ALARM_H
 #define GW_ALARM_H
@@ -20,8 +19,12 @@ enum gw_alarm_state {
     GW_ALARM_SHELVED,
     GW_ALARM_OUT_OF_SERVICE,
 };
+#define GW_ALARM_NSTATES 6
 
 #define GW_KEY_MAX 160
+#define GW_NOTE_MAX 256 /* an operator's note, UTF-8, with its NUL */
+/* Raise instants remembered for chattering: chatter_count above this - 1 acts as this - 1. */
+#define GW_ALARM_RAISE_RING 32
 
 struct gw_alarm {
     char key[GW_KEY_MAX]; /* <sensor>/<rule-slug> */
@@ -34,6 +37,19 @@ struct gw_alarm {
     char acked_by[GW_NAME_MAX];
     int64_t cleared_at_ms;
     int level; /* escalation level reached; 0 = none yet */
+
+    /* Lifecycle (alarms.c). Zero = nothing to say. */
+    bool condition;           /* the rule's condition holds now (the hazard is still there) */
+    bool needs_reset;         /* latched rule whose condition is gone: waits for ack + reset */
+    int64_t shelved_until_ms; /* state shelved: automatic unshelve at this instant */
+    char shelved_by[GW_NAME_MAX];
+    char note[GW_NOTE_MAX]; /* the note of the last ack or shelve; cleared by a new raise */
+    bool chattering;        /* more than chatter_count raises within chatter_minutes */
+    int nraises;            /* raise instants within the chatter window, oldest first */
+    int64_t raises_ms[GW_ALARM_RAISE_RING];
+    int64_t notified_at_ms; /* the last change with GW_NOTIFY_RAISE; 0 = none */
+    bool notify_pending;    /* a raise whose notification chattering held back */
+    int suppressed;         /* raise notifications held back since chattering began */
 };
 
 const char *gw_alarm_state_name(enum gw_alarm_state state);

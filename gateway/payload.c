@@ -1,5 +1,6 @@
 #include "payload.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -152,10 +153,185 @@ char *gw_payload_alarm(uint64_t seq, const struct gw_config *cfg, const struct g
         json_time(a->raised_at_ms), "acked_at", json_time(a->acked_at_ms), "acked_by",
         a->acked_by[0] ? json_string(a->acked_by) : json_null(), "cleared_at",
         json_time(a->cleared_at_ms), "level", a->level);
-    if (root && transition) {
+    if (root == NULL) {
+        return NULL;
+    }
+    json_object_set_new(root, "condition", json_boolean(a->condition));
+    if (a->needs_reset) {
+        json_object_set_new(root, "needs_reset", json_true());
+    }
+    if (a->shelved_until_ms != 0) {
+        json_object_set_new(root, "shelved_until", json_time(a->shelved_until_ms));
+    }
+    if (a->shelved_by[0]) {
+        json_object_set_new(root, "shelved_by", json_string(a->shelved_by));
+    }
+    if (a->note[0]) {
+        json_object_set_new(root, "note", json_string(a->note));
+    }
+    if (a->chattering) {
+        json_object_set_new(root, "chattering", json_true());
+    }
+    if (a->suppressed > 0) {
+        json_object_set_new(root, "suppressed", json_integer(a->suppressed));
+    }
+    if (a->nraises > 0) {
+        json_t *raises = json_array();
+        for (int i = 0; i < a->nraises && i < GW_ALARM_RAISE_RING; i++) {
+            json_array_append_new(raises, json_time(a->raises_ms[i]));
+        }
+        json_object_set_new(root, "raises", raises);
+    }
+    if (a->notified_at_ms != 0) {
+        json_object_set_new(root, "notified_at", json_time(a->notified_at_ms));
+    }
+    if (a->notify_pending) {
+        json_object_set_new(root, "notify_pending", json_true());
+    }
+    if (transition) {
         json_object_set_new(root, "transition", json_string(transition));
     }
     return finish(root);
+}
+
+/* "2025-11-28T13:26:59.123Z" (milliseconds optional) -> Unix ms; false when malformed. */
+static bool parse_time(json_t *v, int64_t *out)
+{
+    const char *s = json_string_value(v);
+    if (s == NULL) {
+        return false;
+    }
+    struct tm tm = {0};
+    int ms = 0, end = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &end) != 7 ||
+        s[end] != '\0') {
+        ms = 0;
+        end = 0;
+        if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &end) != 6 ||
+            end == 0 || s[end] != '\0') {
+            return false;
+        }
+    }
+    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
+        tm.tm_min > 59 || tm.tm_sec > 60 || ms < 0 || ms > 999) {
+        return false;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *out = (int64_t)timegm(&tm) * 1000 + ms;
+    return true;
+}
+
+/* An optional time: absent or null is 0. */
+static bool opt_time(json_t *root, const char *name, int64_t *out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(root, name);
+    *out = 0;
+    if (v == NULL || json_is_null(v) || parse_time(v, out)) {
+        return true;
+    }
+    snprintf(err, errlen, "\"%s\" is not an RFC 3339 UTC time", name);
+    return false;
+}
+
+static void opt_string(json_t *root, const char *name, char *out, size_t size)
+{
+    const char *s = json_string_value(json_object_get(root, name));
+    snprintf(out, size, "%s", s ? s : "");
+}
+
+static void parse_value(json_t *v, struct gw_value *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (json_is_number(v)) {
+        out->type = GW_VALUE_NUMBER;
+        out->num = json_number_value(v);
+    } else if (json_is_boolean(v)) {
+        out->type = GW_VALUE_BOOL;
+        out->b = json_is_true(v);
+        out->num = out->b;
+    } else if (json_is_string(v)) {
+        out->type = GW_VALUE_STRING;
+        snprintf(out->str, sizeof(out->str), "%s", json_string_value(v));
+    }
+}
+
+int gw_payload_alarm_parse(const char *json, struct gw_alarm *out, char *err, size_t errlen)
+{
+    char scratch[GW_ERR_MAX];
+    if (err == NULL || errlen == 0) {
+        err = scratch;
+        errlen = sizeof(scratch);
+    }
+    memset(out, 0, sizeof(*out));
+    out->rule_index = -1;
+    out->sensor_index = -1;
+    json_error_t jerr;
+    json_t *root = json ? json_loads(json, JSON_REJECT_DUPLICATES, &jerr) : NULL;
+    if (root == NULL) {
+        snprintf(err, errlen, "bad JSON: %s", json ? jerr.text : "none");
+        return -EINVAL;
+    }
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "not a JSON object");
+        json_decref(root);
+        return -EINVAL;
+    }
+    int rc = -EINVAL;
+    const char *key = json_string_value(json_object_get(root, "key"));
+    const char *state = json_string_value(json_object_get(root, "state"));
+    if (key == NULL || key[0] == '\0' || strlen(key) >= sizeof(out->key)) {
+        snprintf(err, errlen, "missing or too long \"key\"");
+        goto out;
+    }
+    snprintf(out->key, sizeof(out->key), "%s", key);
+    int st = -1;
+    for (int i = 0; state != NULL && i < GW_ALARM_NSTATES; i++) {
+        if (strcmp(state, gw_alarm_state_name((enum gw_alarm_state)i)) == 0) {
+            st = i;
+        }
+    }
+    if (st < 0) {
+        snprintf(err, errlen, "missing or unknown \"state\"");
+        goto out;
+    }
+    out->state = (enum gw_alarm_state)st;
+    parse_value(json_object_get(root, "value"), &out->value);
+    if (!opt_time(root, "raised_at", &out->raised_at_ms, err, errlen) ||
+        !opt_time(root, "acked_at", &out->acked_at_ms, err, errlen) ||
+        !opt_time(root, "cleared_at", &out->cleared_at_ms, err, errlen) ||
+        !opt_time(root, "shelved_until", &out->shelved_until_ms, err, errlen) ||
+        !opt_time(root, "notified_at", &out->notified_at_ms, err, errlen)) {
+        goto out;
+    }
+    opt_string(root, "acked_by", out->acked_by, sizeof(out->acked_by));
+    opt_string(root, "shelved_by", out->shelved_by, sizeof(out->shelved_by));
+    opt_string(root, "note", out->note, sizeof(out->note));
+    json_int_t level = json_integer_value(json_object_get(root, "level"));
+    out->level = level > 0 && level < 1000 ? (int)level : 0;
+    json_int_t suppressed = json_integer_value(json_object_get(root, "suppressed"));
+    out->suppressed = suppressed > 0 && suppressed < INT32_MAX ? (int)suppressed : 0;
+    out->condition = json_is_true(json_object_get(root, "condition"));
+    out->needs_reset = json_is_true(json_object_get(root, "needs_reset"));
+    out->chattering = json_is_true(json_object_get(root, "chattering"));
+    out->notify_pending = json_is_true(json_object_get(root, "notify_pending"));
+    json_t *raises = json_object_get(root, "raises");
+    size_t n = json_array_size(raises);
+    /* Keep the newest when there are more than the ring holds. */
+    size_t first = n > GW_ALARM_RAISE_RING ? n - GW_ALARM_RAISE_RING : 0;
+    for (size_t i = first; i < n; i++) {
+        if (!parse_time(json_array_get(raises, i), &out->raises_ms[out->nraises])) {
+            snprintf(err, errlen, "\"raises\"[%zu] is not an RFC 3339 UTC time", i);
+            goto out;
+        }
+        out->nraises++;
+    }
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
 }
 
 char *gw_payload_status(const struct gw_status *st)

@@ -21,9 +21,22 @@ char *gw_payload_telemetry(uint64_t seq, const struct gw_sensor_cfg *sensor,
                            const struct gw_reading *reading);
 char *gw_payload_health(uint64_t seq, const struct gw_sensor_cfg *sensor,
                         const struct gw_sensor_health *health);
-/* transition: NULL for P/alarms, "raise"/"clear"/... for P/events. */
+/*
+ * transition: NULL for P/alarms, "raise"/"clear"/... for P/events.
+ * Besides the DESIGN.md fields, always "condition" (is the hazard still there),
+ * and only when set: "needs_reset", "shelved_until", "shelved_by", "note",
+ * "chattering", "suppressed", "raises" (raise times in the chatter window),
+ * "notified_at", "notify_pending" — enough to restore the alarm after a restart.
+ */
 char *gw_payload_alarm(uint64_t seq, const struct gw_config *cfg, const struct gw_alarm *alarm,
                        const char *transition);
+/*
+ * The inverse, for alarms loaded from the store: fills *out from a
+ * gw_payload_alarm JSON (rule_index and sensor_index -1: resolve the key with
+ * gw_alarms_restore). "key" and "state" are required; absent optional fields
+ * stay zero. 0, or -EINVAL with the reason in err (may be NULL).
+ */
+int gw_payload_alarm_parse(const char *json, struct gw_alarm *out, char *err, size_t errlen);
 struct gw_status {
     bool online;
     int64_t started_at_ms;
