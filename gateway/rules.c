@@ -26,7 +26,8 @@
  * - on_delay_s / off_delay_s: the (windowed) condition must stay true/false
  *   from the first call that saw it change until now >= start + delay; a
  *   change back before that cancels. Reading and tick both check it.
- * - latch: once raised, only gw_rules_reset (with the condition false) clears.
+ * - latch is not the rules' business: they report the condition's edges, and
+ *   the alarm lifecycle (alarms.c) holds a latched alarm until reset.
  * - Transition values: the point value (above/below/equals), the rate
  *   (rate_*), the age in seconds (offline): the quantity that decided it.
  *   Time-driven transitions (tick) carry the last one.
@@ -34,7 +35,7 @@
  *   the transition is queued on the instance, and the instance is frozen
  *   (its value still tracked, no new decision) until a later call emits the
  *   queued transitions first, oldest first. gw_rules_is_active already
- *   reports the new state; gw_rules_reset returns 0 while one is queued.
+ *   reports the new state.
  */
 #include "rules.h"
 
@@ -55,7 +56,6 @@ struct inst {
     double prev_num;
     int64_t prev_ts;
     bool active;
-    bool latched;
     int64_t raise_since; /* -1: no on-delay running */
     int64_t clear_since; /* -1: no off-delay running */
     bool owed;           /* owed_tr waits for room in an out[] */
@@ -288,7 +288,7 @@ static int flush_owed(struct gw_rules *rules, struct gw_alarm_transition *out, i
     return n;
 }
 
-/* The delay/latch state machine: decide from the effective condition at now_ms. */
+/* The delay state machine: decide from the effective condition at now_ms. */
 static void step(struct gw_rules *rules, struct inst *in, bool cond, int64_t now_ms,
                  struct gw_alarm_transition *out, int max, int *n)
 {
@@ -307,14 +307,13 @@ static void step(struct gw_rules *rules, struct inst *in, bool cond, int64_t now
         }
         if (now_ms - in->raise_since >= (int64_t)r->on_delay_s * 1000) {
             in->active = true;
-            in->latched = r->latch;
             in->raise_since = -1;
             emit(rules, in, GW_TRANSITION_RAISE, now_ms, out, max, n);
         }
         return;
     }
     in->raise_since = -1;
-    if (cond || in->latched) {
+    if (cond) {
         in->clear_since = -1;
         return;
     }
@@ -505,7 +504,6 @@ bool gw_rules_restore_active(struct gw_rules *rules, int rule_index, int sensor_
     }
     in->active = true;
     in->cond = true;
-    in->latched = rules->cfg->rules[rule_index].latch;
     in->raise_since = -1;
     in->clear_since = -1;
     return true;
@@ -515,27 +513,6 @@ bool gw_rules_is_active(const struct gw_rules *rules, int rule_index, int sensor
 {
     const struct inst *in = find_inst(rules, rule_index, sensor_index);
     return in != NULL && in->active;
-}
-
-int gw_rules_reset(struct gw_rules *rules, int rule_index, int sensor_index, int64_t now_ms,
-                   struct gw_alarm_transition *out)
-{
-    struct inst *in = find_inst(rules, rule_index, sensor_index);
-    if (in == NULL || out == NULL || !in->active || !in->latched || in->owed) {
-        return 0;
-    }
-    begin_call(rules);
-    if (effective(rules, in, now_ms)) {
-        return 0;
-    }
-    /* An operator's reset is immediate: off_delay_s applies to automatic clears only. */
-    in->active = false;
-    in->latched = false;
-    in->raise_since = -1;
-    in->clear_since = -1;
-    int n = 0;
-    emit(rules, in, GW_TRANSITION_CLEAR, now_ms, out, 1, &n);
-    return n;
 }
 
 /* Carried transitions keep their order: oldest first, as the old queue had them. */
@@ -606,8 +583,6 @@ void gw_rules_carry_over(struct gw_rules *rules, const struct gw_rules *old)
             in->rule_index = (int)(r - cfg->rules);
             in->sensor_index = s;
             in->offline_ms = offline_ms;
-            /* A reload that drops `latch` releases the hold. */
-            in->latched = o->latched && r->latch;
             if (old->cfg->rules[orule].cond != r->cond) {
                 /* The old truth and value mean nothing for another condition. */
                 in->cond = false;

@@ -34,7 +34,7 @@ struct gw_rules *gw_rules_new(const struct gw_config *cfg, int64_t now_ms);
 void gw_rules_free(struct gw_rules *rules);
 
 /*
- * After a reload: take over the state (pending delays, active, latched, last
+ * After a reload: take over the state (pending delays, active, last
  * value, last seen) of every instance of `old` whose sensor id and rule slug
  * exist in `rules` too, so a reload neither re-raises nor forgets an alarm.
  */
@@ -54,21 +54,14 @@ int gw_rules_tick(struct gw_rules *rules, int64_t now_ms, struct gw_alarm_transi
 /*
  * After a restart: the alarm of (rule, sensor) was raised when the gateway
  * stopped (the store says so). Mark it active without a transition, so the
- * first reading that no longer meets the condition clears it, and a latched
- * one stays until reset. Returns false when the rule does not apply to it.
+ * first reading that no longer meets the condition clears it (the alarm
+ * lifecycle holds a latched one). Returns false when the rule does not apply.
+ * Restore only alarms whose condition was on (gw_alarm.condition).
  */
 bool gw_rules_restore_active(struct gw_rules *rules, int rule_index, int sensor_index);
 
 /* Is the alarm of (rule, sensor) raised now? false when the rule does not apply. */
 bool gw_rules_is_active(const struct gw_rules *rules, int rule_index, int sensor_index);
-
-/*
- * Reset a latched alarm whose condition has cleared (the later `reset`
- * command). Returns 1 and writes a CLEAR transition when it cleared, 0 when
- * it stays (condition still true, or not latched/active).
- */
-int gw_rules_reset(struct gw_rules *rules, int rule_index, int sensor_index, int64_t now_ms,
-                   struct gw_alarm_transition *out);
 
 /*
  * The wall clock stepped by delta_ms (NTP setting the clock of a Pi with no

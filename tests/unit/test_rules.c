@@ -547,51 +547,18 @@ static void test_off_delay(void **state)
 
 /* ---- latch ---- */
 
-static void test_latch_and_reset(void **state)
+/* The rules report a latched rule's edges like any other: the alarm lifecycle holds it. */
+static void test_latch_is_reported_as_edges(void **state)
 {
     struct fx *f = *state;
     int r = delay_fixture(f, 0, 0, true);
-    struct gw_alarm_transition tr;
     assert_int_equal(feed_num(f, 0, "p", 5, MON0), 1);
-    /* Reset while the condition is still true keeps it. */
-    assert_int_equal(gw_rules_reset(f->eng, r, 0, MON0 + SEC, &tr), 0);
-    assert_true(gw_rules_is_active(f->eng, r, 0));
-    /* Condition clears: the alarm stays. */
-    assert_int_equal(feed_num(f, 0, "p", 15, MON0 + 2 * SEC), 0);
-    assert_int_equal(tick(f, MON0 + HOUR), 0);
-    assert_true(gw_rules_is_active(f->eng, r, 0));
-    /* Reset now clears, once. */
-    assert_int_equal(gw_rules_reset(f->eng, r, 0, MON0 + HOUR, &tr), 1);
-    check_tr(&tr, GW_TRANSITION_CLEAR, r, 0, MON0 + HOUR);
-    assert_true(tr.value.num == 15);
+    check_tr(&f->out[0], GW_TRANSITION_RAISE, r, 0, MON0);
+    assert_int_equal(feed_num(f, 0, "p", 15, MON0 + 2 * SEC), 1);
+    check_tr(&f->out[0], GW_TRANSITION_CLEAR, r, 0, MON0 + 2 * SEC);
     assert_false(gw_rules_is_active(f->eng, r, 0));
-    assert_int_equal(gw_rules_reset(f->eng, r, 0, MON0 + HOUR, &tr), 0);
-    assert_int_equal(tick(f, MON0 + HOUR + SEC), 0);
-    /* Raises again, latches again. */
-    assert_int_equal(feed_num(f, 0, "p", 5, MON0 + 2 * HOUR), 1);
+    assert_int_equal(feed_num(f, 0, "p", 5, MON0 + 3 * SEC), 1);
     assert_int_equal(f->out[0].type, GW_TRANSITION_RAISE);
-    assert_int_equal(feed_num(f, 0, "p", 15, MON0 + 2 * HOUR + SEC), 0);
-    assert_true(gw_rules_is_active(f->eng, r, 0));
-    /* Bad indices. */
-    assert_int_equal(gw_rules_reset(f->eng, r + 1, 0, MON0, &tr), 0);
-    assert_int_equal(gw_rules_reset(f->eng, r, 1, MON0, &tr), 0);
-    assert_int_equal(gw_rules_reset(f->eng, r, -1, MON0, &tr), 0);
-}
-
-static void test_reset_unlatched_returns_0(void **state)
-{
-    struct fx *f = *state;
-    int r = delay_fixture(f, 0, 60, false);
-    struct gw_alarm_transition tr;
-    assert_int_equal(feed_num(f, 0, "p", 5, MON0), 1);
-    assert_int_equal(gw_rules_reset(f->eng, r, 0, MON0, &tr), 0);
-    /* Even while its condition is false (waiting for off_delay). */
-    assert_int_equal(feed_num(f, 0, "p", 15, MON0 + SEC), 0);
-    assert_int_equal(gw_rules_reset(f->eng, r, 0, MON0 + 2 * SEC, &tr), 0);
-    assert_true(gw_rules_is_active(f->eng, r, 0));
-    assert_int_equal(tick(f, MON0 + 61 * SEC), 1);
-    /* Not active: nothing to reset. */
-    assert_int_equal(gw_rules_reset(f->eng, r, 0, MON0 + 62 * SEC, &tr), 0);
 }
 
 /* ---- offline ---- */
@@ -894,17 +861,15 @@ static void test_during_on_delay(void **state)
     assert_false(gw_rules_is_active(f->eng, r, 0));
 }
 
-static void test_during_latch_reset_after_close(void **state)
+static void test_during_latch_clears_at_close(void **state)
 {
     struct fx *f = *state;
     int r = during_fixture(f, 0, 0, true);
-    struct gw_alarm_transition tr;
     assert_int_equal(feed_str(f, 0, "state", "locked", MON0 + 8 * HOUR), 1);
-    assert_int_equal(tick(f, MON0 + 18 * HOUR), 0); /* latched: stays */
-    assert_true(gw_rules_is_active(f->eng, r, 0));
-    /* Still locked, but outside the window the condition is false. */
-    assert_int_equal(gw_rules_reset(f->eng, r, 0, MON0 + 19 * HOUR, &tr), 1);
-    check_tr(&tr, GW_TRANSITION_CLEAR, r, 0, MON0 + 19 * HOUR);
+    /* Still locked, but outside the window the condition is false: a clear edge (the
+     * lifecycle keeps the latched alarm until someone resets it). */
+    assert_int_equal(tick(f, MON0 + 18 * HOUR), 1);
+    check_tr(&f->out[0], GW_TRANSITION_CLEAR, r, 0, MON0 + 18 * HOUR);
     assert_false(gw_rules_is_active(f->eng, r, 0));
 }
 
@@ -926,8 +891,6 @@ static void test_carry_over(void **state)
     start(f, MON0);
 
     assert_int_equal(feed_num(f, o_h1, "p", 0.5, MON0), 2); /* low + latched */
-    assert_int_equal(feed_num(f, o_h1, "p", 5, MON0 + SEC), 0);
-    assert_true(gw_rules_is_active(f->eng, o_lat, o_h1));
     assert_true(gw_rules_is_active(f->eng, o_low, o_h1));
     assert_int_equal(feed_num(f, 1, "p", 6000, MON0 + 10 * SEC), 1); /* gone; slow pending */
     assert_int_equal(feed_num(f, 1, "p", 6000, MON0 + 20 * SEC), 0);
@@ -961,14 +924,12 @@ static void test_carry_over(void **state)
     /* Still-true readings do not re-raise; the new rule raises on its own. */
     assert_int_equal(feed_num(g, n_h1, "p", 0.5, MON0 + 26 * SEC), 1);
     check_tr(&g->out[0], GW_TRANSITION_RAISE, n_new, n_h1, MON0 + 26 * SEC);
-    /* h1 clears "low" under its new indices; the latch still holds until reset. */
-    assert_int_equal(feed_num(g, n_h1, "p", 2000, MON0 + 27 * SEC), 2);
+    /* h1 clears "low" and "latched" under their new indices (edges; the lifecycle latches). */
+    assert_int_equal(feed_num(g, n_h1, "p", 2000, MON0 + 27 * SEC), 3);
     check_tr(&g->out[0], GW_TRANSITION_CLEAR, n_new, n_h1, MON0 + 27 * SEC);
-    check_tr(&g->out[1], GW_TRANSITION_CLEAR, n_low, n_h1, MON0 + 27 * SEC);
-    assert_true(gw_rules_is_active(g->eng, n_lat, n_h1));
-    struct gw_alarm_transition tr;
-    assert_int_equal(gw_rules_reset(g->eng, n_lat, n_h1, MON0 + 28 * SEC, &tr), 1);
-    check_tr(&tr, GW_TRANSITION_CLEAR, n_lat, n_h1, MON0 + 28 * SEC);
+    check_tr(&g->out[1], GW_TRANSITION_CLEAR, n_lat, n_h1, MON0 + 27 * SEC);
+    check_tr(&g->out[2], GW_TRANSITION_CLEAR, n_low, n_h1, MON0 + 27 * SEC);
+    assert_false(gw_rules_is_active(g->eng, n_lat, n_h1));
 
     /* last_seen carried: h2 was last seen at 20 s, so it is offline after 50 s, not
      * 30 s after the reload; the new sensor h3 counts from the reload (25 s). */
@@ -995,25 +956,23 @@ static void test_carry_over(void **state)
     free(g);
 }
 
-/* A reload that drops `latch` releases the hold; one that changes the condition
- * kind forgets the old truth. */
+/* A reload that changes the condition kind forgets the old truth. */
 static void test_carry_over_changed_rule(void **state)
 {
     struct fx *f = *state;
     add_sensor(f, "h1", "hydrant_pressure", 0, 10, 0);
     int a = add_rule(f, "a", "hydrant_pressure", "p", GW_COND_BELOW, 1);
-    f->rules[a].latch = true;
     int b = add_rule(f, "b", "hydrant_pressure", "p", GW_COND_BELOW, 10);
     start(f, MON0);
     assert_int_equal(feed_num(f, 0, "p", 0, MON0), 2);
-    assert_int_equal(feed_num(f, 0, "p", 5, MON0 + SEC), 0); /* a latched, b still true */
+    assert_int_equal(feed_num(f, 0, "p", 0.5, MON0 + SEC), 0); /* both still true */
     assert_true(gw_rules_is_active(f->eng, a, 0));
     assert_true(gw_rules_is_active(f->eng, b, 0));
 
     struct fx *g = calloc(1, sizeof(*g));
     assert_non_null(g);
     add_sensor(g, "h1", "hydrant_pressure", 0, 10, 0);
-    int na = add_rule(g, "a", "hydrant_pressure", "p", GW_COND_BELOW, 1);
+    int na = add_rule(g, "a", "hydrant_pressure", "p", GW_COND_BELOW, 0.1);
     int nb = add_rule(g, "b", "hydrant_pressure", "p", GW_COND_ABOVE, 100);
     start(g, MON0 + 2 * SEC);
     gw_rules_carry_over(g->eng, f->eng);
@@ -1021,13 +980,13 @@ static void test_carry_over_changed_rule(void **state)
     gw_rules_carry_over(g->eng, g->eng);
     assert_true(gw_rules_is_active(g->eng, na, 0));
     assert_true(gw_rules_is_active(g->eng, nb, 0));
-    /* a: no latch any more, 5 is not below 1. b: "below 10" was true for 5, but that
-     * truth means nothing for "above 100". */
-    assert_int_equal(tick(g, MON0 + 3 * SEC), 2);
-    check_tr(&g->out[0], GW_TRANSITION_CLEAR, na, 0, MON0 + 3 * SEC);
-    check_tr(&g->out[1], GW_TRANSITION_CLEAR, nb, 0, MON0 + 3 * SEC);
-    assert_int_equal(feed_num(g, 0, "p", 500, MON0 + 4 * SEC), 1);
-    check_tr(&g->out[0], GW_TRANSITION_RAISE, nb, 0, MON0 + 4 * SEC);
+    /* b: "below 10" was true for 0.5, but that truth means nothing for "above 100". a keeps
+     * its truth until its next reading is judged by the new threshold. */
+    assert_int_equal(tick(g, MON0 + 3 * SEC), 1);
+    check_tr(&g->out[0], GW_TRANSITION_CLEAR, nb, 0, MON0 + 3 * SEC);
+    assert_int_equal(feed_num(g, 0, "p", 500, MON0 + 4 * SEC), 2);
+    check_tr(&g->out[0], GW_TRANSITION_CLEAR, na, 0, MON0 + 4 * SEC);
+    check_tr(&g->out[1], GW_TRANSITION_RAISE, nb, 0, MON0 + 4 * SEC);
     gw_rules_free(g->eng);
     free(g);
 }
@@ -1083,8 +1042,6 @@ static void test_out_full_keeps_transitions(void **state)
     assert_int_equal(gw_rules_on_reading(f->eng, &rd, MON0, f->out, 1), 1);
     check_tr(&f->out[0], GW_TRANSITION_RAISE, low, 0, MON0);
     assert_true(gw_rules_is_active(f->eng, lat, 0)); /* decided, not yet emitted */
-    struct gw_alarm_transition tr;
-    assert_int_equal(gw_rules_reset(f->eng, lat, 0, MON0, &tr), 0);
     /* Both go offline at 11 s with no room at all; then h1 answers (out == NULL), so
      * its "low" clears and its offline ends while the raises still wait. */
     assert_int_equal(gw_rules_tick(f->eng, MON0 + 11 * SEC, f->out, 0), 0);
@@ -1093,15 +1050,15 @@ static void test_out_full_keeps_transitions(void **state)
     point_num(&rd, "p", 50);
     assert_int_equal(gw_rules_on_reading(f->eng, &rd, MON0 + 11 * SEC, NULL, 5), 0);
     /* Next call: the waiting ones first, oldest first, then the decisions they held up. */
-    assert_int_equal(tick(f, MON0 + 12 * SEC), 5);
+    assert_int_equal(tick(f, MON0 + 12 * SEC), 6);
     check_tr(&f->out[0], GW_TRANSITION_RAISE, lat, 0, MON0);
     check_tr(&f->out[1], GW_TRANSITION_RAISE, r, 0, MON0 + 11 * SEC);
     check_tr(&f->out[2], GW_TRANSITION_RAISE, r, 1, MON0 + 11 * SEC);
     check_tr(&f->out[3], GW_TRANSITION_CLEAR, low, 0, MON0 + 11 * SEC);
     check_tr(&f->out[4], GW_TRANSITION_CLEAR, r, 0, MON0 + 12 * SEC);
+    check_tr(&f->out[5], GW_TRANSITION_CLEAR, lat, 0, MON0 + 12 * SEC);
     assert_int_equal(tick(f, MON0 + 13 * SEC), 0);
-    assert_true(gw_rules_is_active(f->eng, lat, 0));
-    assert_int_equal(gw_rules_reset(f->eng, lat, 0, MON0 + 13 * SEC, &tr), 1);
+    assert_false(gw_rules_is_active(f->eng, lat, 0));
 }
 
 /* Many transitions, small out[]: every one comes out exactly once, in order. */
@@ -1199,13 +1156,12 @@ static void test_restore_active(void **state)
     assert_int_equal(feed_num(f, h, "pressure", 0.05, t + SEC), 0);
     assert_int_equal(feed_num(f, h2, "pressure", 0.5, t + SEC), 1);
     check_tr(&f->out[0], GW_TRANSITION_CLEAR, low, h2, t + SEC);
-    /* The latched one stays until reset. */
+    /* A latched one clears like any other here (the lifecycle holds it until reset). */
     struct gw_reading r = reading(h, t + 2 * SEC);
     point_bool(&r, "flag", false);
-    assert_int_equal(gw_rules_on_reading(f->eng, &r, t + 2 * SEC, f->out, OUT_MAX), 0);
-    assert_true(gw_rules_is_active(f->eng, fire, h));
-    assert_int_equal(gw_rules_reset(f->eng, fire, h, t + 3 * SEC, f->out), 1);
-    check_tr(&f->out[0], GW_TRANSITION_CLEAR, fire, h, t + 3 * SEC);
+    assert_int_equal(gw_rules_on_reading(f->eng, &r, t + 2 * SEC, f->out, OUT_MAX), 1);
+    check_tr(&f->out[0], GW_TRANSITION_CLEAR, fire, h, t + 2 * SEC);
+    assert_false(gw_rules_is_active(f->eng, fire, h));
 }
 
 int main(void)
@@ -1221,8 +1177,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_on_delay_fires_on_tick_exactly, setup, teardown),
         cmocka_unit_test_setup_teardown(test_on_delay_fires_on_reading, setup, teardown),
         cmocka_unit_test_setup_teardown(test_off_delay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_latch_and_reset, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reset_unlatched_returns_0, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_latch_is_reported_as_edges, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offline, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offline_with_on_delay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sensor_narrowing, setup, teardown),
@@ -1233,7 +1188,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_during_opens_and_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_during_off_delay_on_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_during_on_delay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_during_latch_reset_after_close, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_during_latch_clears_at_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_carry_over, setup, teardown),
         cmocka_unit_test_setup_teardown(test_carry_over_changed_rule, setup, teardown),
         cmocka_unit_test_setup_teardown(test_carry_over_waiting_transitions, setup, teardown),
