@@ -2825,17 +2825,583 @@ static void parse_rules(struct parser *p, const config_setting_t *list)
     }
 }
 
+/* ---- people: smtp, contacts, escalation (who is told, how, when) ------- */
+
+#define WEEK_S 604800
+
+/* Where a URL's host is: scheme://[userinfo@]host[:port][/path][?query]. */
+struct url_parts {
+    const char *host; /* inside the brackets of an IPv6 literal */
+    size_t hlen;
+    int port; /* 0: none given */
+    bool userinfo;
+    const char *rest; /* from the first '/', '?' or '#' after the host; "" when none */
+};
+
+/*
+ * Splits url (its scheme, `skip` bytes, already checked). NULL when it is
+ * well-formed, else why not. The reason never quotes the URL: a webhook's
+ * URL holds its key.
+ */
+static const char *split_url(const char *url, size_t skip, struct url_parts *u)
+{
+    for (const unsigned char *c = (const unsigned char *)url; *c; c++) {
+        if (*c <= ' ' || *c == 0x7f) {
+            return "must not hold spaces or control characters";
+        }
+    }
+    const char *auth = url + skip;
+    size_t alen = strcspn(auth, "/?#");
+    u->rest = auth + alen;
+    const char *at = NULL;
+    for (const char *c = auth; c < auth + alen; c++) {
+        at = *c == '@' ? c : at;
+    }
+    u->userinfo = at != NULL;
+    if (at) {
+        alen -= (size_t)(at + 1 - auth);
+        auth = at + 1;
+    }
+    const char *port = NULL;
+    if (auth[0] == '[') {
+        const char *close = memchr(auth, ']', alen);
+        if (!close || (close + 1 != auth + alen && close[1] != ':')) {
+            return "has a bad [IPv6] address";
+        }
+        u->host = auth + 1;
+        u->hlen = (size_t)(close - u->host);
+        port = close + 1 != auth + alen ? close + 2 : NULL;
+    } else {
+        const char *colon = memchr(auth, ':', alen);
+        u->host = auth;
+        u->hlen = colon ? (size_t)(colon - auth) : alen;
+        port = colon ? colon + 1 : NULL;
+    }
+    if (u->hlen == 0) {
+        return "has no host";
+    }
+    u->port = 0;
+    if (port) {
+        size_t plen = (size_t)(auth + alen - port);
+        long n = 0;
+        bool ok = plen > 0 && plen <= 5;
+        for (size_t i = 0; ok && i < plen; i++) {
+            ok = port[i] >= '0' && port[i] <= '9';
+            n = n * 10 + (port[i] - '0');
+        }
+        if (!ok || n < 1 || n > 65535) {
+            return "has a bad port (1..65535)";
+        }
+        u->port = (int)n;
+    }
+    return NULL;
+}
+
+/*
+ * name@domain: one '@', something on both sides, nothing that would break an
+ * SMTP envelope (RCPT TO:<...>) or a header: no spaces, controls, <>,;"().
+ */
+static bool address_ok(const char *s, size_t n)
+{
+    const char *at = memchr(s, '@', n);
+    if (!at || at == s || at == s + n - 1 || memchr(at + 1, '@', (size_t)(s + n - at - 1))) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= ' ' || c == 0x7f || strchr("<>,;\"()[]\\", c)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static const struct key smtp_keys[] = {
+    {"url", K_STRING},  {"username", K_STRING}, {"password", K_STRING}, {"password_file", K_STRING},
+    {"from", K_STRING}, {"ca_file", K_STRING},  {"insecure", K_BOOL},
+};
+
+/*
+ * smtps://host[:port] (TLS from the start) or smtp://host[:port] (STARTTLS,
+ * required). No path, no user:password@. Without a port, 465 or 587 (mail
+ * submission, not curl's 25) is written into the url.
+ */
+static void check_smtp_url(struct parser *p, const config_setting_t *m, char **url)
+{
+    const char *cp = "smtp.url";
+    const char *v = *url;
+    size_t skip;
+    if (strncasecmp(v, "smtps://", 8) == 0) {
+        skip = 8;
+    } else if (strncasecmp(v, "smtp://", 7) == 0) {
+        skip = 7;
+    } else {
+        err(p, m, "%s: \"%s\" must start with smtps:// (TLS) or smtp:// (STARTTLS)", cp, v);
+        return;
+    }
+    struct url_parts u;
+    const char *why = split_url(v, skip, &u);
+    if (why) {
+        err(p, m, "%s: \"%s\" %s", cp, v, why);
+        return;
+    }
+    if (u.userinfo) {
+        /* the summary prints the url: no credentials in it (not echoed here either) */
+        err(p, m, "%s: must not hold user:password@; use username and password", cp);
+        return;
+    }
+    if (u.rest[0] && strcmp(u.rest, "/") != 0) {
+        err(p, m, "%s: \"%s\" must be smtps://host[:port] or smtp://host[:port], without a path",
+            cp, v);
+        return;
+    }
+    size_t n = (size_t)(u.rest - v);
+    char *d = malloc(n + sizeof(":65535"));
+    if (!d) {
+        err(p, m, "out of memory");
+        return;
+    }
+    memcpy(d, v, n);
+    d[n] = '\0';
+    if (!u.port) {
+        snprintf(d + n, sizeof(":65535"), ":%d", skip == 8 ? 465 : 587);
+    }
+    free(*url);
+    *url = d;
+}
+
+/* from = "gw@school.cn" or "Name <gw@school.cn>". */
+static bool from_ok(const char *s)
+{
+    size_t n = strlen(s);
+    const char *lt = strchr(s, '<');
+    if (!lt) {
+        return address_ok(s, n);
+    }
+    for (const unsigned char *c = (const unsigned char *)s; c < (const unsigned char *)lt; c++) {
+        if (*c < ' ' || *c == 0x7f || *c == '>') {
+            return false; /* a CR/LF would start a new header */
+        }
+    }
+    return n >= 2 && s[n - 1] == '>' && address_ok(lt + 1, (size_t)(s + n - 1 - lt - 1));
+}
+
+static void parse_smtp(struct parser *p, const config_setting_t *g)
+{
+    struct gw_smtp_cfg *s = &p->cfg->smtp;
+    const char *path = "smtp";
+    s->enabled = true;
+    s->line = (int)config_setting_source_line(g);
+    check_members(p, g, path, smtp_keys, N_ELEMS(smtp_keys));
+    const config_setting_t *m = get_str(p, g, path, "url", REQUIRED, &s->url);
+    if (m) {
+        check_smtp_url(p, m, &s->url);
+    }
+    const config_setting_t *user = get_str(p, g, path, "username", OPTIONAL, &s->username);
+    /* SMTP AUTH: both or neither */
+    const config_setting_t *secret = get_secret(p, g, path, "password", false, &s->password);
+    if (secret && !user && !has(g, "username")) {
+        err(p, secret, "smtp.%s: needs username too", config_setting_name(secret));
+    }
+    if (user && !has(g, "password") && !has(g, "password_file")) {
+        err(p, user, "smtp.username: needs password or password_file too");
+    }
+    m = get_str(p, g, path, "from", REQUIRED, &s->from);
+    if (m && !from_ok(s->from)) {
+        err(p, m, "smtp.from: \"%s\" is not an address or \"Name <address>\"", s->from);
+    }
+    const config_setting_t *ca = get_str(p, g, path, "ca_file", OPTIONAL, &s->ca_file);
+    if (ca) {
+        check_readable(p, ca, "smtp.ca_file", s->ca_file);
+    }
+    const config_setting_t *insecure = get_bool(g, "insecure", &s->insecure);
+    if (insecure && s->insecure) {
+        warn(p, insecure, "smtp.insecure: certificate checks are off; use it only for tests");
+    }
+}
+
+static const struct key channel_keys[] = {
+    {"mqtt", K_STRING},   {"webhook", K_STRING}, {"email", K_STRING},
+    {"format", K_STRING}, {"timeout_ms", K_INT}, {"retries", K_INT},
+};
+
+/* In gw_channel_kind order. */
+static const char *const channel_kind_names[] = {"mqtt", "webhook", "email"};
+/* In gw_webhook_format order. */
+static const char *const webhook_format_names[] = {"json", "wecom", "dingtalk"};
+
+/*
+ * A channel's topic, published at P/<topic>. Only under notify/, so that the
+ * P/notify/<contact> contract holds and the hub ACL can give a pager or a
+ * display `topic read campus/+/+/notify/#` alone; and a notification can then
+ * never land on the gateway's own topics (overwrite a retained alarm, forge a
+ * command on cmd/).
+ */
+static const char *notify_topic_problem(const char *t)
+{
+    size_t n = strlen(t);
+    for (const unsigned char *c = (const unsigned char *)t; *c; c++) {
+        if (*c < ' ' || *c == 0x7f) {
+            return "must not hold control characters";
+        }
+    }
+    if (n > GW_MQTT_TOPIC_MAX) {
+        return "is too long (at most 512 bytes)";
+    }
+    if (strpbrk(t, "+#")) {
+        return "must not hold + or # (it is a topic to publish on, not a filter)";
+    }
+    if (t[0] == '/') {
+        return "must not start with '/' (it is a topic under the site prefix)";
+    }
+    if (strncmp(t, "notify/", 7) != 0) {
+        return "must start with notify/ (notifications go to P/notify/...; the hub ACL grants "
+               "them apart from the gateway's other topics)";
+    }
+    if (n == 7 || t[n - 1] == '/' || strstr(t, "//")) {
+        return "must name a level after notify/ and have no empty levels (e.g. "
+               "\"notify/facilities\")";
+    }
+    return NULL;
+}
+
+/* webhook = "https://...": the URL holds the robot's key, so no message quotes it. */
+static void check_webhook_url(struct parser *p, const config_setting_t *m, const char *cp,
+                              const char *url)
+{
+    size_t skip;
+    bool https = false;
+    if (strncasecmp(url, "https://", 8) == 0) {
+        skip = 8;
+        https = true;
+    } else if (strncasecmp(url, "http://", 7) == 0) {
+        skip = 7;
+    } else {
+        err(p, m, "%s: must start with https:// or http://", cp);
+        return;
+    }
+    struct url_parts u;
+    const char *why = split_url(url, skip, &u);
+    if (why) {
+        err(p, m, "%s: %s", cp, why);
+    } else if (!https && !is_loopback(u.host, u.hlen)) {
+        warn(p, m,
+             "%s: http:// to \"%.*s\", a host that is not loopback; the URL (with any key in it) "
+             "and every message would cross the network in clear text (use https://)",
+             cp, (int)u.hlen, u.host);
+    }
+}
+
+static void parse_channel(struct parser *p, const config_setting_t *g, const char *path,
+                          struct gw_channel_cfg *c)
+{
+    c->line = (int)config_setting_source_line(g);
+    check_members(p, g, path, channel_keys, N_ELEMS(channel_keys));
+    /* exactly one kind; a conflict is named at the later key, as for rule conditions */
+    const config_setting_t *kinds[N_ELEMS(channel_kind_names)];
+    int nkinds = 0;
+    int first = -1;
+    int second = -1;
+    for (size_t i = 0; i < N_ELEMS(channel_kind_names); i++) {
+        kinds[i] = config_setting_get_member(g, channel_kind_names[i]);
+        if (!kinds[i]) {
+            continue;
+        }
+        nkinds++;
+        unsigned line = config_setting_source_line(kinds[i]);
+        if (first < 0 || line < config_setting_source_line(kinds[first])) {
+            second = first;
+            first = (int)i;
+        } else if (second < 0 || line < config_setting_source_line(kinds[second])) {
+            second = (int)i;
+        }
+    }
+    if (nkinds == 0) {
+        err(p, g, "%s: needs one of mqtt, webhook, email", path);
+        return;
+    }
+    if (nkinds > 1) {
+        err(p, kinds[second],
+            "%s: %s and %s conflict; a channel is one of mqtt, webhook, email (give each its own "
+            "{ ... })",
+            path, channel_kind_names[first], channel_kind_names[second]);
+        return;
+    }
+    c->kind = (enum gw_channel_kind)first;
+    char cp[PATH_LEN];
+    child_path(cp, sizeof(cp), path, channel_kind_names[first]);
+    const config_setting_t *m =
+        get_str(p, g, path, channel_kind_names[first], OPTIONAL, &c->target);
+    if (m) {
+        const char *why = NULL;
+        switch (c->kind) {
+        case GW_CHANNEL_MQTT:
+            why = notify_topic_problem(c->target);
+            if (why) {
+                err(p, m, "%s: \"%s\" %s", cp, c->target, why);
+            }
+            break;
+        case GW_CHANNEL_WEBHOOK:
+            check_webhook_url(p, m, cp, c->target);
+            break;
+        case GW_CHANNEL_EMAIL:
+            if (!address_ok(c->target, strlen(c->target))) {
+                err(p, m, "%s: \"%s\" is not an email address (name@domain, no spaces)", cp,
+                    c->target);
+            } else if (!p->cfg->smtp.enabled) {
+                err(p, m, "%s: needs the smtp section (url, from) to send through", cp);
+            }
+            break;
+        }
+    }
+    int fmt = GW_WEBHOOK_JSON;
+    const config_setting_t *f =
+        get_enum(p, g, path, "format", webhook_format_names, N_ELEMS(webhook_format_names), &fmt);
+    c->format = (enum gw_webhook_format)fmt;
+    if (f && c->kind != GW_CHANNEL_WEBHOOK) {
+        err(p, f, "%s.format: only for webhook channels", path);
+    }
+    if (c->kind == GW_CHANNEL_MQTT) {
+        /* a publish to the hub goes through the outbox: no timeout, no retry count */
+        static const char *const delivery[] = {"timeout_ms", "retries"};
+        for (size_t i = 0; i < N_ELEMS(delivery); i++) {
+            const config_setting_t *d = config_setting_get_member(g, delivery[i]);
+            if (d) {
+                err(p, d, "%s.%s: only for webhook and email channels", path, delivery[i]);
+            }
+        }
+        return;
+    }
+    c->timeout_ms = 10000;
+    c->retries = 3;
+    get_int(p, g, path, "timeout_ms", OPTIONAL, 1000, 120000, &c->timeout_ms);
+    get_int(p, g, path, "retries", OPTIONAL, 0, 10, &c->retries);
+}
+
+/* contacts = { name = ( channel, ... ); ... }. Runs after parse_smtp. */
+static void parse_contacts(struct parser *p, const config_setting_t *grp)
+{
+    struct gw_config *cfg = p->cfg;
+    int n = config_setting_length(grp);
+    cfg->contacts = xcalloc(p, (size_t)n, sizeof(*cfg->contacts));
+    if (!cfg->contacts) {
+        return;
+    }
+    cfg->ncontacts = n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *m = config_setting_get_elem(grp, (unsigned)i);
+        struct gw_contact_cfg *c = &cfg->contacts[i];
+        const char *name = config_setting_name(m);
+        char path[PATH_LEN];
+        child_path(path, sizeof(path), "contacts", name);
+        c->name = xstrdup(p, name);
+        c->line = (int)config_setting_source_line(m);
+        if (strlen(name) >= GW_NAME_MAX || !chars_ok(name, "_-")) {
+            err(p, m, "%s: \"%s\" must be 1..%d of A-Z a-z 0-9 _ - (it is an MQTT topic level)",
+                path, name, GW_NAME_MAX - 1);
+        }
+        if (!type_ok(m, K_LIST)) {
+            err(p, m, "%s: expected %s, got %s", path, ktype_name(K_LIST), ltype_name(m));
+            continue;
+        }
+        int nch = config_setting_length(m);
+        if (nch == 0) {
+            err(p, m, "%s: needs at least one channel, e.g. ( { mqtt = \"notify/%s\"; } )", path,
+                name);
+            continue;
+        }
+        c->channels = xcalloc(p, (size_t)nch, sizeof(*c->channels));
+        if (!c->channels) {
+            continue;
+        }
+        c->nchannels = nch;
+        for (int j = 0; j < nch; j++) {
+            const config_setting_t *g = config_setting_get_elem(m, (unsigned)j);
+            char cpath[PATH_LEN];
+            elem_path(cpath, sizeof(cpath), path, j);
+            if (!config_setting_is_group(g)) {
+                err(p, g, "%s: expected a group { ... }, got %s", cpath, ltype_name(g));
+                continue;
+            }
+            parse_channel(p, g, cpath, &c->channels[j]);
+        }
+    }
+}
+
+static int find_contact(const struct gw_config *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->ncontacts; i++) {
+        if (cfg->contacts[i].name && strcmp(cfg->contacts[i].name, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static const struct key escalation_keys[] = {
+    {"alarm", K_LIST},
+    {"supervisory", K_LIST},
+    {"trouble", K_LIST},
+};
+
+static const struct key level_keys[] = {
+    {"after_s", K_INT},
+    {"notify", K_STRINGS},
+    {"repeat_s", K_INT},
+};
+
+/* notify = [ "facilities", "principal" ]: names of contacts, each once. */
+static void parse_level_notify(struct parser *p, const config_setting_t *g, const char *path,
+                               struct gw_escalation_level_cfg *lv)
+{
+    const config_setting_t *nt = get(g, "notify", K_STRINGS);
+    if (!nt) {
+        if (!has(g, "notify")) {
+            missing(p, g, path, "notify");
+        }
+        return;
+    }
+    int n = config_setting_length(nt);
+    lv->contacts = xcalloc(p, (size_t)n, sizeof(*lv->contacts));
+    if (!lv->contacts) {
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *name = config_setting_get_string_elem(nt, i);
+        int c = name ? find_contact(p->cfg, name) : -1;
+        if (c < 0) {
+            err(p, nt, "%s.notify: unknown contact \"%s\"", path, name ? name : "");
+            continue;
+        }
+        bool dup = false;
+        for (int j = 0; j < lv->ncontacts && !dup; j++) {
+            dup = lv->contacts[j] == c;
+        }
+        if (dup) {
+            err(p, nt, "%s.notify: \"%s\" is listed twice", path, name);
+            continue;
+        }
+        lv->contacts[lv->ncontacts++] = c;
+    }
+}
+
+/* *prev: after_s of the level before (-1 for the first); updated when this one is good. */
+static void parse_level(struct parser *p, const config_setting_t *g, const char *path,
+                        struct gw_escalation_level_cfg *lv, int *prev, bool last)
+{
+    lv->line = (int)config_setting_source_line(g);
+    check_members(p, g, path, level_keys, N_ELEMS(level_keys));
+    const config_setting_t *m = get_int(p, g, path, "after_s", REQUIRED, 0, WEEK_S, &lv->after_s);
+    if (m && *prev >= 0 && lv->after_s <= *prev) {
+        err(p, m, "%s.after_s: %d is not after the level before (%d); levels go in time order",
+            path, lv->after_s, *prev);
+    } else if (m) {
+        *prev = lv->after_s;
+    }
+    parse_level_notify(p, g, path, lv);
+    const config_setting_t *rp = config_setting_get_member(g, "repeat_s");
+    if (rp && !last) {
+        err(p, rp,
+            "%s.repeat_s: only on the last level (it tells the last level again until someone "
+            "acknowledges)",
+            path);
+    } else if (rp) {
+        get_int(p, g, path, "repeat_s", OPTIONAL, 60, DAY_MAX_S, &lv->repeat_s);
+    }
+}
+
+/* escalation = { alarm = ( level, ... ); supervisory = (...); trouble = (...); }. After contacts.
+ */
+static void parse_escalation(struct parser *p, const config_setting_t *g)
+{
+    struct gw_escalation_cfg *e = &p->cfg->escalation;
+    check_members(p, g, "escalation", escalation_keys, N_ELEMS(escalation_keys));
+    for (int c = 0; c < GW_NCLASSES; c++) {
+        const config_setting_t *list = get(g, class_names[c], K_LIST);
+        if (!list) {
+            continue;
+        }
+        int n = config_setting_length(list);
+        e->levels[c] = xcalloc(p, (size_t)n, sizeof(*e->levels[c]));
+        if (!e->levels[c]) {
+            continue;
+        }
+        e->nlevels[c] = n;
+        int prev = -1;
+        for (int i = 0; i < n; i++) {
+            const config_setting_t *lg = config_setting_get_elem(list, (unsigned)i);
+            char path[PATH_LEN];
+            char cpath[PATH_LEN];
+            child_path(cpath, sizeof(cpath), "escalation", class_names[c]);
+            elem_path(path, sizeof(path), cpath, i);
+            if (!config_setting_is_group(lg)) {
+                err(p, lg, "%s: expected a group { ... }, got %s", path, ltype_name(lg));
+                continue;
+            }
+            parse_level(p, lg, path, &e->levels[c][i], &prev, i == n - 1);
+        }
+    }
+}
+
+/* ---- alarms, selftest -------------------------------------------------- */
+
+static const struct key alarms_keys[] = {
+    {"chatter_count", K_INT},
+    {"chatter_minutes", K_INT},
+    {"storm_count", K_INT},
+    {"flood_min", K_INT},
+};
+
+/* Defaults are set in set_defaults: they hold without an alarms section too. */
+static void parse_alarms(struct parser *p, const config_setting_t *g)
+{
+    struct gw_alarms_cfg *a = &p->cfg->alarms;
+    const char *path = "alarms";
+    check_members(p, g, path, alarms_keys, N_ELEMS(alarms_keys));
+    get_int(p, g, path, "chatter_count", OPTIONAL, 1, 100, &a->chatter_count);
+    get_int(p, g, path, "chatter_minutes", OPTIONAL, 1, 1440, &a->chatter_minutes);
+    get_int(p, g, path, "storm_count", OPTIONAL, 1, 1000, &a->storm_count);
+    get_int(p, g, path, "flood_min", OPTIONAL, 2, 1000, &a->flood_min);
+}
+
+static const struct key selftest_keys[] = {
+    {"at", K_STRING},
+    {"enabled", K_BOOL},
+    {"timeout_s", K_INT},
+};
+
+/* Defaults are set in set_defaults: the daily path test runs without a selftest section. */
+static void parse_selftest(struct parser *p, const config_setting_t *g)
+{
+    struct gw_selftest_cfg *s = &p->cfg->selftest;
+    const char *path = "selftest";
+    check_members(p, g, path, selftest_keys, N_ELEMS(selftest_keys));
+    const config_setting_t *m = get(g, "at", K_STRING);
+    if (m) {
+        int v = parse_hhmm(config_setting_get_string(m), false);
+        if (v < 0) {
+            err(p, m, "selftest.at: bad time \"%s\" (HH:MM, 00:00..23:59)",
+                config_setting_get_string(m));
+        } else {
+            s->at_min = v;
+        }
+    }
+    get_bool(g, "enabled", &s->enabled);
+    get_int(p, g, path, "timeout_s", OPTIONAL, 10, 3600, &s->timeout_s);
+}
+
 /* ---- top level --------------------------------------------------------- */
 
 static const struct key root_keys[] = {
-    {"site", K_GROUP},      {"state_dir", K_STRING}, {"store", K_GROUP},  {"hub", K_GROUP},
-    {"uplink", K_GROUP},    {"influx", K_GROUP},     {"lora", K_GROUP},   {"modbus", K_LIST},
-    {"schedules", K_GROUP}, {"profiles", K_GROUP},   {"sensors", K_LIST}, {"rules", K_LIST},
+    {"site", K_GROUP},      {"state_dir", K_STRING}, {"store", K_GROUP},      {"hub", K_GROUP},
+    {"uplink", K_GROUP},    {"influx", K_GROUP},     {"lora", K_GROUP},       {"modbus", K_LIST},
+    {"schedules", K_GROUP}, {"profiles", K_GROUP},   {"sensors", K_LIST},     {"rules", K_LIST},
+    {"smtp", K_GROUP},      {"contacts", K_GROUP},   {"escalation", K_GROUP}, {"alarms", K_GROUP},
+    {"selftest", K_GROUP},
 };
 
 /* Sections of later versions: accepted and ignored so one file serves every version. */
-static const char *const later_sections[] = {"http", "hazards", "contacts", "escalation",
-                                             "selftest"};
+static const char *const later_sections[] = {"http", "hazards"};
 
 static bool set_defaults(struct parser *p)
 {
@@ -2849,6 +3415,13 @@ static bool set_defaults(struct parser *p)
     cfg->store.commit_ms = 1000;
     cfg->store.commit_records = 1000;
     cfg->store.max_mb = 512;
+    cfg->alarms.chatter_count = 5;
+    cfg->alarms.chatter_minutes = 10;
+    cfg->alarms.storm_count = 10;
+    cfg->alarms.flood_min = 3;
+    cfg->selftest.enabled = true;
+    cfg->selftest.at_min = 3 * 60;
+    cfg->selftest.timeout_s = 120;
     return p->nerrors == 0;
 }
 
@@ -2909,6 +3482,29 @@ static void parse_root(struct parser *p, const config_setting_t *root)
     }
     if ((g = get(root, "rules", K_LIST))) {
         parse_rules(p, g);
+    }
+    if ((g = get(root, "smtp", K_GROUP))) {
+        parse_smtp(p, g); /* before contacts: an email channel needs it */
+    }
+    const config_setting_t *contacts = get(root, "contacts", K_GROUP);
+    if (contacts) {
+        parse_contacts(p, contacts);
+    }
+    const config_setting_t *esc = get(root, "escalation", K_GROUP);
+    if (esc) {
+        parse_escalation(p, esc); /* after contacts: levels name them */
+    }
+    /* an `alarm` of the wrong type is already an error */
+    bool alarm_bad = esc && has(esc, "alarm") && !get(esc, "alarm", K_LIST);
+    if (cfg->ncontacts > 0 && cfg->escalation.nlevels[GW_CLASS_ALARM] == 0 && !alarm_bad) {
+        warn(p, esc ? esc : contacts,
+             "escalation: no levels for class alarm; fire alarms would reach nobody");
+    }
+    if ((g = get(root, "alarms", K_GROUP))) {
+        parse_alarms(p, g);
+    }
+    if ((g = get(root, "selftest", K_GROUP))) {
+        parse_selftest(p, g);
     }
 }
 
@@ -3066,6 +3662,26 @@ void gw_config_free(struct gw_config *cfg)
         free(r->point);
     }
     free(cfg->rules);
+    for (int i = 0; i < cfg->ncontacts && cfg->contacts; i++) {
+        struct gw_contact_cfg *c = &cfg->contacts[i];
+        for (int j = 0; j < c->nchannels && c->channels; j++) {
+            wipe_free(c->channels[j].target); /* a webhook URL holds its robot's key */
+        }
+        free(c->channels);
+        free(c->name);
+    }
+    free(cfg->contacts);
+    for (int c = 0; c < GW_NCLASSES; c++) {
+        for (int i = 0; i < cfg->escalation.nlevels[c] && cfg->escalation.levels[c]; i++) {
+            free(cfg->escalation.levels[c][i].contacts);
+        }
+        free(cfg->escalation.levels[c]);
+    }
+    free(cfg->smtp.url);
+    free(cfg->smtp.username);
+    wipe_free(cfg->smtp.password);
+    free(cfg->smtp.from);
+    free(cfg->smtp.ca_file);
     free(cfg);
 }
 
@@ -3203,6 +3819,71 @@ static void print_mqtt_sources(const struct gw_config *cfg, FILE *out)
             "mqtt sources: %d sensor%s (%d json, %d chirpstack) on %d subscription%s, client_id "
             "%s-src\n",
             ns, plural(ns), ns - nchirp, nchirp, nfilters, plural(nfilters), cfg->hub.client_id);
+}
+
+/* Contacts by channel kind, escalation per class, smtp, alarm tuning, self-test. No secrets:
+ * a webhook URL holds its key and is never printed; neither are mail addresses. */
+static void print_people(const struct gw_config *cfg, FILE *out)
+{
+    fprintf(out, "contacts: %d\n", cfg->ncontacts);
+    for (int i = 0; i < cfg->ncontacts; i++) {
+        const struct gw_contact_cfg *c = &cfg->contacts[i];
+        fprintf(out, "  %s:", c->name);
+        for (int j = 0; j < c->nchannels; j++) {
+            const struct gw_channel_cfg *ch = &c->channels[j];
+            fprintf(out, "%s %s", j ? "," : "", channel_kind_names[ch->kind]);
+            if (ch->kind == GW_CHANNEL_MQTT) {
+                fprintf(out, " %s", ch->target);
+            } else if (ch->kind == GW_CHANNEL_WEBHOOK) {
+                fprintf(out, " (%s)", webhook_format_names[ch->format]);
+            }
+        }
+        fprintf(out, "\n");
+    }
+    int nlevels = 0;
+    for (int c = 0; c < GW_NCLASSES; c++) {
+        nlevels += cfg->escalation.nlevels[c];
+    }
+    fprintf(out, "escalation:%s\n", nlevels ? "" : " none");
+    for (int c = 0; c < GW_NCLASSES && nlevels; c++) {
+        fprintf(out, "  %s:", class_names[c]);
+        if (cfg->escalation.nlevels[c] == 0) {
+            fprintf(out, " nobody\n");
+            continue;
+        }
+        for (int i = 0; i < cfg->escalation.nlevels[c]; i++) {
+            const struct gw_escalation_level_cfg *lv = &cfg->escalation.levels[c][i];
+            fprintf(out, "%s at %d s", i ? ";" : "", lv->after_s);
+            for (int j = 0; j < lv->ncontacts; j++) {
+                fprintf(out, "%s %s", j ? "," : "", cfg->contacts[lv->contacts[j]].name);
+            }
+            if (lv->repeat_s) {
+                fprintf(out, ", again every %d s", lv->repeat_s);
+            }
+        }
+        fprintf(out, "\n");
+    }
+    const struct gw_smtp_cfg *s = &cfg->smtp;
+    if (s->enabled) {
+        fprintf(out, "smtp: %s (%s), %s%s\n", s->url,
+                strncasecmp(s->url, "smtps:", 6) == 0 ? "TLS" : "STARTTLS",
+                s->username ? "user/password" : "no login", s->insecure ? ", insecure" : "");
+    } else {
+        fprintf(out, "smtp: none\n");
+    }
+    const struct gw_alarms_cfg *a = &cfg->alarms;
+    fprintf(out,
+            "alarms: chattering above %d raise%s in %d min, storm above %d new alarm%s in 60 s, "
+            "flood from %d offline sensors\n",
+            a->chatter_count, plural(a->chatter_count), a->chatter_minutes, a->storm_count,
+            plural(a->storm_count), a->flood_min);
+    const struct gw_selftest_cfg *t = &cfg->selftest;
+    if (t->enabled) {
+        fprintf(out, "selftest: daily at %02d:%02d, timeout %d s\n", t->at_min / 60, t->at_min % 60,
+                t->timeout_s);
+    } else {
+        fprintf(out, "selftest: off\n");
+    }
 }
 
 void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
@@ -3350,5 +4031,6 @@ void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
                 plural(ns), r->schedule_index >= 0 ? ", during " : "",
                 r->schedule_index >= 0 ? cfg->schedules[r->schedule_index].name : "");
     }
+    print_people(cfg, out);
     fprintf(out, "config OK\n");
 }

@@ -221,6 +221,30 @@ static void test_example_config(void **state)
     assert_int_equal(cfg->rules[6].offline_after, 3);
     assert_null(cfg->rules[6].kind);
     assert_null(cfg->rules[6].point);
+
+    /* people: mqtt contacts, the escalation of DESIGN.md; smtp is commented out */
+    assert_int_equal(cfg->ncontacts, 3);
+    assert_string_equal(cfg->contacts[0].name, "facilities");
+    assert_string_equal(cfg->contacts[1].name, "principal");
+    assert_string_equal(cfg->contacts[2].name, "district");
+    for (int i = 0; i < cfg->ncontacts; i++) {
+        assert_int_equal(cfg->contacts[i].nchannels, 1);
+        assert_int_equal(cfg->contacts[i].channels[0].kind, GW_CHANNEL_MQTT);
+    }
+    assert_string_equal(cfg->contacts[2].channels[0].target, "notify/district");
+    const struct gw_escalation_cfg *e = &cfg->escalation;
+    assert_int_equal(e->nlevels[GW_CLASS_ALARM], 2);
+    assert_int_equal(e->levels[GW_CLASS_ALARM][1].after_s, 120);
+    assert_int_equal(e->levels[GW_CLASS_ALARM][1].contacts[0], 2);
+    assert_int_equal(e->levels[GW_CLASS_ALARM][1].repeat_s, 600);
+    assert_int_equal(e->nlevels[GW_CLASS_SUPERVISORY], 2);
+    assert_int_equal(e->levels[GW_CLASS_SUPERVISORY][1].after_s, 900);
+    assert_int_equal(e->nlevels[GW_CLASS_TROUBLE], 1);
+    assert_false(cfg->smtp.enabled);
+    assert_int_equal(cfg->alarms.chatter_count, 5);
+    assert_int_equal(cfg->alarms.flood_min, 3);
+    assert_true(cfg->selftest.enabled);
+    assert_int_equal(cfg->selftest.at_min, 180);
     gw_config_free(cfg);
     free(out);
     free(path);
@@ -546,6 +570,24 @@ static void test_good_minimal_defaults(void **state)
     assert_int_equal(cfg->nprofiles, 0);
     assert_int_equal(cfg->nsensors, 0);
     assert_int_equal(cfg->nrules, 0);
+    /* no contacts, no escalation, no smtp; alarm tuning and the self-test keep their defaults */
+    assert_int_equal(cfg->ncontacts, 0);
+    assert_null(cfg->contacts);
+    for (int c = 0; c < GW_NCLASSES; c++) {
+        assert_int_equal(cfg->escalation.nlevels[c], 0);
+        assert_null(cfg->escalation.levels[c]);
+    }
+    assert_false(cfg->smtp.enabled);
+    assert_null(cfg->smtp.url);
+    assert_null(cfg->smtp.from);
+    assert_null(cfg->smtp.password);
+    assert_int_equal(cfg->alarms.chatter_count, 5);
+    assert_int_equal(cfg->alarms.chatter_minutes, 10);
+    assert_int_equal(cfg->alarms.storm_count, 10);
+    assert_int_equal(cfg->alarms.flood_min, 3);
+    assert_true(cfg->selftest.enabled);
+    assert_int_equal(cfg->selftest.at_min, 180);
+    assert_int_equal(cfg->selftest.timeout_s, 120);
 
     char *sum = NULL;
     size_t len = 0;
@@ -565,6 +607,12 @@ static void test_good_minimal_defaults(void **state)
                              "sensors: 0\n"
                              "schedules: 0\n"
                              "rules: 0\n"
+                             "contacts: 0\n"
+                             "escalation: none\n"
+                             "smtp: none\n"
+                             "alarms: chattering above 5 raises in 10 min, storm above 10 new "
+                             "alarms in 60 s, flood from 3 offline sensors\n"
+                             "selftest: daily at 03:00, timeout 120 s\n"
                              "config OK\n");
     free(sum);
     gw_config_free(cfg);
@@ -584,9 +632,6 @@ static void test_good_later_sections(void **state)
         expand("warning: @:14: sensors[1]: no expect_every_s; an MQTT sensor that falls silent is "
                "never reported offline\n"
                "warning: @:21: rules[4]: applies to no sensor\n"
-               "warning: @:23: section 'contacts' is not used by this version; ignored\n"
-               "warning: @:24: section 'escalation' is not used by this version; ignored\n"
-               "warning: @:25: section 'selftest' is not used by this version; ignored\n"
                "warning: @:26: section 'http' is not used by this version; ignored\n"
                "warning: @:27: section 'hazards' is not used by this version; ignored\n",
                path);
@@ -658,6 +703,19 @@ static void test_good_later_sections(void **state)
     assert_null(u->password);
     assert_null(u->tls.ca_file);
     assert_int_equal(u->line, 28);
+    /* contacts, escalation and an empty selftest are read now */
+    assert_int_equal(cfg->ncontacts, 1);
+    assert_string_equal(cfg->contacts[0].name, "facilities");
+    assert_int_equal(cfg->contacts[0].line, 23);
+    assert_int_equal(cfg->contacts[0].nchannels, 1);
+    assert_int_equal(cfg->contacts[0].channels[0].kind, GW_CHANNEL_MQTT);
+    assert_string_equal(cfg->contacts[0].channels[0].target, "notify/facilities");
+    assert_int_equal(cfg->escalation.nlevels[GW_CLASS_ALARM], 1);
+    assert_int_equal(cfg->escalation.levels[GW_CLASS_ALARM][0].ncontacts, 1);
+    assert_int_equal(cfg->escalation.levels[GW_CLASS_ALARM][0].contacts[0], 0);
+    assert_int_equal(cfg->escalation.nlevels[GW_CLASS_SUPERVISORY], 0);
+    assert_true(cfg->selftest.enabled);
+    assert_int_equal(cfg->selftest.at_min, 180);
     free(want);
     gw_config_free(cfg);
     free(out);
@@ -782,7 +840,7 @@ static const struct bad_case bad_cases[] = {
                        "or directory\n"},
     {"bad_later_section_still_checks_rest",
      "warning: @:8: section 'http' is not used by this version; ignored\n"
-     "warning: @:9: section 'escalation' is not used by this version; ignored\n"
+     "warning: @:9: section 'hazards' is not used by this version; ignored\n"
      "@:10: hub.colour: unknown key\n"},
     /* store */
     {"bad_store_range", "@:4: store.commit_ms: 5 is out of range 10..60000\n"
@@ -1755,6 +1813,18 @@ static void test_summary(void **state)
              "  exit door open at night [trouble]: 1 sensor, during night\n"
              "  smoke detected [alarm]: 1 sensor\n"
              "  sensor offline [trouble]: 4 sensors\n"
+             "contacts: 3\n"
+             "  facilities: mqtt notify/facilities\n"
+             "  principal: mqtt notify/principal\n"
+             "  district: mqtt notify/district\n"
+             "escalation:\n"
+             "  alarm: at 0 s facilities, principal; at 120 s district, again every 600 s\n"
+             "  supervisory: at 0 s facilities; at 900 s principal\n"
+             "  trouble: at 0 s facilities\n"
+             "smtp: none\n"
+             "alarms: chattering above 5 raises in 10 min, storm above 10 new alarms in 60 s, "
+             "flood from 3 offline sensors\n"
+             "selftest: daily at 03:00, timeout 120 s\n"
              "config OK\n");
     free(sum);
     gw_config_free(cfg);
@@ -1981,6 +2051,12 @@ static void test_good_lora(void **state)
                "  lab hot [trouble]: 1 sensor\n"
                "  tank low [supervisory]: 2 sensors\n"
                "  sensor offline [trouble]: 5 sensors\n"
+               "contacts: 0\n"
+               "escalation: none\n"
+               "smtp: none\n"
+               "alarms: chattering above 5 raises in 10 min, storm above 10 new alarms in 60 s, "
+               "flood from 3 offline sensors\n"
+               "selftest: daily at 03:00, timeout 120 s\n"
                "config OK\n",
                path);
     if (!strstr(sum, wsum)) {
@@ -2977,6 +3053,690 @@ static void test_mqtt_rule_points(void **state)
     tmp_cleanup(&t);
 }
 
+/* ---- people: contacts, escalation, smtp, alarms, selftest -------------- */
+
+#define N_CASES(a) (sizeof(a) / sizeof((a)[0]))
+
+/*
+ * want with the '@' that opens a line ("@:3: ..." or "warning: @:3: ...") replaced
+ * by path; other '@' (in mail addresses) stay.
+ */
+static char *expand_at(const char *want, const char *path)
+{
+    size_t n = strlen(want) + 1;
+    for (const char *c = want; *c; c++) {
+        n += *c == '@' ? strlen(path) : 0;
+    }
+    char *s = malloc(n);
+    assert_non_null(s);
+    char *w = s;
+    bool bol = true;
+    for (const char *c = want; *c; c++) {
+        if (bol && strncmp(c, "warning: ", 9) == 0) {
+            w = stpcpy(w, "warning: ");
+            c += 9;
+            if (!*c) {
+                break;
+            }
+        }
+        if (bol && c[0] == '@' && c[1] == ':') {
+            w = stpcpy(w, path);
+        } else {
+            *w++ = *c;
+        }
+        bol = *c == '\n';
+    }
+    *w = '\0';
+    return s;
+}
+
+/* BASE_HEAD (lines 1-2) + text (line 3 on) in a fresh temp dir; loads it. */
+static struct gw_config *load_people(struct tmpdir *t, const char *text, const char **path,
+                                     char **out)
+{
+    size_t n = strlen(BASE_HEAD) + strlen(text) + 1;
+    char *s = malloc(n);
+    assert_non_null(s);
+    snprintf(s, n, BASE_HEAD "%s", text);
+    tmp_init(t);
+    *path = tmp_write(t, "c.cfg", s, 0600);
+    free(s);
+    return load(*path, out);
+}
+
+static void test_good_people(void **state)
+{
+    (void)state;
+    char *path = data_path("config/good_people.cfg");
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    if (!cfg) {
+        print_error("%s", out);
+    }
+    assert_non_null(cfg);
+    assert_string_equal(out, "");
+
+    const struct gw_smtp_cfg *m = &cfg->smtp;
+    assert_true(m->enabled);
+    assert_string_equal(m->url, "smtps://smtp.example.cn:465"); /* the port written in */
+    assert_string_equal(m->username, "gw@school.cn");
+    assert_string_equal(m->password, "s3cret-smtp");
+    assert_string_equal(m->from, "campusgw 一中 <gw@school.cn>");
+    assert_null(m->ca_file);
+    assert_false(m->insecure);
+    assert_int_equal(m->line, 4);
+
+    assert_int_equal(cfg->ncontacts, 4);
+    const struct gw_contact_cfg *c = &cfg->contacts[0];
+    assert_string_equal(c->name, "facilities");
+    assert_int_equal(c->line, 7);
+    assert_int_equal(c->nchannels, 1);
+    assert_int_equal(c->channels[0].kind, GW_CHANNEL_MQTT);
+    assert_string_equal(c->channels[0].target, "notify/facilities");
+    assert_int_equal(c->channels[0].timeout_ms, 0); /* not used by mqtt */
+    assert_int_equal(c->channels[0].retries, 0);
+    assert_int_equal(c->channels[0].line, 7);
+    c = &cfg->contacts[1];
+    assert_string_equal(c->name, "principal");
+    assert_int_equal(c->nchannels, 2);
+    assert_int_equal(c->channels[0].kind, GW_CHANNEL_WEBHOOK);
+    assert_string_equal(c->channels[0].target,
+                        "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k3y-wecom");
+    assert_int_equal(c->channels[0].format, GW_WEBHOOK_WECOM);
+    assert_int_equal(c->channels[0].timeout_ms, 1000);
+    assert_int_equal(c->channels[0].retries, 0);
+    assert_int_equal(c->channels[0].line, 9);
+    assert_int_equal(c->channels[1].kind, GW_CHANNEL_EMAIL);
+    assert_string_equal(c->channels[1].target, "principal@school.cn");
+    assert_int_equal(c->channels[1].timeout_ms, 120000);
+    assert_int_equal(c->channels[1].retries, 10);
+    assert_int_equal(c->channels[1].line, 11);
+    c = &cfg->contacts[2];
+    assert_string_equal(c->name, "district_office");
+    assert_int_equal(c->nchannels, 3);
+    assert_string_equal(c->channels[0].target, "notify/district/safety");
+    assert_int_equal(c->channels[1].format, GW_WEBHOOK_DINGTALK);
+    assert_int_equal(c->channels[1].timeout_ms, 10000); /* defaults */
+    assert_int_equal(c->channels[1].retries, 3);
+    assert_int_equal(c->channels[2].kind, GW_CHANNEL_WEBHOOK);
+    assert_int_equal(c->channels[2].format, GW_WEBHOOK_JSON);
+    c = &cfg->contacts[3];
+    assert_string_equal(c->name, "night-guard");
+    assert_int_equal(c->channels[0].kind, GW_CHANNEL_EMAIL);
+    assert_int_equal(c->channels[0].timeout_ms, 10000);
+    assert_int_equal(c->channels[0].retries, 3);
+
+    const struct gw_escalation_cfg *e = &cfg->escalation;
+    assert_int_equal(e->nlevels[GW_CLASS_ALARM], 3);
+    const struct gw_escalation_level_cfg *lv = e->levels[GW_CLASS_ALARM];
+    assert_int_equal(lv[0].after_s, 0);
+    assert_int_equal(lv[0].ncontacts, 2);
+    assert_int_equal(lv[0].contacts[0], 0);
+    assert_int_equal(lv[0].contacts[1], 1);
+    assert_int_equal(lv[0].repeat_s, 0);
+    assert_int_equal(lv[0].line, 20);
+    assert_int_equal(lv[1].after_s, 120);
+    assert_int_equal(lv[1].ncontacts, 1);
+    assert_int_equal(lv[1].contacts[0], 2);
+    assert_int_equal(lv[1].repeat_s, 0);
+    assert_int_equal(lv[2].after_s, 604800);
+    assert_int_equal(lv[2].ncontacts, 2);
+    assert_int_equal(lv[2].contacts[0], 3); /* in the order written */
+    assert_int_equal(lv[2].contacts[1], 0);
+    assert_int_equal(lv[2].repeat_s, 60);
+    assert_int_equal(e->nlevels[GW_CLASS_SUPERVISORY], 2);
+    lv = e->levels[GW_CLASS_SUPERVISORY];
+    assert_int_equal(lv[1].after_s, 900);
+    assert_int_equal(lv[1].contacts[0], 1);
+    assert_int_equal(lv[1].repeat_s, 86400);
+    assert_int_equal(e->nlevels[GW_CLASS_TROUBLE], 0); /* absent: nobody is told */
+    assert_null(e->levels[GW_CLASS_TROUBLE]);
+
+    assert_int_equal(cfg->alarms.chatter_count, 100);
+    assert_int_equal(cfg->alarms.chatter_minutes, 1440);
+    assert_int_equal(cfg->alarms.storm_count, 1);
+    assert_int_equal(cfg->alarms.flood_min, 2);
+    assert_false(cfg->selftest.enabled);
+    assert_int_equal(cfg->selftest.at_min, 23 * 60 + 59);
+    assert_int_equal(cfg->selftest.timeout_s, 3600);
+
+    /* the summary names channels and levels, never a key, a password or an address */
+    char *sum = summary(cfg);
+    assert_non_null(strstr(
+        sum, "\nrules: 0\n"
+             "contacts: 4\n"
+             "  facilities: mqtt notify/facilities\n"
+             "  principal: webhook (wecom), email\n"
+             "  district_office: mqtt notify/district/safety, webhook (dingtalk), webhook (json)\n"
+             "  night-guard: email\n"
+             "escalation:\n"
+             "  alarm: at 0 s facilities, principal; at 120 s district_office; at 604800 s "
+             "night-guard, facilities, again every 60 s\n"
+             "  supervisory: at 0 s facilities; at 900 s principal, again every 86400 s\n"
+             "  trouble: nobody\n"
+             "smtp: smtps://smtp.example.cn:465 (TLS), user/password\n"
+             "alarms: chattering above 100 raises in 1440 min, storm above 1 new alarm in 60 s, "
+             "flood from 2 offline sensors\n"
+             "selftest: off\n"
+             "config OK\n"));
+    static const char *const secrets[] = {"k3y-wecom",  "t0ken-ding", "s3cret-smtp",   "qyapi",
+                                          "principal@", "guard@",     "127.0.0.1:9000"};
+    for (size_t i = 0; i < N_CASES(secrets); i++) {
+        assert_null(strstr(sum, secrets[i]));
+    }
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+    free(path);
+}
+
+/* Keys left out of alarms and selftest keep their defaults. */
+static void test_people_partial_defaults(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    const char *path = NULL;
+    char *out = NULL;
+    struct gw_config *cfg = load_people(&t,
+                                        "alarms = { storm_count = 20; };\n"
+                                        "selftest = { at = \"4:05\"; };\n"
+                                        "smtp = { url = \"smtp://mail.example.cn\"; from = "
+                                        "\"gw@school.cn\"; };\n",
+                                        &path, &out);
+    assert_string_equal(out, "");
+    assert_non_null(cfg);
+    assert_int_equal(cfg->alarms.chatter_count, 5);
+    assert_int_equal(cfg->alarms.chatter_minutes, 10);
+    assert_int_equal(cfg->alarms.storm_count, 20);
+    assert_int_equal(cfg->alarms.flood_min, 3);
+    assert_true(cfg->selftest.enabled);
+    assert_int_equal(cfg->selftest.at_min, 4 * 60 + 5);
+    assert_int_equal(cfg->selftest.timeout_s, 120);
+    /* smtp without login: fine (a relay that trusts the school's address) */
+    assert_true(cfg->smtp.enabled);
+    assert_string_equal(cfg->smtp.url, "smtp://mail.example.cn:587");
+    assert_null(cfg->smtp.username);
+    assert_null(cfg->smtp.password);
+    assert_false(cfg->smtp.insecure);
+    char *sum = summary(cfg);
+    assert_non_null(strstr(sum, "\ncontacts: 0\nescalation: none\n"
+                                "smtp: smtp://mail.example.cn:587 (STARTTLS), no login\n"
+                                "alarms: chattering above 5 raises in 10 min, storm above 20 new "
+                                "alarms in 60 s, flood from 3 offline sensors\n"
+                                "selftest: daily at 04:05, timeout 120 s\n"));
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+/* smtp.url: scheme, host and port; the default port is written into the url. */
+static void test_smtp_url(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url;
+        const char *want; /* the stored url; NULL: error */
+        const char *err;
+    } cases[] = {
+        {"smtps://mail.example.cn", "smtps://mail.example.cn:465", NULL},
+        {"smtps://mail.example.cn/", "smtps://mail.example.cn:465", NULL},
+        {"smtp://mail.example.cn", "smtp://mail.example.cn:587", NULL},
+        {"smtp://mail.example.cn:25", "smtp://mail.example.cn:25", NULL},
+        {"SMTPS://Mail.Example.cn:2465/", "SMTPS://Mail.Example.cn:2465", NULL},
+        {"smtps://[::1]", "smtps://[::1]:465", NULL},
+        {"smtp://[2001:db8::1]:587", "smtp://[2001:db8::1]:587", NULL},
+        {"smtp://127.0.0.1:1025", "smtp://127.0.0.1:1025", NULL},
+        {"imap://mail.example.cn", NULL,
+         "\"imap://mail.example.cn\" must start with smtps:// (TLS) or smtp:// (STARTTLS)"},
+        {"mail.example.cn:465", NULL,
+         "\"mail.example.cn:465\" must start with smtps:// (TLS) or smtp:// (STARTTLS)"},
+        {"smtps://", NULL, "\"smtps://\" has no host"},
+        {"smtps://:465", NULL, "\"smtps://:465\" has no host"},
+        {"smtps://mail.example.cn:0", NULL,
+         "\"smtps://mail.example.cn:0\" has a bad port (1..65535)"},
+        {"smtps://mail.example.cn:65536", NULL,
+         "\"smtps://mail.example.cn:65536\" has a bad port (1..65535)"},
+        {"smtps://mail.example.cn:", NULL,
+         "\"smtps://mail.example.cn:\" has a bad port (1..65535)"},
+        {"smtps://mail.example.cn:46x", NULL,
+         "\"smtps://mail.example.cn:46x\" has a bad port (1..65535)"},
+        {"smtps://[::1", NULL, "\"smtps://[::1\" has a bad [IPv6] address"},
+        {"smtps://mail example.cn", NULL,
+         "\"smtps://mail example.cn\" must not hold spaces or control characters"},
+        {"smtps://mail.example.cn/helo", NULL,
+         "\"smtps://mail.example.cn/helo\" must be smtps://host[:port] or smtp://host[:port], "
+         "without a path"},
+        {"smtps://mail.example.cn?x=1", NULL,
+         "\"smtps://mail.example.cn?x=1\" must be smtps://host[:port] or smtp://host[:port], "
+         "without a path"},
+        /* credentials in the url: refused, and not echoed */
+        {"smtps://gw:s3cret@mail.example.cn", NULL,
+         "must not hold user:password@; use username and password"},
+    };
+    for (size_t i = 0; i < N_CASES(cases); i++) {
+        char text[512];
+        snprintf(text, sizeof(text), "smtp = { url = \"%s\"; from = \"gw@school.cn\"; };\n",
+                 cases[i].url);
+        struct tmpdir t;
+        const char *path = NULL;
+        char *out = NULL;
+        struct gw_config *cfg = load_people(&t, text, &path, &out);
+        if (cases[i].want) {
+            if (!cfg) {
+                print_error("case %s: %s", cases[i].url, out);
+            }
+            assert_non_null(cfg);
+            assert_string_equal(out, "");
+            assert_string_equal(cfg->smtp.url, cases[i].want);
+        } else {
+            char want[512];
+            snprintf(want, sizeof(want), "%s:3: smtp.url: %s\n", path, cases[i].err);
+            assert_null(cfg);
+            assert_string_equal(out, want);
+            assert_null(strstr(out, "s3cret"));
+        }
+        gw_config_free(cfg);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
+/* Files: smtp.password_file (like hub.password_file) and smtp.ca_file. */
+static void test_smtp_files(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    const char *pw = tmp_write(&t, "smtp.password", "m@il-s3cret\n", 0600);
+    const char *ca = tmp_write(&t, "ca.crt", "CA\n", 0644);
+    char text[1024];
+    snprintf(text, sizeof(text),
+             BASE_HEAD "smtp = { url = \"smtps://mail.example.cn\"; username = \"gw\";\n"
+                       "  password_file = \"%s\";\n"
+                       "  from = \"gw@school.cn\"; ca_file = \"%s\"; insecure = true; };\n",
+             pw, ca);
+    const char *path = tmp_write(&t, "c.cfg", text, 0600);
+    char *out = NULL;
+    struct gw_config *cfg = load(path, &out);
+    assert_non_null(cfg);
+    char want[1024];
+    snprintf(want, sizeof(want),
+             "warning: %s:5: smtp.insecure: certificate checks are off; use it only for tests\n",
+             path);
+    assert_string_equal(out, want);
+    assert_string_equal(cfg->smtp.password, "m@il-s3cret");
+    assert_string_equal(cfg->smtp.ca_file, ca);
+    assert_true(cfg->smtp.insecure);
+    char *sum = summary(cfg);
+    assert_non_null(strstr(sum, "\nsmtp: smtps://mail.example.cn:465 (TLS), user/password, "
+                                "insecure\n"));
+    assert_null(strstr(sum, "m@il-s3cret"));
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+
+    /* a group-readable password file warns, and never shows the password */
+    assert_int_equal(chmod(pw, 0644), 0);
+    snprintf(text, sizeof(text),
+             BASE_HEAD "smtp = { url = \"smtps://mail.example.cn\"; username = \"gw\";\n"
+                       "  password_file = \"%s\"; from = \"gw@school.cn\"; };\n",
+             pw);
+    path = tmp_write(&t, "c2.cfg", text, 0600);
+    cfg = load(path, &out);
+    assert_non_null(cfg);
+    snprintf(want, sizeof(want),
+             "warning: %s:4: smtp.password_file: \"%s\" is readable by group or others (mode "
+             "0644); chmod 600 it\n",
+             path, pw);
+    assert_string_equal(out, want);
+    assert_null(strstr(out, "m@il-s3cret"));
+    gw_config_free(cfg);
+    free(out);
+
+    /* a missing password file and a missing CA file */
+    path = tmp_write(&t, "c3.cfg",
+                     BASE_HEAD "smtp = { url = \"smtps://mail.example.cn\"; username = \"gw\";\n"
+                               "  password_file = \"/nonexistent/pw\"; from = \"gw@school.cn\";\n"
+                               "  ca_file = \"/nonexistent/ca.crt\"; };\n",
+                     0600);
+    assert_null(load(path, &out));
+    snprintf(want, sizeof(want),
+             "%s:4: smtp.password_file: cannot read \"/nonexistent/pw\": No such file or "
+             "directory\n"
+             "%s:5: smtp.ca_file: cannot read \"/nonexistent/ca.crt\": No such file or "
+             "directory\n",
+             path, path);
+    assert_string_equal(out, want);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+/* Loads with a warning: the config is usable, the operator is told. */
+static void test_people_warnings(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *want;
+    } cases[] = {
+        /* contacts but nobody for fire alarms */
+        {"contacts = { fac = ( { mqtt = \"notify/fac\"; } ); };\n",
+         "warning: @:3: escalation: no levels for class alarm; fire alarms would reach nobody\n"},
+        {"contacts = { fac = ( { mqtt = \"notify/fac\"; } ); };\n"
+         "escalation = { trouble = ( { after_s = 0; notify = [ \"fac\" ]; } ); };\n",
+         "warning: @:4: escalation: no levels for class alarm; fire alarms would reach nobody\n"},
+        {"contacts = { fac = ( { mqtt = \"notify/fac\"; } ); };\n"
+         "escalation = { alarm = ( ); };\n",
+         "warning: @:4: escalation: no levels for class alarm; fire alarms would reach nobody\n"},
+        /* a webhook in clear text over the network; the warning names the host, not the key */
+        {"contacts = { fac = ( { webhook = \"http://10.1.2.3:8080/hook?key=SECRETKEY\"; } ); };\n"
+         "escalation = { alarm = ( { after_s = 0; notify = [ \"fac\" ]; } ); };\n",
+         "warning: @:3: contacts.fac[0].webhook: http:// to \"10.1.2.3\", a host that is not "
+         "loopback; the URL (with any key in it) and every message would cross the network in "
+         "clear text (use https://)\n"},
+        {"contacts = { fac = ( { webhook = \"HTTP://user:SECRETKEY@hooks.example.cn/x\"; } ); };\n"
+         "escalation = { alarm = ( { after_s = 0; notify = [ \"fac\" ]; } ); };\n",
+         "warning: @:3: contacts.fac[0].webhook: http:// to \"hooks.example.cn\", a host that is "
+         "not loopback; the URL (with any key in it) and every message would cross the network in "
+         "clear text (use https://)\n"},
+        /* loopback and https: no warning */
+        {"contacts = { fac = ( { webhook = \"http://127.0.0.1:9000/h?k=SECRETKEY\"; },\n"
+         "  { webhook = \"http://localhost/h\"; }, { webhook = \"http://[::1]:80/h\"; },\n"
+         "  { webhook = \"https://10.1.2.3/h?key=SECRETKEY\"; } ); };\n"
+         "escalation = { alarm = ( { after_s = 0; notify = [ \"fac\" ]; } ); };\n",
+         ""},
+    };
+    for (size_t i = 0; i < N_CASES(cases); i++) {
+        struct tmpdir t;
+        const char *path = NULL;
+        char *out = NULL;
+        struct gw_config *cfg = load_people(&t, cases[i].text, &path, &out);
+        char *want = expand_at(cases[i].want, path);
+        if (!cfg || strcmp(out, want) != 0) {
+            print_error("case %zu:\n got: %s want: %s", i, out, want);
+        }
+        assert_non_null(cfg);
+        assert_string_equal(out, want);
+        assert_null(strstr(out, "SECRETKEY"));
+        free(want);
+        gw_config_free(cfg);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
+static void test_people_bad(void **state)
+{
+    (void)state;
+/* one channel of contact fac on line 3; the escalation that names fac on line 4 */
+#define CH(ch) "contacts = { fac = ( " ch " ); };\n" ESC_FAC
+#define ESC_FAC "escalation = { alarm = ( { after_s = 0; notify = [ \"fac\" ]; } ); };\n"
+/* contacts fac and pri on line 3; escalation from line 4 */
+#define TWO                                                                                        \
+    "contacts = { fac = ( { mqtt = \"notify/fac\"; } ); pri = ( { mqtt = \"notify/p\"; } ); };\n"
+#define SMTP(keys) "smtp = { " keys " };\n"
+#define NO_ALARM_LEVELS                                                                            \
+    "warning: @:3: escalation: no levels for class alarm; fire alarms would reach nobody\n"
+    static const struct {
+        const char *text;
+        const char *want;
+    } cases[] = {
+        /* contacts: the section and its names */
+        {"contacts = ( );\n", "@:3: contacts: expected a group { ... }, got a list\n"},
+        {"contacts = { fac = { mqtt = \"notify/fac\"; }; };\n" ESC_FAC,
+         "@:3: contacts.fac: expected a list ( ... ), got a group\n"},
+        {"contacts = { fac = ( ); };\n" ESC_FAC,
+         "@:3: contacts.fac: needs at least one channel, e.g. ( { mqtt = \"notify/fac\"; } )\n"},
+        {"contacts = { fac = ( \"notify/fac\" ); };\n" ESC_FAC,
+         "@:3: contacts.fac[0]: expected a group { ... }, got a string\n"},
+        {"contacts = { fa*c = ( { mqtt = \"notify/fac\"; } ); };\n",
+         "@:3: contacts.fa*c: \"fa*c\" must be 1..47 of A-Z a-z 0-9 _ - (it is an MQTT topic "
+         "level)\n" NO_ALARM_LEVELS},
+        {"contacts = { a23456789012345678901234567890123456789012345678 = ( { mqtt = "
+         "\"notify/x\"; } ); };\n",
+         "@:3: contacts.a23456789012345678901234567890123456789012345678: "
+         "\"a23456789012345678901234567890123456789012345678\" must be 1..47 of A-Z a-z 0-9 _ - "
+         "(it is an MQTT topic level)\n" NO_ALARM_LEVELS},
+        /* channels: exactly one kind, keys that fit it */
+        {CH("{ }"), "@:3: contacts.fac[0]: needs one of mqtt, webhook, email\n"},
+        {CH("{ retries = 1; }"), "@:3: contacts.fac[0]: needs one of mqtt, webhook, email\n"},
+        {"contacts = { fac = ( { webhook = \"https://h/x\";\n  mqtt = \"notify/fac\"; } ); };\n"
+         "escalation = { alarm = ( { after_s = 0; notify = [ \"fac\" ]; } ); };\n",
+         "@:4: contacts.fac[0]: webhook and mqtt conflict; a channel is one of mqtt, webhook, "
+         "email (give each its own { ... })\n"},
+        {CH("{ mqtt = \"notify/fac\"; email = \"a@b.cn\"; }"),
+         "@:3: contacts.fac[0]: mqtt and email conflict; a channel is one of mqtt, webhook, "
+         "email (give each its own { ... })\n"},
+        {CH("{ mqtt = \"notify/fac\"; qos = 1; }"), "@:3: contacts.fac[0].qos: unknown key\n"},
+        {CH("{ mqtt = 5; }"), "@:3: contacts.fac[0].mqtt: expected a string, got an integer\n"},
+        {CH("{ mqtt = \"\"; }"), "@:3: contacts.fac[0].mqtt: must not be empty\n"},
+        {CH("{ mqtt = \"notify/fac\"; timeout_ms = 1000; retries = 1; }"),
+         "@:3: contacts.fac[0].timeout_ms: only for webhook and email channels\n"
+         "@:3: contacts.fac[0].retries: only for webhook and email channels\n"},
+        {CH("{ mqtt = \"notify/fac\"; format = \"json\"; }"),
+         "@:3: contacts.fac[0].format: only for webhook channels\n"},
+        {CH("{ email = \"a@b.cn\"; format = \"wecom\"; }")
+             SMTP("url = \"smtps://m\"; from = \"gw@b.cn\";"),
+         "@:3: contacts.fac[0].format: only for webhook channels\n"},
+        /* mqtt topics: under notify/, no filter */
+        {CH("{ mqtt = \"notify/+\"; }"),
+         "@:3: contacts.fac[0].mqtt: \"notify/+\" must not hold + or # (it is a topic to publish "
+         "on, not a filter)\n"},
+        {CH("{ mqtt = \"notify/#\"; }"),
+         "@:3: contacts.fac[0].mqtt: \"notify/#\" must not hold + or # (it is a topic to publish "
+         "on, not a filter)\n"},
+        {CH("{ mqtt = \"/notify/fac\"; }"),
+         "@:3: contacts.fac[0].mqtt: \"/notify/fac\" must not start with '/' (it is a topic "
+         "under the site prefix)\n"},
+        {CH("{ mqtt = \"alarms/x/y\"; }"),
+         "@:3: contacts.fac[0].mqtt: \"alarms/x/y\" must start with notify/ (notifications go to "
+         "P/notify/...; the hub ACL grants them apart from the gateway's other topics)\n"},
+        {CH("{ mqtt = \"cmd/ack\"; }"),
+         "@:3: contacts.fac[0].mqtt: \"cmd/ack\" must start with notify/ (notifications go to "
+         "P/notify/...; the hub ACL grants them apart from the gateway's other topics)\n"},
+        {CH("{ mqtt = \"notifyfac\"; }"),
+         "@:3: contacts.fac[0].mqtt: \"notifyfac\" must start with notify/ (notifications go to "
+         "P/notify/...; the hub ACL grants them apart from the gateway's other topics)\n"},
+        {CH("{ mqtt = \"notify/\"; }"),
+         "@:3: contacts.fac[0].mqtt: \"notify/\" must name a level after notify/ and have no "
+         "empty levels (e.g. \"notify/facilities\")\n"},
+        {CH("{ mqtt = \"notify//fac\"; }"),
+         "@:3: contacts.fac[0].mqtt: \"notify//fac\" must name a level after notify/ and have no "
+         "empty levels (e.g. \"notify/facilities\")\n"},
+        {CH("{ mqtt = \"notify/fac/\"; }"),
+         "@:3: contacts.fac[0].mqtt: \"notify/fac/\" must name a level after notify/ and have no "
+         "empty levels (e.g. \"notify/facilities\")\n"},
+        {CH("{ mqtt = \"notify/f\\tac\"; }"),
+         "@:3: contacts.fac[0].mqtt: \"notify/f\tac\" must not hold control characters\n"},
+        /* webhooks: a URL that is never echoed (it holds the robot's key) */
+        {CH("{ webhook = \"ftp://h/x?key=SECRETKEY\"; }"),
+         "@:3: contacts.fac[0].webhook: must start with https:// or http://\n"},
+        {CH("{ webhook = \"qyapi.weixin.qq.com/send?key=SECRETKEY\"; }"),
+         "@:3: contacts.fac[0].webhook: must start with https:// or http://\n"},
+        {CH("{ webhook = \"https://\"; }"), "@:3: contacts.fac[0].webhook: has no host\n"},
+        {CH("{ webhook = \"https:///send?key=SECRETKEY\"; }"),
+         "@:3: contacts.fac[0].webhook: has no host\n"},
+        {CH("{ webhook = \"https://h:99999/x?key=SECRETKEY\"; }"),
+         "@:3: contacts.fac[0].webhook: has a bad port (1..65535)\n"},
+        {CH("{ webhook = \"https://[::1/x\"; }"),
+         "@:3: contacts.fac[0].webhook: has a bad [IPv6] address\n"},
+        {CH("{ webhook = \"https://h/x?key=SECRET KEY\"; }"),
+         "@:3: contacts.fac[0].webhook: must not hold spaces or control characters\n"},
+        {CH("{ webhook = \"https://h/x\"; format = \"slack\"; }"),
+         "@:3: contacts.fac[0].format: \"slack\" is not one of json, wecom, dingtalk\n"},
+        {CH("{ webhook = \"https://h/x\"; timeout_ms = 999; retries = 11; }"),
+         "@:3: contacts.fac[0].timeout_ms: 999 is out of range 1000..120000\n"
+         "@:3: contacts.fac[0].retries: 11 is out of range 0..10\n"},
+        {CH("{ webhook = \"https://h/x\"; timeout_ms = 120001; retries = -1; }"),
+         "@:3: contacts.fac[0].timeout_ms: 120001 is out of range 1000..120000\n"
+         "@:3: contacts.fac[0].retries: -1 is out of range 0..10\n"},
+        {CH("{ webhook = \"https://h/x\"; timeout_ms = 10.5; }"),
+         "@:3: contacts.fac[0].timeout_ms: expected an integer, got a float\n"},
+        /* email: an address, and an smtp section to send it through */
+        {CH("{ email = \"principal@school.cn\"; }"),
+         "@:3: contacts.fac[0].email: needs the smtp section (url, from) to send through\n"},
+        {CH("{ email = \"a b@school.cn\"; }"),
+         "@:3: contacts.fac[0].email: \"a b@school.cn\" is not an email address (name@domain, no "
+         "spaces)\n"},
+        {CH("{ email = \"a@b@school.cn\"; }"),
+         "@:3: contacts.fac[0].email: \"a@b@school.cn\" is not an email address (name@domain, no "
+         "spaces)\n"},
+        {CH("{ email = \"school.cn\"; }"),
+         "@:3: contacts.fac[0].email: \"school.cn\" is not an email address (name@domain, no "
+         "spaces)\n"},
+        {CH("{ email = \"@school.cn\"; }"),
+         "@:3: contacts.fac[0].email: \"@school.cn\" is not an email address (name@domain, no "
+         "spaces)\n"},
+        {CH("{ email = \"a@\"; }"),
+         "@:3: contacts.fac[0].email: \"a@\" is not an email address (name@domain, no "
+         "spaces)\n"},
+        {CH("{ email = \"Wang <w@school.cn>\"; }"),
+         "@:3: contacts.fac[0].email: \"Wang <w@school.cn>\" is not an email address "
+         "(name@domain, no spaces)\n"},
+        {CH("{ email = \"a@school.cn,b@school.cn\"; }"),
+         "@:3: contacts.fac[0].email: \"a@school.cn,b@school.cn\" is not an email address "
+         "(name@domain, no spaces)\n"},
+        {CH("{ email = \"a@b.cn\"; timeout_ms = 500; }")
+             SMTP("url = \"smtps://m\"; from = \"gw@b.cn\";"),
+         "@:3: contacts.fac[0].timeout_ms: 500 is out of range 1000..120000\n"},
+        /* escalation: classes, levels, contacts */
+        {"escalation = 5;\n", "@:3: escalation: expected a group { ... }, got an integer\n"},
+        {TWO "escalation = { fire = ( { after_s = 0; notify = [ \"fac\" ]; } );\n"
+             "  alarm = ( { after_s = 0; notify = [ \"fac\" ]; } ); };\n",
+         "@:4: escalation.fire: unknown key\n"},
+        {TWO "escalation = { alarm = { after_s = 0; notify = [ \"fac\" ]; }; };\n",
+         "@:4: escalation.alarm: expected a list ( ... ), got a group\n"},
+        {TWO "escalation = { alarm = ( 5 ); };\n",
+         "@:4: escalation.alarm[0]: expected a group { ... }, got an integer\n"},
+        {TWO "escalation = { alarm = ( { after_s = 0; notify = [ \"fac\", \"principl\" ]; } ); "
+             "};\n",
+         "@:4: escalation.alarm[0].notify: unknown contact \"principl\"\n"},
+        {"escalation = { alarm = ( { after_s = 0; notify = [ \"fac\" ]; } ); };\n",
+         "@:3: escalation.alarm[0].notify: unknown contact \"fac\"\n"},
+        {TWO "escalation = { alarm = ( { after_s = 0; notify = [ \"fac\", \"pri\", \"fac\" ]; } "
+             "); };\n",
+         "@:4: escalation.alarm[0].notify: \"fac\" is listed twice\n"},
+        {TWO "escalation = { alarm = ( { after_s = 0; notify = \"fac\"; } ); };\n",
+         "@:4: escalation.alarm[0].notify: expected an array of strings [ \"a\", \"b\" ], got a "
+         "string\n"},
+        {TWO "escalation = { alarm = ( { after_s = 0; notify = [ ]; } ); };\n",
+         "@:4: escalation.alarm[0].notify: expected an array of strings [ \"a\", \"b\" ], got an "
+         "array [ ... ]\n"},
+        {TWO "escalation = { alarm = ( { after_s = 0; } ); };\n",
+         "@:4: escalation.alarm[0]: missing required key \"notify\"\n"},
+        {TWO "escalation = { alarm = ( { notify = [ \"fac\" ]; } ); };\n",
+         "@:4: escalation.alarm[0]: missing required key \"after_s\"\n"},
+        {TWO "escalation = { alarm = ( { after_s = 0; notify = [ \"fac\" ]; level = 1; } ); };\n",
+         "@:4: escalation.alarm[0].level: unknown key\n"},
+        {TWO "escalation = { alarm = ( { after_s = -1; notify = [ \"fac\" ]; } ); };\n",
+         "@:4: escalation.alarm[0].after_s: -1 is out of range 0..604800\n"},
+        {TWO "escalation = { alarm = ( { after_s = 604801; notify = [ \"fac\" ]; } ); };\n",
+         "@:4: escalation.alarm[0].after_s: 604801 is out of range 0..604800\n"},
+        {TWO "escalation = { alarm = (\n"
+             "  { after_s = 0; notify = [ \"fac\" ]; },\n"
+             "  { after_s = 120; notify = [ \"pri\" ]; },\n"
+             "  { after_s = 120; notify = [ \"fac\" ]; } ); };\n",
+         "@:7: escalation.alarm[2].after_s: 120 is not after the level before (120); levels go "
+         "in time order\n"},
+        {TWO "escalation = { alarm = ( { after_s = 0; notify = [ \"fac\" ]; } );\n"
+             "  supervisory = ( { after_s = 900; notify = [ \"fac\" ]; },\n"
+             "                  { after_s = 60; notify = [ \"pri\" ]; } ); };\n",
+         "@:6: escalation.supervisory[1].after_s: 60 is not after the level before (900); levels "
+         "go in time order\n"},
+        {TWO "escalation = { alarm = (\n"
+             "  { after_s = 0; notify = [ \"fac\" ]; repeat_s = 600; },\n"
+             "  { after_s = 120; notify = [ \"pri\" ]; } ); };\n",
+         "@:5: escalation.alarm[0].repeat_s: only on the last level (it tells the last level "
+         "again until someone acknowledges)\n"},
+        {TWO "escalation = { alarm = ( { after_s = 0; notify = [ \"fac\" ]; repeat_s = 59; } ); "
+             "};\n",
+         "@:4: escalation.alarm[0].repeat_s: 59 is out of range 60..86400\n"},
+        {TWO "escalation = { alarm = ( { after_s = 0; notify = [ \"fac\" ]; repeat_s = 86401; } "
+             "); };\n",
+         "@:4: escalation.alarm[0].repeat_s: 86401 is out of range 60..86400\n"},
+        /* smtp */
+        {"smtp = 1;\n", "@:3: smtp: expected a group { ... }, got an integer\n"},
+        {SMTP("from = \"gw@b.cn\";"), "@:3: smtp: missing required key \"url\"\n"},
+        {SMTP("url = \"smtps://m\";"), "@:3: smtp: missing required key \"from\"\n"},
+        {SMTP("url = \"smtps://m\"; from = \"gw@b.cn\"; port = 465;"),
+         "@:3: smtp.port: unknown key\n"},
+        {SMTP("url = \"smtps://m\"; from = \"gw\";"),
+         "@:3: smtp.from: \"gw\" is not an address or \"Name <address>\"\n"},
+        {SMTP("url = \"smtps://m\"; from = \"Gateway <gw@b.cn\";"),
+         "@:3: smtp.from: \"Gateway <gw@b.cn\" is not an address or \"Name <address>\"\n"},
+        {SMTP("url = \"smtps://m\"; from = \"Gateway <g w@b.cn>\";"),
+         "@:3: smtp.from: \"Gateway <g w@b.cn>\" is not an address or \"Name <address>\"\n"},
+        {SMTP("url = \"smtps://m\"; from = \"Gate\\nBcc: x@y.cn <gw@b.cn>\";"),
+         "@:3: smtp.from: \"Gate\nBcc: x@y.cn <gw@b.cn>\" is not an address or \"Name "
+         "<address>\"\n"},
+        {SMTP("url = \"smtps://m\"; from = \"gw@b.cn\"; password = \"p\";"),
+         "@:3: smtp.password: needs username too\n"},
+        {SMTP("url = \"smtps://m\"; from = \"gw@b.cn\"; username = \"gw\";"),
+         "@:3: smtp.username: needs password or password_file too\n"},
+        {SMTP("url = \"smtps://m\"; from = \"gw@b.cn\"; username = \"gw\"; password = \"\";"),
+         "@:3: smtp.password: must not be empty\n"},
+        {SMTP("url = \"smtps://m\"; from = \"gw@b.cn\"; username = \"gw\"; password = \"p\";\n"
+              "  password_file = \"/nonexistent/pw\";"),
+         "@:4: smtp.password_file: give password or password_file, not both\n"},
+        {SMTP("url = \"smtps://m\"; from = \"gw@b.cn\"; insecure = 1;"),
+         "@:3: smtp.insecure: expected true or false, got an integer\n"},
+        /* alarms */
+        {"alarms = { chatter_count = 0; chatter_minutes = 0; storm_count = 0; flood_min = 1; "
+         "};\n",
+         "@:3: alarms.chatter_count: 0 is out of range 1..100\n"
+         "@:3: alarms.chatter_minutes: 0 is out of range 1..1440\n"
+         "@:3: alarms.storm_count: 0 is out of range 1..1000\n"
+         "@:3: alarms.flood_min: 1 is out of range 2..1000\n"},
+        {"alarms = { chatter_count = 101; chatter_minutes = 1441; storm_count = 1001; flood_min "
+         "= 1001; };\n",
+         "@:3: alarms.chatter_count: 101 is out of range 1..100\n"
+         "@:3: alarms.chatter_minutes: 1441 is out of range 1..1440\n"
+         "@:3: alarms.storm_count: 1001 is out of range 1..1000\n"
+         "@:3: alarms.flood_min: 1001 is out of range 2..1000\n"},
+        {"alarms = { chatter = 5; };\n", "@:3: alarms.chatter: unknown key\n"},
+        {"alarms = { storm_count = \"10\"; };\n",
+         "@:3: alarms.storm_count: expected an integer, got a string\n"},
+        {"alarms = ( );\n", "@:3: alarms: expected a group { ... }, got a list\n"},
+        /* selftest */
+        {"selftest = { at = \"24:00\"; };\n",
+         "@:3: selftest.at: bad time \"24:00\" (HH:MM, 00:00..23:59)\n"},
+        {"selftest = { at = \"03:60\"; };\n",
+         "@:3: selftest.at: bad time \"03:60\" (HH:MM, 00:00..23:59)\n"},
+        {"selftest = { at = \"3am\"; };\n",
+         "@:3: selftest.at: bad time \"3am\" (HH:MM, 00:00..23:59)\n"},
+        {"selftest = { at = 300; };\n", "@:3: selftest.at: expected a string, got an integer\n"},
+        {"selftest = { timeout_s = 9; };\n",
+         "@:3: selftest.timeout_s: 9 is out of range 10..3600\n"},
+        {"selftest = { timeout_s = 3601; };\n",
+         "@:3: selftest.timeout_s: 3601 is out of range 10..3600\n"},
+        {"selftest = { enabled = \"yes\"; };\n",
+         "@:3: selftest.enabled: expected true or false, got a string\n"},
+        {"selftest = { daily = true; };\n", "@:3: selftest.daily: unknown key\n"},
+    };
+#undef CH
+#undef ESC_FAC
+#undef TWO
+#undef SMTP
+#undef NO_ALARM_LEVELS
+    for (size_t i = 0; i < N_CASES(cases); i++) {
+        struct tmpdir t;
+        const char *path = NULL;
+        char *out = NULL;
+        struct gw_config *cfg = load_people(&t, cases[i].text, &path, &out);
+        char *want = expand_at(cases[i].want, path);
+        if (cfg || strcmp(out, want) != 0) {
+            print_error("case %zu:\n got: %s want: %s", i, out, want);
+        }
+        assert_null(cfg);
+        assert_string_equal(out, want);
+        assert_null(strstr(out, "SECRETKEY"));
+        free(want);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -3015,6 +3775,12 @@ int main(void)
         cmocka_unit_test(test_mqtt_expect_every_warning),
         cmocka_unit_test(test_mqtt_bad),
         cmocka_unit_test(test_mqtt_rule_points),
+        cmocka_unit_test(test_good_people),
+        cmocka_unit_test(test_people_partial_defaults),
+        cmocka_unit_test(test_smtp_url),
+        cmocka_unit_test(test_smtp_files),
+        cmocka_unit_test(test_people_warnings),
+        cmocka_unit_test(test_people_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
