@@ -1,0 +1,921 @@
+#include "notify_text.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ELLIPSIS "\xe2\x80\xa6" /* … */
+
+/* ---- a growing string; on no memory it stays broken and build returns NULL ---- */
+
+struct sb {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void sb_reserve(struct sb *b, size_t more)
+{
+    if (b->oom || b->len + more + 1 <= b->cap) {
+        return;
+    }
+    size_t cap = b->cap ? b->cap : 128;
+    while (cap < b->len + more + 1) {
+        cap *= 2;
+    }
+    char *p = realloc(b->p, cap);
+    if (p == NULL) {
+        b->oom = true;
+        return;
+    }
+    b->p = p;
+    b->cap = cap;
+}
+
+static void sb_addn(struct sb *b, const char *s, size_t n)
+{
+    sb_reserve(b, n);
+    if (b->oom) {
+        return;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_add(struct sb *b, const char *s)
+{
+    if (s) {
+        sb_addn(b, s, strlen(s));
+    }
+}
+
+__attribute__((format(printf, 2, 3))) static void sb_printf(struct sb *b, const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        return;
+    }
+    if ((size_t)n < sizeof(buf)) {
+        sb_addn(b, buf, (size_t)n);
+        return;
+    }
+    sb_reserve(b, (size_t)n);
+    if (b->oom) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+static char *sb_finish(struct sb *b)
+{
+    if (b->oom || b->p == NULL) {
+        if (!b->oom) {
+            return strdup("");
+        }
+        free(b->p);
+        return NULL;
+    }
+    return b->p;
+}
+
+/* ---- UTF-8 ---- */
+
+/* Length of the well-formed UTF-8 character at s (n bytes left), 0 when malformed. */
+static size_t utf8_char(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80) {
+        return 1;
+    }
+    size_t len;
+    unsigned min;
+    unsigned cp;
+    if ((s[0] & 0xe0) == 0xc0) {
+        len = 2, min = 0x80, cp = s[0] & 0x1fu;
+    } else if ((s[0] & 0xf0) == 0xe0) {
+        len = 3, min = 0x800, cp = s[0] & 0x0fu;
+    } else if ((s[0] & 0xf8) == 0xf0) {
+        len = 4, min = 0x10000, cp = s[0] & 0x07u;
+    } else {
+        return 0;
+    }
+    if (n < len) {
+        return 0;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+        cp = (cp << 6) | (s[i] & 0x3fu);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        return 0;
+    }
+    return len;
+}
+
+/* s with each malformed byte replaced by '?' and control characters other than \n by ' '. */
+static void sb_add_clean(struct sb *b, const char *s, bool keep_newlines)
+{
+    if (s == NULL) {
+        return;
+    }
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t k = utf8_char(u + i, n - i);
+        if (k == 0) {
+            sb_add(b, "?");
+            i++;
+        } else if (k == 1 && (u[i] < 0x20 || u[i] == 0x7f) && !(keep_newlines && u[i] == '\n')) {
+            sb_add(b, " ");
+            i++;
+        } else {
+            sb_addn(b, s + i, k);
+            i += k;
+        }
+    }
+}
+
+/* A clean copy (see sb_add_clean); NULL when out of memory. */
+static char *clean_dup(const char *s, bool keep_newlines)
+{
+    struct sb b = {0};
+    sb_add_clean(&b, s ? s : "", keep_newlines);
+    return sb_finish(&b);
+}
+
+/* The longest prefix of s no longer than max bytes that ends on a character boundary. */
+static size_t utf8_cut(const char *s, size_t max)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        size_t k = utf8_char(u + i, n - i);
+        if (k == 0) {
+            k = 1;
+        }
+        if (i + k > max) {
+            break;
+        }
+        i += k;
+    }
+    return i;
+}
+
+/* ---- words ---- */
+
+enum gw_lang gw_notify_text_lang(const char *language)
+{
+    if (language && (language[0] == 'e' || language[0] == 'E') &&
+        (language[1] == 'n' || language[1] == 'N') &&
+        (language[2] == '\0' || language[2] == '-' || language[2] == '_')) {
+        return GW_LANG_EN;
+    }
+    return GW_LANG_ZH;
+}
+
+static const char *const class_key[GW_NCLASSES] = {"alarm", "supervisory", "trouble"};
+static const char *const class_zh[GW_NCLASSES] = {"火警", "监管", "故障"};
+static const char *const class_en[GW_NCLASSES] = {"FIRE ALARM", "SUPERVISORY", "TROUBLE"};
+static const char *const class_zh_short[GW_NCLASSES] = {"火警", "监管", "故障"};
+static const char *const class_en_short[GW_NCLASSES] = {"fire", "supervisory", "trouble"};
+
+static int cls_index(enum gw_alarm_class c)
+{
+    return (int)c >= 0 && (int)c < GW_NCLASSES ? (int)c : GW_CLASS_TROUBLE;
+}
+
+static const char *state_label(enum gw_alarm_state s, enum gw_lang lang)
+{
+    bool zh = lang == GW_LANG_ZH;
+    switch (s) {
+    case GW_ALARM_NORMAL:
+        return zh ? "已恢复" : "cleared";
+    case GW_ALARM_UNACKED:
+        return zh ? "未确认" : "unacknowledged";
+    case GW_ALARM_ACKED:
+        return zh ? "已确认" : "acknowledged";
+    case GW_ALARM_RTN_UNACKED:
+        return zh ? "已恢复，未确认" : "cleared, unacknowledged";
+    case GW_ALARM_SHELVED:
+        return zh ? "已搁置" : "shelved";
+    case GW_ALARM_OUT_OF_SERVICE:
+        return zh ? "停用检修中" : "out of service";
+    }
+    return zh ? "未知" : "unknown";
+}
+
+static bool needs_ack(enum gw_alarm_state s)
+{
+    return s == GW_ALARM_UNACKED || s == GW_ALARM_RTN_UNACKED;
+}
+
+static bool present(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
+
+/* "A", "12", "B1", "-1": a code, to which 栋 / 层 (or "Building " / "floor ") is added. */
+static bool is_code(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 4) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+              c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool has_location(const struct gw_notify_fields *f)
+{
+    return present(f->building) || present(f->floor) || present(f->zone);
+}
+
+/* zh "A栋 3层 301室", en "Building A, floor 3, room 301". */
+static void add_location(struct sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
+{
+    const char *sep = lang == GW_LANG_ZH ? " " : ", ";
+    bool first = true;
+    if (present(f->building)) {
+        if (lang == GW_LANG_EN && is_code(f->building)) {
+            sb_add(b, "Building ");
+        }
+        sb_add_clean(b, f->building, false);
+        if (lang == GW_LANG_ZH && is_code(f->building)) {
+            sb_add(b, "栋");
+        }
+        first = false;
+    }
+    if (present(f->floor)) {
+        sb_add(b, first ? "" : sep);
+        if (lang == GW_LANG_EN && is_code(f->floor)) {
+            sb_add(b, "floor ");
+        }
+        sb_add_clean(b, f->floor, false);
+        if (lang == GW_LANG_ZH && is_code(f->floor)) {
+            sb_add(b, "层");
+        }
+        first = false;
+    }
+    if (present(f->zone)) {
+        sb_add(b, first ? "" : sep);
+        sb_add_clean(b, f->zone, false);
+    }
+}
+
+/* Local time: "10:42:05", or "2026-11-28 10:42:05" when not the day of now (or always). */
+static void format_local(int64_t ms, int64_t now_ms, bool always_date, char *out, size_t size)
+{
+    time_t t = (time_t)(ms / 1000 - (ms % 1000 < 0));
+    time_t now = (time_t)(now_ms / 1000 - (now_ms % 1000 < 0));
+    struct tm tm, tn;
+    if (localtime_r(&t, &tm) == NULL || localtime_r(&now, &tn) == NULL) {
+        snprintf(out, size, "?");
+        return;
+    }
+    bool today = tm.tm_year == tn.tm_year && tm.tm_yday == tn.tm_yday;
+    if (strftime(out, size, (today && !always_date) ? "%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+        snprintf(out, size, "?");
+    }
+}
+
+static void format_utc(int64_t ms, char *out, size_t size)
+{
+    time_t t = (time_t)(ms / 1000 - (ms % 1000 < 0));
+    int millis = (int)(((ms % 1000) + 1000) % 1000);
+    struct tm tm;
+    if (gmtime_r(&t, &tm) == NULL || strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+        snprintf(out, size, "?");
+        return;
+    }
+    size_t n = strlen(out);
+    snprintf(out + n, size - n, ".%03dZ", millis);
+}
+
+static void add_number(struct sb *b, double v)
+{
+    if (!isfinite(v)) {
+        sb_add(b, "?");
+        return;
+    }
+    sb_printf(b, "%.10g", v + 0.0); /* + 0.0: no "-0" */
+}
+
+static void add_unit(struct sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
+{
+    bool rate = f->cond == GW_COND_RATE_ABOVE || f->cond == GW_COND_RATE_BELOW;
+    if (present(f->unit)) {
+        sb_add(b, " ");
+        sb_add_clean(b, f->unit, false);
+    }
+    if (rate) {
+        sb_add(b, lang == GW_LANG_ZH ? "/分钟" : "/min");
+    }
+}
+
+static void add_duration(struct sb *b, double secs, enum gw_lang lang)
+{
+    bool zh = lang == GW_LANG_ZH;
+    long long s = isfinite(secs) && secs > 0 ? (long long)(secs < 1e12 ? secs : 1e12) : 0;
+    if (s < 120) {
+        sb_printf(b, zh ? "%lld 秒" : "%lld s", s);
+    } else if (s < 7200) {
+        sb_printf(b, zh ? "%lld 分钟" : "%lld min", s / 60);
+    } else if (s < 172800) {
+        sb_printf(b, zh ? "%lld 小时" : "%lld h", s / 3600);
+    } else {
+        sb_printf(b, zh ? "%lld 天" : "%lld d", s / 86400);
+    }
+}
+
+static bool shows_value(const struct gw_notify_fields *f)
+{
+    return f->value.type == GW_VALUE_NUMBER || f->value.type == GW_VALUE_STRING;
+}
+
+/*
+ * The value phrase, each part followed by the separator:
+ * zh "当前 0.08 MPa，低于 0.1 MPa，", en "value 0.08 MPa, below 0.1 MPa, ";
+ * offline zh "已 62 分钟无数据，", en "silent for 62 min, ".
+ */
+static void add_value(struct sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
+{
+    bool zh = lang == GW_LANG_ZH;
+    const char *sep = zh ? "，" : ", ";
+    if (!shows_value(f)) {
+        return;
+    }
+    if (f->cond == GW_COND_OFFLINE && f->value.type == GW_VALUE_NUMBER) {
+        sb_add(b, zh ? "已 " : "silent for ");
+        add_duration(b, f->value.num, lang);
+        sb_add(b, zh ? "无数据" : "");
+        sb_add(b, sep);
+        return;
+    }
+    bool rate = f->cond == GW_COND_RATE_ABOVE || f->cond == GW_COND_RATE_BELOW;
+    sb_add(b, zh ? (rate ? "变化率 " : "当前 ") : (rate ? "rate " : "value "));
+    if (f->value.type == GW_VALUE_STRING) {
+        sb_add_clean(b, f->value.str, false);
+        sb_add(b, sep);
+        return;
+    }
+    add_number(b, f->value.num);
+    add_unit(b, f, lang);
+    sb_add(b, sep);
+    if (f->has_threshold) {
+        bool above = f->cond == GW_COND_ABOVE || f->cond == GW_COND_RATE_ABOVE;
+        sb_add(b, zh ? (above ? "高于 " : "低于 ") : (above ? "above " : "below "));
+        add_number(b, f->threshold);
+        add_unit(b, f, lang);
+        sb_add(b, sep);
+    }
+}
+
+static void add_tag(struct sb *b, enum gw_alarm_class cls, bool test, enum gw_lang lang)
+{
+    int c = cls_index(cls);
+    if (lang == GW_LANG_ZH) {
+        sb_printf(b, "【%s%s】", class_zh[c], test ? "·测试" : "");
+    } else {
+        sb_printf(b, "[%s%s]", class_en[c], test ? " TEST" : "");
+    }
+}
+
+/* zh "A栋 3层 301室 烟感报警 (A-3F-smoke-301)", en "Building A, ...: smoke detected (A-3F-...)". */
+static void add_what(struct sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
+{
+    bool any = false;
+    if (has_location(f)) {
+        add_location(b, f, lang);
+        sb_add(b, lang == GW_LANG_ZH ? " " : ": ");
+    }
+    if (present(f->rule)) {
+        sb_add_clean(b, f->rule, false);
+        any = true;
+    }
+    const char *id = present(f->sensor) ? f->sensor : f->key;
+    if (present(id)) {
+        sb_add(b, any ? " (" : "(");
+        sb_add_clean(b, id, false);
+        sb_add(b, ")");
+    }
+}
+
+static void add_ack_hint(struct sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
+{
+    sb_add(b, lang == GW_LANG_ZH ? "确认: campusgw-ctl ack " : "Acknowledge: campusgw-ctl ack ");
+    sb_add_clean(b, present(f->key) ? f->key : "KEY", false);
+    sb_add(b, lang == GW_LANG_ZH ? " --by 姓名" : " --by NAME");
+}
+
+static void add_summary_counts(struct sb *b, const struct gw_esc_summary *s, enum gw_lang lang)
+{
+    bool zh = lang == GW_LANG_ZH;
+    bool first = true;
+    sb_add(b, zh ? "（" : " (");
+    for (int c = 0; c < GW_NCLASSES; c++) {
+        if (s->per_class[c] > 0) {
+            sb_printf(b, "%s%s %d", first ? "" : (zh ? "，" : ", "),
+                      zh ? class_zh_short[c] : class_en_short[c], s->per_class[c]);
+            first = false;
+        }
+    }
+    if (s->tests > 0) {
+        sb_printf(b, zh ? "，其中测试 %d" : ", %d test", s->tests);
+    }
+    sb_add(b, zh ? "）" : ")");
+}
+
+static void add_summary_keys(struct sb *b, const struct gw_esc_summary *s, enum gw_lang lang,
+                             const char *sep)
+{
+    for (int i = 0; i < s->nlisted; i++) {
+        sb_add(b, i ? sep : "");
+        sb_add_clean(b, s->keys[i], false);
+    }
+    int more = s->total - s->nlisted;
+    if (more > 0) {
+        sb_printf(b, lang == GW_LANG_ZH ? " 及另外 %d 个" : " and %d more", more);
+    }
+}
+
+static char *summary_text(const struct gw_notify_fields *f, enum gw_lang lang, int64_t now_ms)
+{
+    const struct gw_esc_summary *s = f->summary;
+    struct sb b = {0};
+    char since[40];
+    format_local(s->first_ms, now_ms, false, since, sizeof(since));
+    if (lang == GW_LANG_ZH) {
+        sb_printf(&b, "【报警风暴】%s 起 %d 个新报警", since, s->total);
+        add_summary_counts(&b, s, lang);
+        sb_add(&b, "：");
+        add_summary_keys(&b, s, lang, "、");
+        sb_add(&b, "\n逐个查看和确认: campusgw-ctl alarms");
+    } else {
+        sb_printf(&b, "[ALARM STORM] %d new alarm%s since %s", s->total, s->total == 1 ? "" : "s",
+                  since);
+        add_summary_counts(&b, s, lang);
+        sb_add(&b, ": ");
+        add_summary_keys(&b, s, lang, ", ");
+        sb_add(&b, "\nSee and acknowledge each: campusgw-ctl alarms");
+    }
+    return sb_finish(&b);
+}
+
+char *gw_notify_text_message(const struct gw_notify_fields *f, enum gw_lang lang, int64_t now_ms)
+{
+    if (f == NULL) {
+        return NULL;
+    }
+    if (f->kind == GW_ESC_SUMMARY) {
+        if (f->summary == NULL) {
+            return NULL;
+        }
+        return summary_text(f, lang, now_ms);
+    }
+    bool zh = lang == GW_LANG_ZH;
+    bool clear = f->kind == GW_ESC_CLEAR;
+    struct sb b = {0};
+    char when[40];
+    add_tag(&b, f->alarm_class, f->test, lang);
+    if (!zh) {
+        sb_add(&b, " ");
+    }
+    add_what(&b, f, lang);
+    sb_add(&b, " ");
+    if (!clear) {
+        add_value(&b, f, lang);
+    }
+    if (f->since_ms != 0) {
+        format_local(f->since_ms, now_ms, false, when, sizeof(when));
+        sb_printf(&b, zh ? "%s 起，" : "since %s, ", when);
+    }
+    if (clear) {
+        format_local(f->cleared_ms ? f->cleared_ms : now_ms, now_ms, false, when, sizeof(when));
+        sb_printf(&b, zh ? "%s 已恢复" : "cleared %s", when);
+        if (needs_ack(f->state)) {
+            sb_add(&b, zh ? "，未确认" : ", unacknowledged");
+        }
+    } else {
+        sb_add(&b, state_label(f->state, lang));
+    }
+
+    /* The second line: the level, and how to acknowledge while that is wanted. */
+    bool level = !clear && f->level > 0;
+    bool ack = needs_ack(f->state);
+    if (level || ack) {
+        sb_add(&b, "\n");
+    }
+    if (level) {
+        bool repeat = f->kind == GW_ESC_REPEAT;
+        if (zh) {
+            sb_printf(&b, "第%d级%s", f->level, repeat ? "重复提醒" : "通知");
+        } else {
+            sb_printf(&b, "Level %d%s", f->level, repeat ? " reminder" : "");
+        }
+        if (ack) {
+            sb_add(&b, zh ? "。" : ". ");
+        }
+    }
+    if (ack) {
+        add_ack_hint(&b, f, lang);
+    }
+    return sb_finish(&b);
+}
+
+/* ---- fields from the config ---- */
+
+static const char *point_unit(const struct gw_config *cfg, const struct gw_sensor_cfg *s,
+                              const char *point)
+{
+    if (point == NULL || s->profile_index < 0 || s->profile_index >= cfg->nprofiles ||
+        cfg->profiles == NULL) {
+        return NULL;
+    }
+    const struct gw_profile_cfg *p = &cfg->profiles[s->profile_index];
+    for (int i = 0; i < p->npoints && p->points; i++) {
+        if (p->points[i].name && strcmp(p->points[i].name, point) == 0) {
+            return p->points[i].unit;
+        }
+    }
+    for (int i = 0; i < p->nfields && p->fields; i++) {
+        if (p->fields[i].name && strcmp(p->fields[i].name, point) == 0) {
+            return p->fields[i].unit;
+        }
+    }
+    for (int i = 0; i < p->nvalues && p->values; i++) {
+        if (p->values[i].name && strcmp(p->values[i].name, point) == 0) {
+            return p->values[i].unit;
+        }
+    }
+    return NULL;
+}
+
+void gw_notify_text_fields(struct gw_notify_fields *f, const struct gw_config *cfg,
+                           const struct gw_alarm *alarm, const struct gw_esc_notification *n)
+{
+    memset(f, 0, sizeof(*f));
+    f->cond = GW_COND_EQUALS;
+    f->state = GW_ALARM_UNACKED;
+    if (n) {
+        f->kind = n->kind;
+        f->alarm_class = n->alarm_class;
+        f->test = n->test;
+        f->level = n->level;
+        f->key = n->key[0] ? n->key : NULL;
+        f->since_ms = n->raised_at_ms;
+        f->summary = n->kind == GW_ESC_SUMMARY ? n->summary : NULL;
+        if (n->kind == GW_ESC_CLEAR) {
+            f->cleared_ms = n->due_ms;
+        }
+    }
+    if (cfg) {
+        f->site = cfg->site.name;
+    }
+    if (alarm == NULL) {
+        return;
+    }
+    f->key = alarm->key;
+    f->value = alarm->value;
+    f->state = alarm->state;
+    if (alarm->raised_at_ms) {
+        f->since_ms = alarm->raised_at_ms;
+    }
+    if (alarm->cleared_at_ms) {
+        f->cleared_ms = alarm->cleared_at_ms;
+    }
+    if (cfg == NULL) {
+        return;
+    }
+    const struct gw_rule_cfg *rule = NULL;
+    if (alarm->rule_index >= 0 && alarm->rule_index < cfg->nrules && cfg->rules) {
+        rule = &cfg->rules[alarm->rule_index];
+        f->rule = rule->name;
+        f->cond = rule->cond;
+        f->has_threshold = rule->cond == GW_COND_ABOVE || rule->cond == GW_COND_BELOW ||
+                           rule->cond == GW_COND_RATE_ABOVE || rule->cond == GW_COND_RATE_BELOW;
+        f->threshold = rule->threshold;
+        if (n == NULL) {
+            f->alarm_class = rule->alarm_class;
+        }
+    }
+    if (alarm->sensor_index >= 0 && alarm->sensor_index < cfg->nsensors && cfg->sensors) {
+        const struct gw_sensor_cfg *s = &cfg->sensors[alarm->sensor_index];
+        f->sensor = s->id;
+        f->building = s->location.building;
+        f->floor = s->location.floor;
+        f->zone = s->location.zone;
+        if (rule) {
+            f->unit = point_unit(cfg, s, rule->point);
+        }
+    }
+}
+
+/* ---- bodies ---- */
+
+static json_t *jstr(const char *s)
+{
+    if (s == NULL) {
+        return json_null();
+    }
+    char *c = clean_dup(s, true);
+    json_t *j = c ? json_string(c) : NULL;
+    free(c);
+    return j;
+}
+
+char *gw_notify_text_json(uint64_t seq, const struct gw_notify_fields *f, const char *text)
+{
+    if (f == NULL || text == NULL) {
+        return NULL;
+    }
+    bool summary = f->kind == GW_ESC_SUMMARY;
+    json_t *location = json_null();
+    if (!summary && has_location(f)) {
+        location = json_object();
+        if (present(f->building)) {
+            json_object_set_new(location, "building", jstr(f->building));
+        }
+        if (present(f->floor)) {
+            json_object_set_new(location, "floor", jstr(f->floor));
+        }
+        if (present(f->zone)) {
+            json_object_set_new(location, "zone", jstr(f->zone));
+        }
+    }
+    char raised[40];
+    format_utc(f->since_ms, raised, sizeof(raised));
+    json_t *root = json_pack(
+        "{sI so ss si so so so ss sb so so}", "seq", (json_int_t)seq, "key",
+        summary ? json_null() : jstr(f->key), "class", class_key[cls_index(f->alarm_class)],
+        "level", f->level, "text", jstr(text), "sensor", summary ? json_null() : jstr(f->sensor),
+        "location", location, "kind", gw_esc_kind_name(f->kind), "test", f->test, "state",
+        summary ? json_null() : json_string(gw_alarm_state_name(f->state)), "raised_at",
+        f->since_ms ? json_string(raised) : json_null());
+    if (root && summary && f->summary) {
+        json_t *keys = json_array();
+        for (int i = 0; i < f->summary->nlisted; i++) {
+            json_array_append_new(keys, jstr(f->summary->keys[i]));
+        }
+        json_object_set_new(root, "keys", keys);
+        json_object_set_new(root, "total", json_integer(f->summary->total));
+    }
+    if (root == NULL) {
+        return NULL;
+    }
+    char *s = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return s;
+}
+
+/* text + "\n— campusgw · <site>", within GW_ROBOT_CONTENT_MAX bytes. */
+static char *robot_content(const struct gw_notify_fields *f, const char *text)
+{
+    struct sb foot = {0};
+    sb_add(&foot, "\n— campusgw");
+    if (present(f->site)) {
+        sb_add(&foot, " · ");
+        sb_add_clean(&foot, f->site, false);
+    }
+    char *footer = sb_finish(&foot);
+    char *body = clean_dup(text, true);
+    if (footer == NULL || body == NULL) {
+        free(footer);
+        free(body);
+        return NULL;
+    }
+    size_t flen = utf8_cut(footer, GW_ROBOT_CONTENT_MAX / 2); /* a huge site name yields */
+    footer[flen] = '\0';
+    size_t room = GW_ROBOT_CONTENT_MAX - flen;
+    struct sb b = {0};
+    if (strlen(body) <= room) {
+        sb_add(&b, body);
+    } else {
+        sb_addn(&b, body, utf8_cut(body, room - strlen(ELLIPSIS)));
+        sb_add(&b, ELLIPSIS);
+    }
+    sb_add(&b, footer);
+    free(footer);
+    free(body);
+    return sb_finish(&b);
+}
+
+static char *robot_text_body(const struct gw_notify_fields *f, const char *text)
+{
+    if (f == NULL || text == NULL) {
+        return NULL;
+    }
+    char *content = robot_content(f, text);
+    if (content == NULL) {
+        return NULL;
+    }
+    json_t *root = json_pack("{ss s{ss}}", "msgtype", "text", "text", "content", content);
+    free(content);
+    if (root == NULL) {
+        return NULL;
+    }
+    char *s = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    return s;
+}
+
+/*
+ * WeCom group robot, text type: {"msgtype":"text","text":{"content":"..."}};
+ * content "最长不超过2048个字节，必须是utf8编码" (WeCom 群机器人配置说明). The
+ * optional mentioned_list / mentioned_mobile_list are not used.
+ */
+char *gw_notify_text_wecom(const struct gw_notify_fields *f, const char *text)
+{
+    return robot_text_body(f, text);
+}
+
+/*
+ * DingTalk custom robot, text type: {"msgtype":"text","text":{"content":"..."}}
+ * (open.dingtalk.com "自定义机器人接入", 消息类型 text; the optional "at" object is
+ * not used). A robot secured by a custom keyword drops messages without it:
+ * every content ends "— campusgw ...". DingTalk also limits a robot to 20
+ * messages a minute, one more reason storms send summaries.
+ */
+char *gw_notify_text_dingtalk(const struct gw_notify_fields *f, const char *text)
+{
+    return robot_text_body(f, text);
+}
+
+char *gw_notify_text_subject(const struct gw_notify_fields *f, enum gw_lang lang)
+{
+    if (f == NULL) {
+        return NULL;
+    }
+    bool zh = lang == GW_LANG_ZH;
+    struct sb b = {0};
+    sb_add(&b, "[campusgw] ");
+    if (f->kind == GW_ESC_SUMMARY) {
+        int total = f->summary ? f->summary->total : 0;
+        if (zh) {
+            sb_printf(&b, "【报警风暴】%d 个新报警", total);
+        } else {
+            sb_printf(&b, "[ALARM STORM] %d new alarm%s", total, total == 1 ? "" : "s");
+        }
+        return sb_finish(&b);
+    }
+    add_tag(&b, f->alarm_class, f->test, lang);
+    sb_add(&b, zh ? "" : " ");
+    sb_add_clean(&b, present(f->sensor) ? f->sensor : (f->key ? f->key : ""), false);
+    if (present(f->rule)) {
+        sb_add(&b, " ");
+        sb_add_clean(&b, f->rule, false);
+    }
+    switch (f->kind) {
+    case GW_ESC_RAISE:
+        if (f->level > 1) {
+            sb_printf(&b, zh ? " 第%d级" : " (level %d)", f->level);
+        }
+        break;
+    case GW_ESC_REPEAT:
+        sb_printf(&b, zh ? " 第%d级 仍未确认" : " (level %d) still unacknowledged", f->level);
+        break;
+    case GW_ESC_CLEAR:
+        sb_add(&b, zh ? " 已恢复" : " cleared");
+        break;
+    case GW_ESC_SUMMARY:
+        break;
+    }
+    return sb_finish(&b);
+}
+
+static void detail(struct sb *b, const char *label, const char *value)
+{
+    if (present(value)) {
+        sb_add(b, label);
+        sb_add_clean(b, value, false);
+        sb_add(b, "\n");
+    }
+}
+
+char *gw_notify_text_email_body(const struct gw_notify_fields *f, enum gw_lang lang,
+                                const char *text)
+{
+    if (f == NULL || text == NULL) {
+        return NULL;
+    }
+    bool zh = lang == GW_LANG_ZH;
+    struct sb b = {0};
+    sb_add_clean(&b, text, true);
+    sb_add(&b, "\n\n");
+    detail(&b, zh ? "学校: " : "School: ", f->site);
+    if (f->kind == GW_ESC_SUMMARY && f->summary) {
+        sb_add(&b, zh ? "报警列表:\n" : "Alarms:\n");
+        for (int i = 0; i < f->summary->nlisted; i++) {
+            sb_add(&b, "  ");
+            sb_add_clean(&b, f->summary->keys[i], false);
+            sb_add(&b, "\n");
+        }
+        int more = f->summary->total - f->summary->nlisted;
+        if (more > 0) {
+            sb_printf(&b, zh ? "  及另外 %d 个\n" : "  and %d more\n", more);
+        }
+        return sb_finish(&b);
+    }
+    int c = cls_index(f->alarm_class);
+    detail(&b, zh ? "报警: " : "Alarm: ", f->key);
+    sb_printf(&b, "%s%s%s\n", zh ? "类别: " : "Class: ", zh ? class_zh[c] : class_en[c],
+              f->test ? (zh ? "（测试）" : " (test)") : "");
+    if (has_location(f)) {
+        sb_add(&b, zh ? "位置: " : "Location: ");
+        add_location(&b, f, lang);
+        sb_add(&b, "\n");
+    }
+    detail(&b, zh ? "传感器: " : "Sensor: ", f->sensor);
+    detail(&b, zh ? "规则: " : "Rule: ", f->rule);
+    if (shows_value(f)) {
+        struct sb v = {0};
+        add_value(&v, f, lang);
+        char *vs = sb_finish(&v);
+        if (vs) {
+            /* Drop the trailing separator of the inline phrase. */
+            size_t n = strlen(vs);
+            const char *sep = zh ? "，" : ", ";
+            if (n >= strlen(sep) && strcmp(vs + n - strlen(sep), sep) == 0) {
+                vs[n - strlen(sep)] = '\0';
+            }
+            detail(&b, zh ? "数值: " : "Value: ", vs);
+            free(vs);
+        } else {
+            b.oom = true;
+        }
+    }
+    char when[40];
+    if (f->since_ms) {
+        format_local(f->since_ms, 0, true, when, sizeof(when));
+        detail(&b, zh ? "起始: " : "Since: ", when);
+    }
+    if (f->kind == GW_ESC_CLEAR && f->cleared_ms) {
+        format_local(f->cleared_ms, 0, true, when, sizeof(when));
+        detail(&b, zh ? "恢复: " : "Cleared: ", when);
+    }
+    detail(&b, zh ? "状态: " : "State: ", state_label(f->state, lang));
+    if (f->level > 0) {
+        sb_printf(&b, zh ? "通知级别: 第%d级\n" : "Level: %d\n", f->level);
+    }
+    return sb_finish(&b);
+}
+
+void gw_notify_text_release(struct gw_notify_texts *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    free(t->text);
+    free(t->json);
+    free(t->wecom);
+    free(t->dingtalk);
+    free(t->subject);
+    free(t->email_body);
+    memset(t, 0, sizeof(*t));
+}
+
+int gw_notify_text_build(struct gw_notify_texts *out, const struct gw_notify_fields *f,
+                         const char *language, uint64_t seq, int64_t now_ms)
+{
+    if (out == NULL) {
+        return -EINVAL;
+    }
+    memset(out, 0, sizeof(*out));
+    if (f == NULL || (f->kind == GW_ESC_SUMMARY && f->summary == NULL)) {
+        return -EINVAL;
+    }
+    enum gw_lang lang = gw_notify_text_lang(language);
+    out->text = gw_notify_text_message(f, lang, now_ms);
+    if (out->text) {
+        out->json = gw_notify_text_json(seq, f, out->text);
+        out->wecom = gw_notify_text_wecom(f, out->text);
+        out->dingtalk = gw_notify_text_dingtalk(f, out->text);
+        out->subject = gw_notify_text_subject(f, lang);
+        out->email_body = gw_notify_text_email_body(f, lang, out->text);
+    }
+    if (!out->text || !out->json || !out->wecom || !out->dingtalk || !out->subject ||
+        !out->email_body) {
+        gw_notify_text_release(out);
+        return -ENOMEM;
+    }
+    return 0;
+}
