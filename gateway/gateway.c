@@ -16,6 +16,7 @@
 #endif
 
 #include "alarm.h"
+#include "alarm_desk.h"
 #include "driver.h"
 #include "log.h"
 #include "outbox.h"
@@ -57,9 +58,7 @@ struct gw_gateway {
     void *uplink;               /* NULL without an uplink section */
     void *drivers[GW_NDRIVERS]; /* state of each running driver of `driver_table` */
 
-    /* Alarms that are not normal. */
-    struct gw_alarm *alarms;
-    int nalarms, alarms_cap;
+    struct gw_desk *desk; /* alarms, escalation, notifications, commands */
 
     uv_timer_t tick;
     uv_timer_t commit_timer;
@@ -217,117 +216,6 @@ static void emit_metrics(struct gw_gateway *gw, int64_t now)
 
 /* ---- alarms ---- */
 
-static struct gw_alarm *find_alarm(struct gw_gateway *gw, int rule_index, int sensor_index)
-{
-    for (int i = 0; i < gw->nalarms; i++) {
-        if (gw->alarms[i].rule_index == rule_index && gw->alarms[i].sensor_index == sensor_index) {
-            return &gw->alarms[i];
-        }
-    }
-    return NULL;
-}
-
-static struct gw_alarm *new_alarm(struct gw_gateway *gw, int rule_index, int sensor_index)
-{
-    if (gw->nalarms == gw->alarms_cap) {
-        int cap = gw->alarms_cap ? gw->alarms_cap * 2 : 16;
-        struct gw_alarm *a = realloc(gw->alarms, sizeof(*a) * (size_t)cap);
-        if (!a) {
-            return NULL;
-        }
-        gw->alarms = a;
-        gw->alarms_cap = cap;
-    }
-    struct gw_alarm *a = &gw->alarms[gw->nalarms++];
-    memset(a, 0, sizeof(*a));
-    a->rule_index = rule_index;
-    a->sensor_index = sensor_index;
-    snprintf(a->key, sizeof(a->key), "%s/%s", gw->cfg->sensors[sensor_index].id,
-             gw->cfg->rules[rule_index].slug);
-    return a;
-}
-
-static void drop_alarm(struct gw_gateway *gw, struct gw_alarm *a)
-{
-    *a = gw->alarms[--gw->nalarms];
-}
-
-static void format_value(const struct gw_value *v, char *out, size_t size)
-{
-    switch (v->type) {
-    case GW_VALUE_NUMBER:
-        snprintf(out, size, "%g", v->num);
-        break;
-    case GW_VALUE_BOOL:
-        snprintf(out, size, "%s", v->b ? "true" : "false");
-        break;
-    case GW_VALUE_STRING:
-        snprintf(out, size, "\"%s\"", v->str);
-        break;
-    case GW_VALUE_NONE:
-        snprintf(out, size, "null");
-        break;
-    }
-}
-
-/*
- * The event (P/events) and the new retained state (P/alarms/<key>, "" when
- * normal) of one transition. Both are alarm-stream records: on disk before
- * any sink sees them.
- */
-static void emit_alarm(struct gw_gateway *gw, const struct gw_config *cfg, const struct gw_alarm *a,
-                       const char *transition)
-{
-    uint64_t seq = gw_seq_next(&gw->seq);
-    int64_t now = gw_now_ms();
-    emit(gw, GW_REC_EVENT, now, "events", gw_payload_alarm(seq, cfg, a, transition), seq);
-    char topic[GW_KEY_MAX + 16];
-    snprintf(topic, sizeof(topic), "alarms/%s", a->key);
-    seq = gw_seq_next(&gw->seq);
-    char *state = a->state == GW_ALARM_NORMAL ? strdup("") : gw_payload_alarm(seq, cfg, a, NULL);
-    emit(gw, GW_REC_ALARM, now, topic, state, seq);
-}
-
-static void handle_transition(struct gw_gateway *gw, const struct gw_alarm_transition *t)
-{
-    struct gw_alarm *a = find_alarm(gw, t->rule_index, t->sensor_index);
-    bool raise = t->type == GW_TRANSITION_RAISE;
-    if (!a) {
-        if (!raise) {
-            return; /* nothing to clear */
-        }
-        a = new_alarm(gw, t->rule_index, t->sensor_index);
-        if (!a) {
-            gw_error("alarm", "out of memory: alarm not recorded rule=%d sensor=%d", t->rule_index,
-                     t->sensor_index);
-            return;
-        }
-    }
-    a->value = t->value;
-    if (raise) {
-        a->state = GW_ALARM_UNACKED;
-        a->raised_at_ms = t->ts_ms;
-        a->cleared_at_ms = 0;
-        a->acked_at_ms = 0;
-        a->acked_by[0] = '\0';
-    } else {
-        a->state = GW_ALARM_NORMAL;
-        a->cleared_at_ms = t->ts_ms;
-    }
-    gw->stats.transitions++;
-
-    const struct gw_rule_cfg *rule = &gw->cfg->rules[t->rule_index];
-    char value[64];
-    format_value(&t->value, value, sizeof(value));
-    gw_log(raise ? GW_LOG_WARN : GW_LOG_INFO, "alarm", "%s key=%s class=%s value=%s rule=\"%s\"",
-           raise ? "raised" : "cleared", a->key, gw_class_name(rule->alarm_class), value,
-           rule->name);
-    emit_alarm(gw, gw->cfg, a, raise ? "raise" : "clear");
-    if (a->state == GW_ALARM_NORMAL) {
-        drop_alarm(gw, a);
-    }
-}
-
 static void on_alarm_commit(uv_check_t *h)
 {
     struct gw_gateway *gw = h->data;
@@ -351,94 +239,67 @@ static void open_alarm_batch(struct gw_gateway *gw)
     }
 }
 
-static void handle_transitions(struct gw_gateway *gw, const struct gw_alarm_transition *t, int n)
+static void desk_open_batch(void *core)
+{
+    open_alarm_batch(core);
+}
+
+static uint64_t desk_next_seq(void *core)
+{
+    struct gw_gateway *gw = core;
+    return gw_seq_next(&gw->seq);
+}
+
+static void desk_emit(void *core, enum gw_record_type type, int64_t ts_ms, const char *topic,
+                      char *json, uint64_t seq)
+{
+    emit(core, type, ts_ms, topic, json, seq);
+}
+
+static void handle_transitions(struct gw_gateway *gw, const struct gw_alarm_transition *t, int n,
+                               bool test, int64_t now)
 {
     if (n == 0) {
         return;
     }
-    open_alarm_batch(gw);
-    for (int i = 0; i < n; i++) {
-        handle_transition(gw, &t[i]);
-    }
+    gw->stats.transitions += (uint64_t)n;
+    gw_desk_on_transitions(gw->desk, t, n, test, now);
 }
 
-static int64_t json_time_ms(json_t *v)
-{
-    const char *s = json_string_value(v);
-    struct tm tm = {0};
-    int ms = 0;
-    if (!s || sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                     &tm.tm_min, &tm.tm_sec, &ms) != 7) {
-        return 0;
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm) * 1000 + ms;
-}
-
-static void restore_value(json_t *v, struct gw_value *out)
-{
-    memset(out, 0, sizeof(*out));
-    if (json_is_number(v)) {
-        out->type = GW_VALUE_NUMBER;
-        out->num = json_number_value(v);
-    } else if (json_is_boolean(v)) {
-        out->type = GW_VALUE_BOOL;
-        out->b = json_is_true(v);
-        out->num = out->b;
-    } else if (json_is_string(v)) {
-        out->type = GW_VALUE_STRING;
-        snprintf(out->str, sizeof(out->str), "%s", json_string_value(v));
-    }
-}
-
-/* One alarm that was not normal when the gateway stopped (from the store). */
-static void on_stored_alarm(void *ctx, const char *key, const char *payload)
+/* P/cmd/<name> from the hub or the uplink. */
+static void on_command(void *ctx, const char *source, const char *name, const void *payload,
+                       size_t len)
 {
     struct gw_gateway *gw = ctx;
-    json_t *j = json_loads(payload, 0, NULL);
-    const char *slash = strchr(key, '/');
-    char sensor[GW_NAME_MAX];
-    int si = -1, ri = -1;
-    if (slash && (size_t)(slash - key) < sizeof(sensor)) {
-        memcpy(sensor, key, (size_t)(slash - key));
-        sensor[slash - key] = '\0';
-        si = gw_config_find_sensor(gw->cfg, sensor);
-        for (int k = 0; k < gw->cfg->nrules; k++) {
-            if (strcmp(gw->cfg->rules[k].slug, slash + 1) == 0) {
-                ri = k;
-            }
+    gw_desk_command(gw->desk, source, name, payload, len, gw_now_ms());
+}
+
+/* A detector's test button: the reading says test = true. */
+static bool is_test_reading(const struct gw_reading *r)
+{
+    for (int i = 0; i < r->npoints; i++) {
+        if (strcmp(r->points[i].name, "test") == 0 && r->points[i].value.type == GW_VALUE_BOOL) {
+            return r->points[i].value.b;
         }
     }
-    struct gw_alarm a = {0};
-    snprintf(a.key, sizeof(a.key), "%s", key);
-    if (j) {
-        restore_value(json_object_get(j, "value"), &a.value);
-        a.raised_at_ms = json_time_ms(json_object_get(j, "raised_at"));
-        a.acked_at_ms = json_time_ms(json_object_get(j, "acked_at"));
-        const char *by = json_string_value(json_object_get(j, "acked_by"));
-        snprintf(a.acked_by, sizeof(a.acked_by), "%s", by ? by : "");
-        a.level = (int)json_integer_value(json_object_get(j, "level"));
+    return false;
+}
+
+/* Telemetry of a sensor under maintenance still flows, marked. */
+static char *mark_out_of_service(char *json)
+{
+    json_t *root = json ? json_loads(json, 0, NULL) : NULL;
+    if (!root) {
+        return json;
     }
-    json_decref(j);
-    if (si < 0 || ri < 0 || !gw_rules_restore_active(gw->rules, ri, si)) {
-        /* Its sensor or rule is gone from the config: it is over. Say so everywhere. */
-        gw_info("alarm", "cleared key=%s reason=\"no longer in the config\"", key);
-        char topic[GW_KEY_MAX + 16];
-        snprintf(topic, sizeof(topic), "alarms/%s", key);
-        emit(gw, GW_REC_ALARM, gw_now_ms(), topic, strdup(""), gw_seq_next(&gw->seq));
-        return;
+    json_object_set_new(root, "out_of_service", json_true());
+    char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(12));
+    json_decref(root);
+    if (!s) {
+        return json;
     }
-    struct gw_alarm *slot = new_alarm(gw, ri, si);
-    if (!slot) {
-        return;
-    }
-    a.rule_index = ri;
-    a.sensor_index = si;
-    a.state = GW_ALARM_UNACKED;
-    *slot = a;
-    gw_info("alarm", "restored key=%s class=%s", key,
-            gw_class_name(gw->cfg->rules[ri].alarm_class));
+    free(json);
+    return s;
 }
 
 /*
@@ -455,15 +316,7 @@ static void emit_snapshot(struct gw_gateway *gw)
             emit_health(gw, i, now);
         }
     }
-    gw_store_begin_batch(gw->store);
-    for (int i = 0; i < gw->nalarms; i++) {
-        const struct gw_alarm *a = &gw->alarms[i];
-        char topic[GW_KEY_MAX + 16];
-        snprintf(topic, sizeof(topic), "alarms/%s", a->key);
-        uint64_t seq = gw_seq_next(&gw->seq);
-        emit(gw, GW_REC_ALARM, now, topic, gw_payload_alarm(seq, gw->cfg, a, NULL), seq);
-    }
-    gw_store_end_batch(gw->store);
+    gw_desk_snapshot(gw->desk, now);
 }
 
 /* ---- readings ---- */
@@ -491,7 +344,11 @@ void gw_gateway_dispatch(void *core, const struct gw_reading *r)
     char topic[GW_NAME_MAX + 16];
     snprintf(topic, sizeof(topic), "telemetry/%s", s->id);
     uint64_t seq = gw_seq_next(&gw->seq);
-    emit(gw, GW_REC_TELEMETRY, r->ts_ms, topic, gw_payload_telemetry(seq, s, r), seq);
+    char *json = gw_payload_telemetry(seq, s, r);
+    if (gw_desk_sensor_oos(gw->desk, r->sensor_index)) {
+        json = mark_out_of_service(json);
+    }
+    emit(gw, GW_REC_TELEMETRY, r->ts_ms, topic, json, seq);
     if (gw_store_commit_wanted(gw->store)) {
         gw_store_commit(gw->store);
     }
@@ -499,7 +356,7 @@ void gw_gateway_dispatch(void *core, const struct gw_reading *r)
      * pending in the rules and come out on the next tick. */
     struct gw_alarm_transition t[MAX_TRANSITIONS];
     int n = gw_rules_on_reading(gw->rules, r, now, t, MAX_TRANSITIONS);
-    handle_transitions(gw, t, n);
+    handle_transitions(gw, t, n, is_test_reading(r), now);
 }
 
 #define CLOCK_STEP_MS 2000
@@ -517,6 +374,7 @@ static void follow_clock_steps(struct gw_gateway *gw, int64_t wall_ms)
             gw_warn("gateway", "wall clock stepped step_ms=%lld; alarm timers follow it",
                     (long long)step);
             gw_rules_shift_time(gw->rules, step);
+            gw_desk_shift_time(gw->desk, step);
         }
     }
     gw->last_tick_wall_ms = wall_ms;
@@ -531,8 +389,9 @@ static void run_tick(struct gw_gateway *gw)
     int n;
     do {
         n = gw_rules_tick(gw->rules, now, t, MAX_TRANSITIONS);
-        handle_transitions(gw, t, n);
+        handle_transitions(gw, t, n, false, now);
     } while (n == MAX_TRANSITIONS);
+    gw_desk_tick(gw->desk, now);
     int silent[64];
     int nsilent;
     do {
@@ -626,12 +485,15 @@ static int add_sinks(struct gw_gateway *gw, const struct gw_config *cfg)
         if (!gw->hub) {
             return -ENOMEM;
         }
+        gw_sink_mqtt_set_command_handler(gw->hub, on_command, gw);
     }
     if (cfg->uplink.enabled && !gw_outbox_sink(gw->outbox, "uplink")) {
         gw->uplink = gw_outbox_add_sink(gw->outbox, &gw_sink_uplink, cfg, MQTT_BATCH, 0, 1);
         if (!gw->uplink) {
             return -ENOMEM;
         }
+        /* The district can acknowledge too: the uplink's P/cmd/+ (its broker's ACL decides who). */
+        gw_sink_mqtt_set_command_handler(gw->uplink, on_command, gw);
     }
     if (cfg->influx.enabled && !gw_outbox_sink(gw->outbox, "influx")) {
         if (!gw_outbox_add_sink(gw->outbox, &gw_sink_influx, cfg, influx_batch(cfg),
@@ -673,6 +535,13 @@ struct gw_gateway *gw_gateway_new(uv_loop_t *loop, struct gw_config *cfg, bool w
     if (!gw->outbox) {
         goto fail;
     }
+    struct gw_desk_host host = {
+        .core = gw, .next_seq = desk_next_seq, .emit = desk_emit, .open_batch = desk_open_batch};
+    gw->desk = gw_desk_new(loop, cfg, gw->store, &host);
+    if (!gw->desk) {
+        gw_outbox_free(gw->outbox);
+        goto fail;
+    }
     uv_timer_init(loop, &gw->tick);
     uv_timer_init(loop, &gw->commit_timer);
     uv_check_init(loop, &gw->alarm_commit);
@@ -696,7 +565,7 @@ int gw_gateway_start(struct gw_gateway *gw)
     if (rc != 0) {
         return rc;
     }
-    int restored = gw_store_load_alarms(gw->store, on_stored_alarm, gw);
+    int restored = gw_desk_restore(gw->desk, gw->rules, gw_now_ms());
     rc = start_drivers(gw);
     if (rc != 0) {
         return rc;
@@ -718,36 +587,6 @@ int gw_gateway_start(struct gw_gateway *gw)
             gw_sink_mqtt_prefix(gw->hub), gw->cfg->uplink.enabled ? gw->cfg->uplink.host : "off",
             gw->cfg->influx.enabled ? gw->cfg->influx.url : "off", restored > 0 ? restored : 0);
     return 0;
-}
-
-/* Alarm records follow their sensor id and rule slug into the new config. */
-static void remap_alarms(struct gw_gateway *gw, const struct gw_config *old,
-                         const struct gw_config *cfg)
-{
-    for (int i = 0; i < gw->nalarms;) {
-        struct gw_alarm *a = &gw->alarms[i];
-        int si = gw_config_find_sensor(cfg, old->sensors[a->sensor_index].id);
-        int ri = -1;
-        for (int k = 0; si >= 0 && k < cfg->nrules; k++) {
-            if (strcmp(cfg->rules[k].slug, old->rules[a->rule_index].slug) == 0) {
-                ri = k;
-                break;
-            }
-        }
-        if (si < 0 || ri < 0) {
-            /* Its rule or sensor is gone: tell everyone it is over. */
-            gw_info("alarm", "cleared key=%s reason=\"removed from config\"", a->key);
-            a->state = GW_ALARM_NORMAL;
-            a->cleared_at_ms = gw_now_ms();
-            open_alarm_batch(gw);
-            emit_alarm(gw, old, a, "clear");
-            drop_alarm(gw, a);
-            continue;
-        }
-        a->sensor_index = si;
-        a->rule_index = ri;
-        i++;
-    }
 }
 
 static bool same_str(const char *a, const char *b)
@@ -814,7 +653,9 @@ int gw_gateway_reload(struct gw_gateway *gw, struct gw_config *cfg)
     stop_drivers(gw);
     gw_registry_carry_over(registry, gw->registry);
     gw_rules_carry_over(rules, gw->rules);
-    remap_alarms(gw, gw->cfg, cfg);
+    if (gw_desk_reload(gw->desk, cfg, gw_now_ms()) != 0) {
+        gw_error("gateway", "reload: alarms could not move to the new config (out of memory)");
+    }
     gw_registry_free(gw->registry);
     gw_rules_free(gw->rules);
     gw->registry = registry;
@@ -878,6 +719,11 @@ static void on_outbox_stopped(void *ctx)
     maybe_done(ctx);
 }
 
+static void on_desk_closed(void *ctx)
+{
+    maybe_done(ctx);
+}
+
 void gw_gateway_stop(struct gw_gateway *gw, void (*done)(void *ctx), void *ctx)
 {
 #ifdef GW_HAVE_SYSTEMD
@@ -896,7 +742,9 @@ void gw_gateway_stop(struct gw_gateway *gw, void (*done)(void *ctx), void *ctx)
     uv_timer_stop(&gw->tick);
     uv_timer_stop(&gw->commit_timer);
     uv_check_stop(&gw->alarm_commit);
-    gw->closing = 4;
+    gw->closing = 5;
+    gw_desk_close(gw->desk, on_desk_closed, gw);
+    gw->desk = NULL;
     uv_close((uv_handle_t *)&gw->tick, on_handle_closed);
     uv_close((uv_handle_t *)&gw->commit_timer, on_handle_closed);
     uv_close((uv_handle_t *)&gw->alarm_commit, on_handle_closed);
@@ -956,6 +804,5 @@ void gw_gateway_free(struct gw_gateway *gw)
     for (int i = 0; i < gw->nretired; i++) {
         gw_config_free(gw->retired[i]);
     }
-    free(gw->alarms);
     free(gw);
 }

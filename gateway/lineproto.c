@@ -770,8 +770,9 @@ int gw_lp_from_record(struct gw_lp_buf *b, const struct gw_config *cfg, const st
     if (!b || !rec) {
         return -EINVAL;
     }
-    if (rec->type == GW_REC_ALARM || rec->type == GW_REC_FORWARDER) {
-        return 0; /* the event carries the transition; forwarders are MQTT-only */
+    if (rec->type == GW_REC_ALARM || rec->type == GW_REC_FORWARDER || rec->type == GW_REC_NOTIFY ||
+        rec->type == GW_REC_CMD_RESULT) {
+        return 0; /* the event carries the transition; the others are MQTT-only */
     }
     if (rec->type != GW_REC_TELEMETRY && rec->type != GW_REC_HEALTH && rec->type != GW_REC_EVENT &&
         rec->type != GW_REC_GATEWAY) {
@@ -803,6 +804,8 @@ int gw_lp_from_record(struct gw_lp_buf *b, const struct gw_config *cfg, const st
         break;
     case GW_REC_ALARM:
     case GW_REC_FORWARDER:
+    case GW_REC_NOTIFY:
+    case GW_REC_CMD_RESULT:
         break;
     }
     json_decref(root);

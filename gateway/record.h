@@ -11,12 +11,14 @@
 #include <stdint.h>
 
 enum gw_record_type {
-    GW_REC_TELEMETRY = 0, /* P/telemetry/<sensor>, payload per DESIGN.md */
-    GW_REC_HEALTH = 1,    /* P/health/<sensor>, retained */
-    GW_REC_ALARM = 2,     /* P/alarms/<key>, retained; payload "" once back to normal */
-    GW_REC_EVENT = 3,     /* P/events: an alarm transition */
-    GW_REC_GATEWAY = 4,   /* P/metrics: gateway metrics (InfluxDB measurement `gateway`) */
-    GW_REC_FORWARDER = 5, /* P/forwarders/<EUI>: a LoRa packet forwarder's health, retained */
+    GW_REC_TELEMETRY = 0,  /* P/telemetry/<sensor>, payload per DESIGN.md */
+    GW_REC_HEALTH = 1,     /* P/health/<sensor>, retained */
+    GW_REC_ALARM = 2,      /* P/alarms/<key>, retained; payload "" once back to normal */
+    GW_REC_EVENT = 3,      /* P/events: an alarm transition */
+    GW_REC_GATEWAY = 4,    /* P/metrics: gateway metrics (InfluxDB measurement `gateway`) */
+    GW_REC_FORWARDER = 5,  /* P/forwarders/<EUI>: a LoRa packet forwarder's health, retained */
+    GW_REC_NOTIFY = 6,     /* P/notify/<contact>: a notification to people */
+    GW_REC_CMD_RESULT = 7, /* P/cmd/result: the answer to a command */
 };
 
 /*
@@ -29,7 +31,10 @@ enum gw_stream { GW_STREAM_ALARM = 0, GW_STREAM_DATA = 1 };
 
 static inline enum gw_stream gw_record_stream(enum gw_record_type type)
 {
-    return type == GW_REC_ALARM || type == GW_REC_EVENT ? GW_STREAM_ALARM : GW_STREAM_DATA;
+    return type == GW_REC_ALARM || type == GW_REC_EVENT || type == GW_REC_NOTIFY ||
+                   type == GW_REC_CMD_RESULT
+               ? GW_STREAM_ALARM
+               : GW_STREAM_DATA;
 }
 
 struct gw_record {

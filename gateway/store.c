@@ -354,7 +354,8 @@ static int bind_text(sqlite3_stmt *s, int i, const char *v)
     return sqlite3_bind_text(s, i, v, -1, SQLITE_STATIC);
 }
 
-/* An event (P/events) is also the alarm's history, kept after delivery. */
+/* An event (P/events) or a notification (P/notify: who was told) is also the alarm's history,
+ * kept after delivery. */
 static int keep_history(struct gw_store *st, const struct gw_record *rec)
 {
     json_t *root = json_loadb(rec->payload, rec->payload_len, 0, NULL);
@@ -390,7 +391,7 @@ static int insert_pending(struct gw_store *st, const struct pending *p)
     if (rc != SQLITE_DONE) {
         return rc;
     }
-    if (p->rec.type == GW_REC_EVENT) {
+    if (p->rec.type == GW_REC_EVENT || p->rec.type == GW_REC_NOTIFY) {
         rc = keep_history(st, &p->rec);
         if (rc != SQLITE_DONE) {
             return rc;

@@ -64,7 +64,8 @@ ALLOWED_LOSS = math.ceil(NSENSORS * COMMIT_MS / (1000 * INTERVAL_S)) + NSENSORS
 ALLOWED_LOSS_SENSOR = math.ceil(COMMIT_MS / (1000 * INTERVAL_S)) + 1
 
 ALARM_TOPICS = (f"{PREFIX}/events", f"{PREFIX}/alarms/")
-LOG_TRANSITION = re.compile(r"^(?:WARN alarm: raised|INFO alarm: cleared) key=(\S+)", re.M)
+LOG_TRANSITION = re.compile(r"^(?:WARN|INFO) alarm: (raised|cleared|chattering) key=(\S+)", re.M)
+LOG_VERBS = {"raised": "raise", "cleared": "clear", "chattering": "chattering"}
 LOG_RESTORED = re.compile(r"^INFO alarm: restored key=(\S+)", re.M)
 
 
@@ -272,8 +273,11 @@ def test_kill9_under_load(wd):
     want_alarms = {f"{PREFIX}/alarms/{key(u)}" for u, low in final_low.items() if low}
 
     def retained_alarms(port):
+        """Retained alarms whose condition holds (cleared, unacknowledged ones stay retained
+        as rtn_unacked until someone acknowledges them)."""
         got = retained(port, f"{PREFIX}/alarms/#")
-        return {t: json.loads(p) for t, p in got.items() if p}
+        alarms = {t: json.loads(p) for t, p in got.items() if p}
+        return {t: a for t, a in alarms.items() if a["condition"]}
 
     wait_for(lambda: set(retained_alarms(uplink.port)) == want_alarms, 15,
              "retained alarms on the uplink to match the final values")
@@ -350,23 +354,25 @@ def analyse(runs, messages, gw_log):
             s = topic.rsplit("/", 1)[1]
             telemetry[k][s] = telemetry[k].get(s, 0) + 1
         elif topic == f"{PREFIX}/events":
-            events[k].append((obj["key"], obj["transition"], obj.get("value"), seq))
-            if obj["transition"] == "clear":
+            events[k].append((obj["key"], obj["transition"], obj.get("value"), seq,
+                              obj["state"]))
+            if obj["state"] == "normal":  # its retained record is the empty payload after it
                 seen[k].add(seq + 1)
 
     # (a) alarms, run by run, and the per-crash table.
-    active = set()  # keys whose last event was a raise
+    # Nobody acknowledges here: a cleared alarm stays, rtn_unacked (ISA-18.2), and is restored.
+    active = set()  # keys not normal after their last event
+    raised = set()  # keys whose condition is on (last edge a raise)
     rows = []
     total_log_only = 0
     for k, r in enumerate(runs):
         text = gw_log[r.log_pos:r.log_end]
-        logged = [(m.group(1), "raise" if m.group(0).startswith("WARN") else "clear")
-                  for m in LOG_TRANSITION.finditer(text)]
+        logged = [(m.group(2), LOG_VERBS[m.group(1)]) for m in LOG_TRANSITION.finditer(text)]
         restored = set(LOG_RESTORED.findall(text))
         if restored != active:
             problems.append(f"run {r.index}: restored {sorted(restored)} but the alarms active on "
                             f"the witness were {sorted(active)}")
-        got = [(key_, tr) for key_, tr, _, _ in events[k]]
+        got = [(key_, tr) for key_, tr, _, _, _ in events[k]]
         log_only = 0
         if got != logged[:len(got)]:
             problems.append(f"run {r.index}: events {got} differ from the log {logged}")
@@ -377,14 +383,20 @@ def analyse(runs, messages, gw_log):
                 problems.append(f"run {r.index}: logged transitions never published: "
                                 f"{logged[len(got):]}")
         total_log_only += log_only
-        for key_, tr, value, seq in events[k]:
-            if (tr == "raise") == (key_ in active):
-                problems.append(f"run {r.index}: {tr} of {key_} (seq {seq}) while it was "
-                                f"{'active' if key_ in active else 'normal'}")
-            if tr == "raise":
-                active.add(key_)
-            else:
+        for key_, tr, value, seq, state in events[k]:
+            if state == "normal":
                 active.discard(key_)
+            else:
+                active.add(key_)
+            if tr == "chattering":
+                continue
+            if (tr == "raise") == (key_ in raised):
+                problems.append(f"run {r.index}: {tr} of {key_} (seq {seq}) while its condition "
+                                f"was {'on' if key_ in raised else 'off'}")
+            if tr == "raise":
+                raised.add(key_)
+            else:
+                raised.discard(key_)
             if (tr == "raise") != (value is not None and value < THRESHOLD):
                 problems.append(f"run {r.index}: {tr} of {key_} with value {value}")
         # (b) telemetry loss, from the slave's own count of the polls it answered.

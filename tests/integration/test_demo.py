@@ -92,6 +92,14 @@ def test_demo_hydrant_alarm(wd):
     left = up_at / SPEED + INTERVAL + 3 - (time.monotonic() - t0)
     col.wait_json(f"{PREFIX}/events", lambda t, o: o["key"] == KEY and o["transition"] == "clear",
                   left, "the hydrant alarm clears")
+    # Nobody acknowledged it: it stays, returned to normal but unacknowledged, until someone does.
+    a = json.loads(wait_for(lambda: retained(broker.port, topic).get(topic), 5, "rtn_unacked"))
+    assert a["state"] == "rtn_unacked" and a["cleared_at"], a
+    mark = col.mark()
+    col.publish(f"{PREFIX}/cmd/ack", json.dumps({"key": KEY, "by": "facilities", "id": "d1"}))
+    r = col.wait_json(f"{PREFIX}/cmd/result", lambda t, o: o.get("id") == "d1", 5, "ack result",
+                      since=mark)
+    assert r["ok"] is True and r["state"] == "normal", r
     wait_for(lambda: topic not in retained(broker.port, f"{PREFIX}/alarms/#"), 5,
              "retained hydrant alarm removed")
     # Smoke in room 301 at 90 s: a fire alarm from an encrypted, signed LoRaWAN frame.

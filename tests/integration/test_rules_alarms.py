@@ -64,6 +64,15 @@ def wait_polls(col, sensor, n, pred=lambda o: True, timeout=10):
              timeout, f"{n} more polls of {sensor}")
 
 
+def command(col, name, body):
+    """Send P/cmd/<name> and return its P/cmd/result (matched by id)."""
+    cid = f"t{time.monotonic_ns()}"
+    mark = col.mark()
+    col.publish(f"{PREFIX}/cmd/{name}", json.dumps(dict(body, id=cid)))
+    return col.wait_json(f"{PREFIX}/cmd/result", lambda t, o: o.get("id") == cid, 5,
+                         f"the result of {name}", since=mark)
+
+
 def test_on_delay_and_deadband(wd):
     broker, slave, col, gw = setup(wd)
     key = "hyd-1/pressure-low"
@@ -92,12 +101,21 @@ def test_on_delay_and_deadband(wd):
     assert events(col, key, mark) == [], f"cleared inside the deadband: {events(col, key, mark)}"
     assert alarm(broker, key)["state"] == "unacked"
 
-    # 0.15 is past threshold + deadband: clears with an empty retained payload and an event.
+    # 0.15 is past threshold + deadband: clears, but nobody has acknowledged it yet
+    # (ISA-18.2: returned to normal, unacknowledged): it stays retained until acked.
     slave.set(1, "holding", 0, raw(0.15))
     ev = col.wait_json(f"{PREFIX}/events", lambda t, o: o["key"] == key, 5, "the clear event",
                        since=mark)
     assert ev["transition"] == "clear" and math.isclose(ev["value"], 0.15, abs_tol=1e-9), ev
-    assert ev["cleared_at"], ev
+    assert ev["cleared_at"] and ev["state"] == "rtn_unacked" and ev["condition"] is False, ev
+    a = wait_for(lambda: (alarm(broker, key) or {}).get("state") == "rtn_unacked" and
+                 alarm(broker, key), 5, "retained rtn_unacked")
+    assert a["cleared_at"], a
+    r = command(col, "ack", {"key": key, "by": "王师傅", "note": "valve checked"})
+    assert r["ok"] is True and r["state"] == "normal" and r["key"] == key, r
+    ack = col.wait_json(f"{PREFIX}/events", lambda t, o: o["key"] == key and
+                        o["transition"] == "ack", 5, "the ack event", since=mark)
+    assert ack["by"] == "王师傅" and ack["note"] == "valve checked", ack
     wait_for(lambda: [m for m in col.since(mark, f"{PREFIX}/alarms/{key}") if m[1] == b""], 5,
              "empty payload on the alarm topic")
     wait_for(lambda: f"{PREFIX}/alarms/{key}" not in retained(broker.port, f"{PREFIX}/alarms/#"),
@@ -138,6 +156,17 @@ def test_equals_door(wd):
     ev = col.wait_json(f"{PREFIX}/events", lambda t, o: o["key"] == key, 5, "unlocked clear",
                        since=mark)
     assert ev["transition"] == "clear" and ev["value"] == 0, ev
+    assert ev["state"] == "rtn_unacked", ev
+    # Acknowledged first, then unlocked: acked -> normal at the clear, nothing left.
+    slave.set(2, "holding", 0, 2)
+    col.wait_json(f"{PREFIX}/events", lambda t, o: o["key"] == key and o["transition"] == "raise",
+                  5, "locked again", since=mark)
+    assert command(col, "ack", {"key": key, "by": "li"})["state"] == "acked"
+    mark = col.mark()
+    slave.set(2, "holding", 0, 0)
+    ev = col.wait_json(f"{PREFIX}/events", lambda t, o: o["key"] == key, 5, "unlocked clear",
+                       since=mark)
+    assert ev["transition"] == "clear" and ev["state"] == "normal", ev
     wait_for(lambda: alarm(broker, key) is None, 5, "door alarm retained cleared")
 
 
@@ -153,10 +182,17 @@ def test_latch(wd):
     slave.set(3, "holding", 0, raw(0.5))
     wait_polls(col, "hyd-3", 4, lambda o: math.isclose(o["values"].get("pressure", 0), 0.5,
                                                        abs_tol=1e-9))
-    clears = [e for e in events(col, key, mark) if e["transition"] == "clear"]
-    assert clears == [], f"a latched alarm cleared by itself: {clears}"
-    a = alarm(broker, key)
-    assert a is not None and a["state"] != "normal" and not a["cleared_at"], a
+    # The condition is gone, the alarm is not: it waits for a person (ack + reset).
+    a = wait_for(lambda: (alarm(broker, key) or {}).get("needs_reset") and alarm(broker, key), 5,
+                 "latched alarm waiting for reset")
+    assert a["state"] == "unacked" and a["condition"] is False, a
+    r = command(col, "reset", {"key": key, "by": "li"})
+    assert r["ok"] is False and "acknowledge first" in r["error"], r
+    assert command(col, "ack", {"key": key, "by": "li"})["state"] == "acked"
+    assert alarm(broker, key)["state"] == "acked"
+    r = command(col, "reset", {"key": key, "by": "li"})
+    assert r["ok"] is True and r["state"] == "normal", r
+    wait_for(lambda: alarm(broker, key) is None, 5, "latched alarm gone after reset")
     # The other rules saw nothing.
     assert events(col, "hyd-1/pressure-low") == [] and events(col, "door-1/exit-locked") == []
 

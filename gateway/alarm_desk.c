@@ -1,0 +1,712 @@
+/*
+ * The alarm desk (see alarm_desk.h): the pure lifecycle and escalation
+ * decide, this file records and delivers.
+ *
+ * Order of one change: its P/events and P/alarms records are appended to the
+ * store (alarm stream: committed at the end of the loop iteration, before
+ * any sink reads them), the escalation state is saved with them, then the
+ * notifications it makes due go out. So after a crash nobody was told of an
+ * alarm that is not on disk, and a restart neither repeats nor skips a level.
+ */
+#include "alarm_desk.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alarm.h"
+#include "alarms.h"
+#include "commands.h"
+#include "escalation.h"
+#include "log.h"
+#include "notify.h"
+#include "notify_text.h"
+#include "payload.h"
+
+#define MOD "alarm"
+#define ESC_KEY_PREFIX "esc."
+#define OOS_KEY_PREFIX "oos."
+#define MAX_DUE 64
+
+struct gw_desk {
+    uv_loop_t *loop;
+    const struct gw_config *cfg;
+    struct gw_store *store;
+    struct gw_desk_host host;
+    struct gw_alarms *alarms;
+    struct gw_escalation *esc;
+    struct gw_notifier *notifier;
+    uv_timer_t timer;
+    struct gw_alarm_change *changes; /* room for the largest command (every rule of a sensor) */
+    int max_changes;
+    struct gw_esc_notification *notes; /* room for one due() batch */
+    int max_notes;
+    uint64_t commands, commands_refused;
+    bool closing;
+    int open_handles;
+    void (*closed)(void *ctx);
+    void *closed_ctx;
+};
+
+/* One send in flight: enough to say what failed. */
+struct send_ctx {
+    struct gw_desk *desk;
+    char key[GW_KEY_MAX];
+    char contact[GW_NAME_MAX];
+    enum gw_channel_kind kind;
+    int level;
+};
+
+static const char *const kind_names[] = {"mqtt", "webhook", "email"};
+
+static int64_t now_ms_of(const struct gw_desk *desk)
+{
+    (void)desk;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- records ---- */
+
+static void emit(struct gw_desk *desk, enum gw_record_type type, int64_t ts, const char *topic,
+                 char *json, uint64_t seq)
+{
+    desk->host.emit(desk->host.core, type, ts, topic, json, seq);
+}
+
+/* The P/events payload of a change: the alarm, the transition, who and why. */
+static char *event_payload(struct gw_desk *desk, const struct gw_config *cfg,
+                           const struct gw_alarm_change *c, uint64_t seq)
+{
+    char *base = gw_payload_alarm(seq, cfg, &c->alarm, c->transition);
+    if (!base || (!c->by[0] && !c->note[0])) {
+        return base;
+    }
+    (void)desk;
+    json_t *root = json_loads(base, 0, NULL);
+    free(base);
+    if (!root) {
+        return NULL;
+    }
+    if (c->by[0]) {
+        json_object_set_new(root, "by", json_string(c->by));
+    }
+    if (c->note[0]) {
+        json_object_set_new(root, "note", json_string(c->note));
+    }
+    char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(12));
+    json_decref(root);
+    return s;
+}
+
+static void emit_state(struct gw_desk *desk, const struct gw_config *cfg, const struct gw_alarm *a,
+                       int64_t now)
+{
+    char topic[GW_KEY_MAX + 16];
+    snprintf(topic, sizeof(topic), "alarms/%s", a->key);
+    uint64_t seq = desk->host.next_seq(desk->host.core);
+    char *json = a->state == GW_ALARM_NORMAL ? strdup("") : gw_payload_alarm(seq, cfg, a, NULL);
+    emit(desk, GW_REC_ALARM, now, topic, json, seq);
+}
+
+static int save_escalation(void *ctx, const char *key, const char *json)
+{
+    struct gw_desk *desk = ctx;
+    char k[GW_KEY_MAX + 8];
+    snprintf(k, sizeof(k), ESC_KEY_PREFIX "%s", key);
+    return json ? gw_store_kv_set(desk->store, k, json) : gw_store_kv_delete(desk->store, k);
+}
+
+static void save_oos(struct gw_desk *desk, int sensor_index)
+{
+    const struct gw_sensor_cfg *s = &desk->cfg->sensors[sensor_index];
+    char k[GW_NAME_MAX + 8];
+    snprintf(k, sizeof(k), OOS_KEY_PREFIX "%s", s->id);
+    struct gw_oos_sensor o;
+    if (!gw_alarms_sensor_oos(desk->alarms, sensor_index, &o)) {
+        gw_store_kv_delete(desk->store, k);
+        return;
+    }
+    json_t *root = json_pack("{ss sI}", "by", o.by, "since", (json_int_t)o.since_ms);
+    char *json = root ? json_dumps(root, JSON_COMPACT) : NULL;
+    json_decref(root);
+    if (json) {
+        gw_store_kv_set(desk->store, k, json);
+    }
+    free(json);
+}
+
+/* ---- notifications ---- */
+
+static void reschedule(struct gw_desk *desk, int64_t now);
+
+static void on_sent(void *ctx, bool ok, const char *error, int attempts)
+{
+    struct send_ctx *sc = ctx;
+    if (!ok && !sc->desk->closing) {
+        gw_warn("notify",
+                "not delivered contact=%s channel=%s key=%s level=%d attempts=%d error=\"%s\"",
+                sc->contact, kind_names[sc->kind], sc->key, sc->level, attempts,
+                error ? error : "?");
+    } else if (ok) {
+        gw_debug("notify", "delivered contact=%s channel=%s key=%s level=%d attempts=%d",
+                 sc->contact, kind_names[sc->kind], sc->key, sc->level, attempts);
+    }
+    free(sc);
+}
+
+/* P/notify/<contact> through the outbox: a fresh seq for the record, the same in its JSON. */
+static int publish_notify(void *core, const char *topic_suffix, const char *json)
+{
+    struct gw_desk *desk = core;
+    json_t *root = json_loads(json, 0, NULL);
+    if (!root) {
+        return -EINVAL;
+    }
+    uint64_t seq = desk->host.next_seq(desk->host.core);
+    json_object_set_new(root, "seq", json_integer((json_int_t)seq));
+    char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(12));
+    json_decref(root);
+    if (!s) {
+        return -ENOMEM;
+    }
+    desk->host.open_batch(desk->host.core);
+    emit(desk, GW_REC_NOTIFY, now_ms_of(desk), topic_suffix, s, seq);
+    return 0;
+}
+
+static void deliver(struct gw_desk *desk, const struct gw_esc_notification *n,
+                    const struct gw_alarm *alarm, int64_t now)
+{
+    if (n->contact < 0 || n->contact >= desk->cfg->ncontacts) {
+        return;
+    }
+    const struct gw_contact_cfg *contact = &desk->cfg->contacts[n->contact];
+    struct gw_notify_fields f;
+    gw_notify_text_fields(&f, desk->cfg, alarm, n);
+    struct gw_notify_texts t;
+    if (gw_notify_text_build(&t, &f, desk->cfg->site.language, 0, now) != 0) {
+        gw_error("notify", "cannot build the message contact=%s key=%s (out of memory)",
+                 contact->name, n->key);
+        return;
+    }
+    struct gw_message msg = {
+        .json = t.json,
+        .text = t.text,
+        .wecom = t.wecom,
+        .dingtalk = t.dingtalk,
+        .subject = t.subject,
+        .body = t.email_body,
+    };
+    for (int i = 0; i < contact->nchannels; i++) {
+        struct send_ctx *sc = calloc(1, sizeof(*sc));
+        if (!sc) {
+            break;
+        }
+        sc->desk = desk;
+        snprintf(sc->key, sizeof(sc->key), "%s", n->key[0] ? n->key : "(summary)");
+        snprintf(sc->contact, sizeof(sc->contact), "%s", contact->name);
+        sc->kind = contact->channels[i].kind;
+        sc->level = n->level;
+        int rc = gw_notifier_send(desk->notifier, &contact->channels[i], &msg, on_sent, sc);
+        if (rc != 0) {
+            gw_warn("notify", "not sent contact=%s channel=%s key=%s error=\"%s\"", contact->name,
+                    kind_names[sc->kind], sc->key, strerror(-rc));
+            free(sc);
+        }
+    }
+    gw_info("notify", "%s contact=%s key=%s level=%d class=%s%s", gw_esc_kind_name(n->kind),
+            contact->name, n->key[0] ? n->key : "(summary)", n->level,
+            gw_class_name(n->alarm_class), n->test ? " test" : "");
+    gw_notify_text_release(&t);
+}
+
+/* Escalation levels reached show in the alarm's record ("level"). */
+static void note_level(struct gw_desk *desk, const struct gw_esc_notification *n, int64_t now)
+{
+    if (n->kind != GW_ESC_RAISE || !n->key[0]) {
+        return;
+    }
+    const struct gw_alarm *a = gw_alarms_find(desk->alarms, n->key);
+    if (!a || a->state == GW_ALARM_NORMAL || a->level >= n->level) {
+        return;
+    }
+    if (gw_alarms_set_level(desk->alarms, a->rule_index, a->sensor_index, n->level) == 0) {
+        emit_state(desk, desk->cfg, a, now);
+    }
+}
+
+static void run_due(struct gw_desk *desk, int64_t now)
+{
+    int n;
+    do {
+        n = gw_escalation_due(desk->esc, now, desk->notes, desk->max_notes);
+        if (n <= 0) {
+            break;
+        }
+        desk->host.open_batch(desk->host.core);
+        for (int i = 0; i < n; i++) {
+            const struct gw_esc_notification *note = &desk->notes[i];
+            const struct gw_alarm *a =
+                note->key[0] ? gw_alarms_find(desk->alarms, note->key) : NULL;
+            deliver(desk, note, a, now);
+        }
+        for (int i = 0; i < n; i++) {
+            note_level(desk, &desk->notes[i], now);
+        }
+    } while (n == desk->max_notes);
+    gw_escalation_flush(desk->esc, save_escalation, desk);
+    reschedule(desk, now);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct gw_desk *desk = t->data;
+    run_due(desk, now_ms_of(desk));
+}
+
+static void reschedule(struct gw_desk *desk, int64_t now)
+{
+    if (desk->closing) {
+        return;
+    }
+    int64_t next = gw_escalation_next_deadline(desk->esc);
+    if (next == GW_ESC_NEVER) {
+        uv_timer_stop(&desk->timer);
+        return;
+    }
+    uv_timer_start(&desk->timer, on_timer, next > now ? (uint64_t)(next - now) : 0, 0);
+}
+
+/* ---- changes ---- */
+
+static void format_value(const struct gw_value *v, char *out, size_t size)
+{
+    switch (v->type) {
+    case GW_VALUE_NUMBER:
+        snprintf(out, size, "%g", v->num);
+        break;
+    case GW_VALUE_BOOL:
+        snprintf(out, size, "%s", v->b ? "true" : "false");
+        break;
+    case GW_VALUE_STRING:
+        snprintf(out, size, "\"%s\"", v->str);
+        break;
+    case GW_VALUE_NONE:
+        snprintf(out, size, "null");
+        break;
+    }
+}
+
+/* One line per change: "raised", "cleared", "acknowledged" ... operators grep for these. */
+static void log_change(const struct gw_config *cfg, const struct gw_alarm_change *c)
+{
+    static const struct {
+        const char *transition, *verb;
+    } verbs[] = {
+        {"raise", "raised"},
+        {"clear", "cleared"},
+        {"ack", "acknowledged"},
+        {"reset", "reset"},
+        {"shelve", "shelved"},
+        {"unshelve", "unshelved"},
+        {"out_of_service", "out of service"},
+        {"in_service", "back in service"},
+        {"chattering", "chattering"},
+    };
+    const char *verb = c->transition;
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        if (strcmp(verbs[i].transition, c->transition) == 0) {
+            verb = verbs[i].verb;
+        }
+    }
+    const struct gw_alarm *a = &c->alarm;
+    const struct gw_rule_cfg *rule =
+        a->rule_index >= 0 && a->rule_index < cfg->nrules ? &cfg->rules[a->rule_index] : NULL;
+    char value[64];
+    format_value(&a->value, value, sizeof(value));
+    bool loud = strcmp(c->transition, "raise") == 0 || strcmp(c->transition, "chattering") == 0;
+    gw_log(loud ? GW_LOG_WARN : GW_LOG_INFO, MOD,
+           "%s key=%s class=%s value=%s rule=\"%s\" state=%s%s%s", verb, a->key,
+           rule ? gw_class_name(rule->alarm_class) : "?", value, rule ? rule->name : "?",
+           gw_alarm_state_name(a->state), c->by[0] ? " by=" : "", c->by);
+}
+
+/*
+ * Record and act on changes computed against cfg (the desk's, or the old one
+ * during a reload for alarms that are gone).
+ */
+static void apply(struct gw_desk *desk, const struct gw_config *cfg,
+                  const struct gw_alarm_change *changes, int n, bool test, int64_t now)
+{
+    if (n <= 0) {
+        return;
+    }
+    desk->host.open_batch(desk->host.core);
+    for (int i = 0; i < n; i++) {
+        const struct gw_alarm_change *c = &changes[i];
+        log_change(cfg, c);
+        uint64_t seq = desk->host.next_seq(desk->host.core);
+        emit(desk, GW_REC_EVENT, c->ts_ms ? c->ts_ms : now, "events",
+             event_payload(desk, cfg, c, seq), seq);
+        emit_state(desk, cfg, &c->alarm, now);
+        const struct gw_alarm *a = &c->alarm;
+        enum gw_alarm_class cls = a->rule_index >= 0 && a->rule_index < cfg->nrules
+                                      ? cfg->rules[a->rule_index].alarm_class
+                                      : GW_CLASS_TROUBLE;
+        switch (c->notify) {
+        case GW_NOTIFY_RAISE:
+            if (gw_escalation_start(desk->esc, a->key, cls, a->raised_at_ms, test, now) != 0) {
+                gw_error(MOD, "cannot escalate key=%s (out of memory)", a->key);
+            }
+            break;
+        case GW_NOTIFY_STOP:
+            gw_escalation_stop(desk->esc, a->key);
+            break;
+        case GW_NOTIFY_CLEAR: {
+            int m = gw_escalation_clear(desk->esc, a->key, now, desk->notes, desk->max_notes);
+            for (int k = 0; k < m; k++) {
+                deliver(desk, &desk->notes[k], a, now);
+            }
+            break;
+        }
+        case GW_NOTIFY_NONE:
+            break;
+        }
+    }
+    gw_escalation_flush(desk->esc, save_escalation, desk);
+    run_due(desk, now); /* level 1 is usually due at once */
+}
+
+void gw_desk_on_transitions(struct gw_desk *desk, const struct gw_alarm_transition *t, int n,
+                            bool test, int64_t now_ms)
+{
+    for (int i = 0; i < n; i++) {
+        struct gw_alarm_change ch[GW_ALARMS_TRANSITION_CHANGES];
+        int m = gw_alarms_on_transition(desk->alarms, &t[i], ch, GW_ALARMS_TRANSITION_CHANGES);
+        if (m < 0) {
+            gw_error(MOD, "transition not recorded rule=%d sensor=%d error=\"%s\"", t[i].rule_index,
+                     t[i].sensor_index, strerror(-m));
+            continue;
+        }
+        apply(desk, desk->cfg, ch, m, test, now_ms);
+    }
+}
+
+void gw_desk_tick(struct gw_desk *desk, int64_t now_ms)
+{
+    int n;
+    do {
+        n = gw_alarms_tick(desk->alarms, now_ms, desk->changes, desk->max_changes);
+        apply(desk, desk->cfg, desk->changes, n, false, now_ms);
+    } while (n > 0 && n == desk->max_changes);
+    if (gw_escalation_next_deadline(desk->esc) <= now_ms) {
+        run_due(desk, now_ms); /* a timer that fired late, or a clock that jumped */
+    }
+}
+
+void gw_desk_shift_time(struct gw_desk *desk, int64_t delta_ms)
+{
+    gw_alarms_shift_time(desk->alarms, delta_ms);
+    gw_escalation_shift_time(desk->esc, delta_ms);
+    reschedule(desk, now_ms_of(desk));
+}
+
+/* ---- commands ---- */
+
+void gw_desk_command(struct gw_desk *desk, const char *source, const char *name,
+                     const void *payload, size_t len, int64_t now_ms)
+{
+    desk->commands++;
+    struct gw_command cmd;
+    char err[GW_ERR_MAX] = "";
+    const char *state = NULL;
+    int rc = gw_command_parse(name, payload, len, &cmd, err, sizeof(err));
+    if (rc == 0) {
+        struct gw_alarm_command ac = {
+            .type = (enum gw_alarm_cmd_type)gw_alarm_cmd_from_name(cmd.name),
+            .key = cmd.key[0] ? cmd.key : NULL,
+            .sensor = cmd.sensor[0] ? cmd.sensor : NULL,
+            .by = cmd.by,
+            .note = cmd.note,
+            .minutes = cmd.minutes,
+        };
+        rc = gw_alarms_command(desk->alarms, &ac, now_ms, desk->changes, desk->max_changes, err,
+                               sizeof(err));
+        if (rc >= 0) {
+            apply(desk, desk->cfg, desk->changes, rc, false, now_ms);
+            if (ac.type == GW_CMD_OUT_OF_SERVICE || ac.type == GW_CMD_IN_SERVICE) {
+                int si = gw_config_find_sensor(desk->cfg, cmd.sensor);
+                if (si >= 0) {
+                    save_oos(desk, si);
+                    state = gw_alarms_sensor_oos(desk->alarms, si, NULL) ? "out_of_service"
+                                                                         : "in_service";
+                }
+            } else {
+                const struct gw_alarm *a = gw_alarms_find(desk->alarms, cmd.key);
+                state = gw_alarm_state_name(a ? a->state : GW_ALARM_NORMAL);
+            }
+            rc = 0;
+        }
+    }
+    if (rc != 0) {
+        desk->commands_refused++;
+    }
+    gw_log(rc == 0 ? GW_LOG_INFO : GW_LOG_WARN, MOD, "command %s %s source=%s%s%s by=%s%s%s%s",
+           cmd.name, rc == 0 ? "done" : "refused", source, cmd.key[0] ? " key=" : "",
+           cmd.key[0] ? cmd.key : cmd.sensor, cmd.by[0] ? cmd.by : "?", rc ? " error=\"" : "",
+           rc ? err : "", rc ? "\"" : "");
+    uint64_t seq = desk->host.next_seq(desk->host.core);
+    desk->host.open_batch(desk->host.core);
+    emit(desk, GW_REC_CMD_RESULT, now_ms, "cmd/result",
+         gw_command_result(seq, &cmd, rc == 0, rc ? err : NULL, state), seq);
+}
+
+/* ---- start, reload, stop ---- */
+
+struct gw_desk *gw_desk_new(uv_loop_t *loop, const struct gw_config *cfg, struct gw_store *store,
+                            const struct gw_desk_host *host)
+{
+    struct gw_desk *desk = calloc(1, sizeof(*desk));
+    if (!desk) {
+        return NULL;
+    }
+    desk->loop = loop;
+    desk->cfg = cfg;
+    desk->store = store;
+    desk->host = *host;
+    desk->max_changes = 3 * (cfg->nrules > 8 ? cfg->nrules : 8);
+    desk->max_notes = MAX_DUE > cfg->ncontacts ? MAX_DUE : cfg->ncontacts;
+    desk->changes = calloc((size_t)desk->max_changes, sizeof(*desk->changes));
+    desk->notes = calloc((size_t)desk->max_notes, sizeof(*desk->notes));
+    desk->alarms = gw_alarms_new(cfg);
+    desk->esc = gw_escalation_new(cfg);
+    desk->notifier = gw_notifier_new(loop, cfg, publish_notify, desk);
+    if (!desk->changes || !desk->notes || !desk->alarms || !desk->esc || !desk->notifier) {
+        gw_error(MOD, "cannot start the alarm desk (out of memory)");
+        if (desk->notifier) {
+            gw_notifier_close(desk->notifier, NULL, NULL);
+        }
+        gw_alarms_free(desk->alarms);
+        gw_escalation_free(desk->esc);
+        free(desk->changes);
+        free(desk->notes);
+        free(desk);
+        return NULL;
+    }
+    uv_timer_init(loop, &desk->timer);
+    desk->timer.data = desk;
+    return desk;
+}
+
+struct restore_ctx {
+    struct gw_desk *desk;
+    struct gw_rules *rules;
+    int64_t now;
+    int restored;
+};
+
+static void on_stored_alarm(void *ctx, const char *key, const char *payload)
+{
+    struct restore_ctx *rc = ctx;
+    struct gw_desk *desk = rc->desk;
+    struct gw_alarm a;
+    char err[GW_ERR_MAX];
+    int r = gw_payload_alarm_parse(payload, &a, err, sizeof(err));
+    if (r == 0) {
+        r = gw_alarms_restore(desk->alarms, &a);
+    } else {
+        gw_warn(MOD, "stored alarm unreadable key=%s error=\"%s\"", key, err);
+    }
+    if (r == -ENOENT || r == -EINVAL) {
+        /* Its sensor or rule is gone from the config (or the record is broken): it is over. */
+        gw_info(MOD, "ended key=%s reason=\"%s\"", key,
+                r == -ENOENT ? "no longer in the config" : "unreadable record");
+        char topic[GW_KEY_MAX + 16];
+        snprintf(topic, sizeof(topic), "alarms/%s", key);
+        emit(desk, GW_REC_ALARM, rc->now, topic, strdup(""), desk->host.next_seq(desk->host.core));
+        return;
+    }
+    if (r != 0) {
+        gw_error(MOD, "cannot restore key=%s (out of memory)", key);
+        return;
+    }
+    int ri, si;
+    if (a.condition && gw_alarms_parse_key(desk->alarms, key, &ri, &si) == 0) {
+        gw_rules_restore_active(rc->rules, ri, si);
+    }
+    rc->restored++;
+    gw_info(MOD, "restored key=%s state=%s", key, gw_alarm_state_name(a.state));
+}
+
+static void on_stored_oos(void *ctx, const char *key, const char *value)
+{
+    struct restore_ctx *rc = ctx;
+    int si = gw_config_find_sensor(rc->desk->cfg, key + strlen(OOS_KEY_PREFIX));
+    json_t *root = json_loads(value, 0, NULL);
+    const char *by = json_string_value(json_object_get(root, "by"));
+    int64_t since = json_integer_value(json_object_get(root, "since"));
+    if (si >= 0) {
+        gw_alarms_restore_oos(rc->desk->alarms, si, by ? by : "", since);
+        gw_info(MOD, "sensor=%s still out of service by=%s", key + strlen(OOS_KEY_PREFIX),
+                by ? by : "?");
+    } else {
+        gw_store_kv_delete(rc->desk->store, key);
+    }
+    json_decref(root);
+}
+
+static void on_stored_escalation(void *ctx, const char *key, const char *value)
+{
+    struct restore_ctx *rc = ctx;
+    const char *akey = key + strlen(ESC_KEY_PREFIX);
+    const struct gw_alarm *a = gw_alarms_find(rc->desk->alarms, akey);
+    if (!a || gw_escalation_restore(rc->desk->esc, akey, value) != 0) {
+        gw_store_kv_delete(rc->desk->store, key); /* its alarm is over, or unreadable */
+    }
+}
+
+int gw_desk_restore(struct gw_desk *desk, struct gw_rules *rules, int64_t now_ms)
+{
+    struct restore_ctx rc = {.desk = desk, .rules = rules, .now = now_ms};
+    desk->host.open_batch(desk->host.core);
+    gw_store_kv_each(desk->store, OOS_KEY_PREFIX, on_stored_oos, &rc);
+    gw_store_load_alarms(desk->store, on_stored_alarm, &rc);
+    gw_store_kv_each(desk->store, ESC_KEY_PREFIX, on_stored_escalation, &rc);
+    /* Levels that fell due while the gateway was down go out now, in order. */
+    run_due(desk, now_ms);
+    return rc.restored;
+}
+
+void gw_desk_snapshot(struct gw_desk *desk, int64_t now_ms)
+{
+    desk->host.open_batch(desk->host.core);
+    const struct gw_alarm *a;
+    for (int it = 0; (a = gw_alarms_next(desk->alarms, &it));) {
+        emit_state(desk, desk->cfg, a, now_ms);
+    }
+}
+
+bool gw_desk_sensor_oos(const struct gw_desk *desk, int sensor_index)
+{
+    return gw_alarms_sensor_oos(desk->alarms, sensor_index, NULL);
+}
+
+int gw_desk_reload(struct gw_desk *desk, const struct gw_config *cfg, int64_t now_ms)
+{
+    struct gw_alarms *alarms = gw_alarms_new(cfg);
+    int max = 0;
+    const struct gw_alarm *a;
+    for (int it = 0; (a = gw_alarms_next(desk->alarms, &it));) {
+        max++;
+    }
+    max += 8;
+    struct gw_alarm_change *ch = calloc((size_t)max, sizeof(*ch));
+    int max_changes = 3 * (cfg->nrules > 8 ? cfg->nrules : 8);
+    struct gw_alarm_change *changes = calloc((size_t)max_changes, sizeof(*changes));
+    int max_notes = MAX_DUE > cfg->ncontacts ? MAX_DUE : cfg->ncontacts;
+    struct gw_esc_notification *notes = calloc((size_t)max_notes, sizeof(*notes));
+    int n = alarms && ch ? gw_alarms_carry_over(alarms, desk->alarms, now_ms, ch, max) : -ENOMEM;
+    if (n < 0 || !changes || !notes) {
+        gw_alarms_free(alarms);
+        free(ch);
+        free(changes);
+        free(notes);
+        return n < 0 ? n : -ENOMEM;
+    }
+    /* Alarms that are gone end under the old config (their indexes are into it), told to the
+     * contacts of the old escalation, before it moves to the new config. */
+    apply(desk, desk->cfg, ch, n, false, now_ms);
+    struct gw_escalation *esc = gw_escalation_reload(desk->esc, cfg);
+    if (!esc) {
+        gw_alarms_free(alarms);
+        free(ch);
+        free(changes);
+        free(notes);
+        return -ENOMEM;
+    }
+    gw_alarms_free(desk->alarms);
+    desk->alarms = alarms;
+    desk->esc = esc;
+    desk->cfg = cfg;
+    free(desk->changes);
+    free(desk->notes);
+    desk->changes = changes;
+    desk->max_changes = max_changes;
+    desk->notes = notes;
+    desk->max_notes = max_notes;
+    free(ch);
+    gw_notifier_reconfigure(desk->notifier, cfg);
+    reschedule(desk, now_ms);
+    return 0;
+}
+
+void gw_desk_stats(const struct gw_desk *desk, struct gw_desk_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    int counts[GW_NCLASSES][GW_ALARM_NSTATES];
+    out->active = gw_alarms_count(desk->alarms, counts);
+    for (int c = 0; c < GW_NCLASSES; c++) {
+        for (int s = 0; s < GW_ALARM_NSTATES; s++) {
+            out->per_class[c] += counts[c][s];
+        }
+        out->unacked += counts[c][GW_ALARM_UNACKED] + counts[c][GW_ALARM_RTN_UNACKED];
+    }
+    out->commands = desk->commands;
+    out->commands_refused = desk->commands_refused;
+    for (int k = GW_CHANNEL_MQTT; k <= GW_CHANNEL_EMAIL; k++) {
+        struct gw_notify_counters nc;
+        gw_notifier_counters(desk->notifier, (enum gw_channel_kind)k, &nc);
+        out->notify_sent += nc.sent;
+        out->notify_failed += nc.failed;
+        out->notify_retries += nc.retries;
+    }
+    out->notify_pending = gw_notifier_pending(desk->notifier);
+}
+
+static void maybe_freed(struct gw_desk *desk)
+{
+    if (desk->open_handles > 0) {
+        return;
+    }
+    void (*closed)(void *ctx) = desk->closed;
+    void *ctx = desk->closed_ctx;
+    gw_alarms_free(desk->alarms);
+    gw_escalation_free(desk->esc);
+    free(desk->changes);
+    free(desk->notes);
+    free(desk);
+    if (closed) {
+        closed(ctx);
+    }
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct gw_desk *desk = h->data;
+    desk->open_handles--;
+    maybe_freed(desk);
+}
+
+static void on_notifier_closed(void *ctx)
+{
+    struct gw_desk *desk = ctx;
+    desk->open_handles--;
+    maybe_freed(desk);
+}
+
+void gw_desk_close(struct gw_desk *desk, void (*closed)(void *ctx), void *ctx)
+{
+    desk->closing = true;
+    desk->closed = closed;
+    desk->closed_ctx = ctx;
+    gw_escalation_flush(desk->esc, save_escalation, desk);
+    desk->open_handles = 2;
+    uv_timer_stop(&desk->timer);
+    uv_close((uv_handle_t *)&desk->timer, on_timer_closed);
+    gw_notifier_close(desk->notifier, on_notifier_closed, desk);
+}

@@ -1,0 +1,88 @@
+/*
+ * The alarm desk: where alarms meet people. It owns the alarm lifecycle
+ * (alarms.c), the escalation (escalation.c) and the notifiers (notify.c),
+ * turns rule transitions and operator commands into P/alarms, P/events,
+ * P/notify and P/cmd/result records, keeps what must survive a restart in the
+ * store (alarm records, escalation state, out-of-service sensors), and runs
+ * the escalation timer. Loop thread only.
+ */
+#ifndef GW_ALARM_DESK_H
+#define GW_ALARM_DESK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "record.h"
+#include "rules.h"
+#include "store.h"
+
+/* What the desk needs of the core. */
+struct gw_desk_host {
+    void *core;
+    uint64_t (*next_seq)(void *core);
+    /* Takes json (malloc'd; NULL is logged and dropped). */
+    void (*emit)(void *core, enum gw_record_type type, int64_t ts_ms, const char *topic, char *json,
+                 uint64_t seq);
+    /* Alarm-stream records of this loop iteration are committed together (one fsync). */
+    void (*open_batch)(void *core);
+};
+
+struct gw_desk;
+
+/* NULL after logging why. cfg and store must outlive it (see gw_desk_reload). */
+struct gw_desk *gw_desk_new(uv_loop_t *loop, const struct gw_config *cfg, struct gw_store *store,
+                            const struct gw_desk_host *host);
+
+/*
+ * At start: the alarms, escalation state and out-of-service sensors in the
+ * store. Alarms whose condition was on are marked active in `rules` (so the
+ * next reading that no longer meets it clears them); those gone from the
+ * config are ended (empty retained record). Returns how many were restored.
+ */
+int gw_desk_restore(struct gw_desk *desk, struct gw_rules *rules, int64_t now_ms);
+
+/* Rule transitions (a test-button reading: test = true, told to level 1 only). */
+void gw_desk_on_transitions(struct gw_desk *desk, const struct gw_alarm_transition *t, int n,
+                            bool test, int64_t now_ms);
+
+/* A command from MQTT (source "hub"/"uplink") or later HTTP: the result goes to P/cmd/result. */
+void gw_desk_command(struct gw_desk *desk, const char *source, const char *name,
+                     const void *payload, size_t len, int64_t now_ms);
+
+/* About once a second: shelve expiry, chattering, escalation catch-up. */
+void gw_desk_tick(struct gw_desk *desk, int64_t now_ms);
+
+/* The wall clock stepped (see gw_rules_shift_time). */
+void gw_desk_shift_time(struct gw_desk *desk, int64_t delta_ms);
+
+/* Every active alarm's retained record again (a new broker). */
+void gw_desk_snapshot(struct gw_desk *desk, int64_t now_ms);
+
+/* Is the sensor out of service (its telemetry is marked, its alarms silent)? */
+bool gw_desk_sensor_oos(const struct gw_desk *desk, int sensor_index);
+
+/*
+ * Config reload: carry alarms and escalation over to cfg (ended alarms are
+ * published with the old config, which must still be alive). 0 or -errno
+ * (then the desk keeps the old config).
+ */
+int gw_desk_reload(struct gw_desk *desk, const struct gw_config *cfg, int64_t now_ms);
+
+/* Counts for P/metrics and P/status. */
+struct gw_desk_stats {
+    int active;  /* non-normal alarms */
+    int unacked; /* unacked + rtn_unacked */
+    int per_class[GW_NCLASSES];
+    uint64_t commands, commands_refused;
+    uint64_t notify_sent, notify_failed, notify_retries;
+    int notify_pending;
+};
+void gw_desk_stats(const struct gw_desk *desk, struct gw_desk_stats *out);
+
+/* Stop the timer, cancel sends still running; `closed` runs once all is closed and freed. */
+void gw_desk_close(struct gw_desk *desk, void (*closed)(void *ctx), void *ctx);
+
+#endif
