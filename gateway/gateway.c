@@ -35,7 +35,7 @@
  * on the wire. */
 #define INFLUX_LANES 2
 #define MAX_RETIRED 16
-#define MAX_METRICS 64
+#define MAX_METRICS 96
 
 /* Every sensor driver; each starts only when the config has something for it. */
 static const struct gw_driver_ops *const driver_table[] = {
@@ -203,6 +203,21 @@ static void emit_metrics(struct gw_gateway *gw, int64_t now)
                                             (int64_t)gw_gateway_sink_lag(gw, sinks[i].name)};
             }
         }
+    }
+    if (gw->desk) {
+        struct gw_desk_stats ds;
+        gw_desk_stats(gw->desk, &ds);
+        m[n++] = (struct gw_metric){"alarms_active", ds.active};
+        m[n++] = (struct gw_metric){"alarms_unacked", ds.unacked};
+        m[n++] = (struct gw_metric){"alarms_fire", ds.per_class[GW_CLASS_ALARM]};
+        m[n++] = (struct gw_metric){"alarms_supervisory", ds.per_class[GW_CLASS_SUPERVISORY]};
+        m[n++] = (struct gw_metric){"alarms_trouble", ds.per_class[GW_CLASS_TROUBLE]};
+        m[n++] = (struct gw_metric){"commands", (int64_t)ds.commands};
+        m[n++] = (struct gw_metric){"commands_refused", (int64_t)ds.commands_refused};
+        m[n++] = (struct gw_metric){"notify_sent", (int64_t)ds.notify_sent};
+        m[n++] = (struct gw_metric){"notify_failed", (int64_t)ds.notify_failed};
+        m[n++] = (struct gw_metric){"notify_retries", (int64_t)ds.notify_retries};
+        m[n++] = (struct gw_metric){"notify_pending", ds.notify_pending};
     }
     for (size_t i = 0; i < GW_NDRIVERS; i++) {
         if (gw->drivers[i] && driver_table[i]->metrics) {
