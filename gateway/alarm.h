@@ -26,10 +26,20 @@ enum gw_alarm_state {
 /* Raise instants remembered for chattering: chatter_count above this - 1 acts as this - 1. */
 #define GW_ALARM_RAISE_RING 32
 
+/*
+ * A rule alarm is one (rule, sensor) pair, keyed "<sensor id>/<rule slug>". A
+ * system alarm is the gateway's own (self-test, a bus or a forwarder offline),
+ * keyed "<source>/<slug>" where the source is not a sensor id; it has no rule
+ * and no sensor (indexes -1), is never latched and never out of service.
+ */
 struct gw_alarm {
-    char key[GW_KEY_MAX]; /* <sensor>/<rule-slug> */
-    int rule_index;
-    int sensor_index;
+    char key[GW_KEY_MAX]; /* <sensor>/<rule-slug>, or <source>/<slug> for a system alarm */
+    int rule_index;       /* into cfg->rules; -1 for a system alarm */
+    int sensor_index;     /* into cfg->sensors; -1 for a system alarm */
+    bool system;          /* raised by gw_alarms_system_raise, not by a rule */
+    enum gw_alarm_class alarm_class; /* the rule's class, or the system alarm's */
+    char name[GW_NAME_MAX * 2];      /* the rule's name (cut at a character), or the system's */
+    bool test; /* raised by a test (a detector's test button, the self-test): level 1 only */
     enum gw_alarm_state state;
     struct gw_value value;
     int64_t raised_at_ms; /* 0 = null */

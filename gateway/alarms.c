@@ -3,12 +3,16 @@
  *
  * Records live in one array; slot[rule * nsensors + sensor] indexes it (-1:
  * none, i.e. normal without history), so every lookup by (rule, sensor) is
- * O(1). A record is dropped once it is normal with no raise left in the
- * chatter window. Invariants kept by every operation:
+ * O(1). System alarms (system, indexes -1) are in the same array without a
+ * slot: they are few, found by a scan of their key. A record is dropped once
+ * it is normal with no raise left in the chatter window. Invariants kept by
+ * every operation:
  *   normal and rtn_unacked have condition false;
  *   needs_reset == (latched rule && !condition && state in {unacked, acked});
  *   shelved_until_ms / shelved_by are set only in shelved;
- *   out_of_service <=> the sensor is in the out-of-service set (non-normal alarms).
+ *   out_of_service <=> the sensor is in the out-of-service set (non-normal alarms);
+ *   a system alarm is never latched nor out of service;
+ *   a rule alarm's alarm_class and name are its rule's.
  */
 #include "alarms.h"
 
@@ -98,6 +102,50 @@ static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
     return rc;
 }
 
+/* src into dst[size], cut at a UTF-8 character boundary when too long. */
+static void copy_name(char *dst, size_t size, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= size) {
+        n = size - 1;
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) {
+            n--; /* src[n] continues a character: cut before the character */
+        }
+    }
+    if (n > 0) {
+        memcpy(dst, src, n);
+    }
+    dst[n] = '\0';
+}
+
+/* Well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF). */
+static bool valid_utf8(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    while (*s) {
+        unsigned char c = *s;
+        int len = c < 0x80                 ? 1
+                  : c >= 0xC2 && c <= 0xDF ? 2
+                  : c >= 0xE0 && c <= 0xEF ? 3
+                  : c >= 0xF0 && c <= 0xF4 ? 4
+                                           : 0;
+        if (len == 0) {
+            return false;
+        }
+        for (int i = 1; i < len; i++) {
+            if ((s[i] & 0xC0) != 0x80) {
+                return false;
+            }
+        }
+        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) ||
+            (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F)) {
+            return false;
+        }
+        s += len;
+    }
+    return true;
+}
+
 static bool rule_applies(const struct gw_config *cfg, int ri, int si)
 {
     const struct gw_rule_cfg *r = &cfg->rules[ri];
@@ -157,7 +205,50 @@ int gw_alarms_parse_key(const struct gw_alarms *al, const char *key, int *rule_i
 
 static bool latched(const struct gw_alarms *al, const struct gw_alarm *a)
 {
-    return al->cfg->rules[a->rule_index].latch;
+    return !a->system && al->cfg->rules[a->rule_index].latch;
+}
+
+static bool source_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == '-';
+}
+
+static bool slug_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+/* "<source>/<slug>" as a system alarm's key: [A-Za-z0-9_.-]+/[a-z0-9-]+, < GW_KEY_MAX. */
+static bool system_key_shape(const char *key)
+{
+    if (key == NULL || strnlen(key, GW_KEY_MAX) >= GW_KEY_MAX) {
+        return false;
+    }
+    const char *p = key;
+    while (source_char(*p)) {
+        p++;
+    }
+    if (p == key || *p != '/' || p[1] == '\0') {
+        return false;
+    }
+    for (p++; *p; p++) {
+        if (!slug_char(*p)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* A system key's source names a configured sensor (the key would be a rule alarm's). */
+static bool source_is_sensor(const struct gw_config *cfg, const char *key)
+{
+    return find_sensor(cfg, key, (size_t)(strchr(key, '/') - key)) >= 0;
+}
+
+static bool class_valid(enum gw_alarm_class cls)
+{
+    return (int)cls >= 0 && (int)cls < GW_NCLASSES;
 }
 
 static int64_t chatter_window_ms(const struct gw_alarms *al)
@@ -251,18 +342,49 @@ static struct gw_alarm *new_rec(struct gw_alarms *al, int ri, int si)
     memset(a, 0, sizeof(*a));
     a->rule_index = ri;
     a->sensor_index = si;
+    a->alarm_class = al->cfg->rules[ri].alarm_class;
+    copy_name(a->name, sizeof(a->name), al->cfg->rules[ri].name);
     snprintf(a->key, sizeof(a->key), "%s/%s", al->cfg->sensors[si].id, al->cfg->rules[ri].slug);
     *slot_of(al, ri, si) = al->nrecs++;
+    return a;
+}
+
+static struct gw_alarm *find_system(const struct gw_alarms *al, const char *key)
+{
+    for (int i = 0; key != NULL && i < al->nrecs; i++) {
+        if (al->recs[i].system && strcmp(al->recs[i].key, key) == 0) {
+            return &al->recs[i];
+        }
+    }
+    return NULL;
+}
+
+/* key: system_key_shape already checked. */
+static struct gw_alarm *new_system_rec(struct gw_alarms *al, const char *key)
+{
+    if (reserve(al, al->nrecs + 1) < 0) {
+        return NULL;
+    }
+    struct gw_alarm *a = &al->recs[al->nrecs++];
+    memset(a, 0, sizeof(*a));
+    a->rule_index = -1;
+    a->sensor_index = -1;
+    a->system = true;
+    copy_str(a->key, sizeof(a->key), key);
     return a;
 }
 
 static void drop_rec(struct gw_alarms *al, int i)
 {
     struct gw_alarm *a = &al->recs[i];
-    *slot_of(al, a->rule_index, a->sensor_index) = -1;
+    if (!a->system) {
+        *slot_of(al, a->rule_index, a->sensor_index) = -1;
+    }
     if (i != al->nrecs - 1) {
         *a = al->recs[al->nrecs - 1];
-        *slot_of(al, a->rule_index, a->sensor_index) = i;
+        if (!a->system) {
+            *slot_of(al, a->rule_index, a->sensor_index) = i;
+        }
     }
     al->nrecs--;
 }
@@ -387,26 +509,24 @@ static void to_out_of_service(struct gw_alarm *a)
 
 /* ---- rule transitions ---- */
 
-static int on_raise(struct gw_alarms *al, const struct gw_alarm_transition *t,
-                    struct gw_alarm_change *out)
+/* The condition of a (off until now) comes on. */
+static int raise_rec(struct gw_alarms *al, struct gw_alarm *a, const struct gw_value *value,
+                     bool test, int64_t now, struct gw_alarm_change *out)
 {
-    struct gw_alarm *a = get_rec(al, t->rule_index, t->sensor_index);
-    if (a != NULL && a->condition) {
-        return 0;
-    }
-    if (a == NULL && (a = new_rec(al, t->rule_index, t->sensor_index)) == NULL) {
-        return -ENOMEM;
-    }
-    int64_t now = t->ts_ms;
     a->condition = true;
     a->needs_reset = false;
-    a->value = t->value;
+    if (value != NULL) {
+        a->value = *value;
+    } else {
+        memset(&a->value, 0, sizeof(a->value));
+    }
     bool chatter_started = count_raise(al, a, now);
     enum gw_notify_action notify = GW_NOTIFY_NONE;
     switch (a->state) {
     case GW_ALARM_NORMAL:
         fresh_raise(a, now);
-        if (al->oos[t->sensor_index].on) {
+        a->test = test;
+        if (!a->system && al->oos[a->sensor_index].on) {
             a->state = GW_ALARM_OUT_OF_SERVICE; /* born out of service: nobody is told */
         } else {
             a->state = GW_ALARM_UNACKED;
@@ -416,12 +536,16 @@ static int on_raise(struct gw_alarms *al, const struct gw_alarm_transition *t,
     case GW_ALARM_RTN_UNACKED:
     case GW_ALARM_ACKED: /* acked with the condition gone (latched): a new occurrence */
         fresh_raise(a, now);
+        a->test = test;
         a->state = GW_ALARM_UNACKED;
         notify = rate_limit(al, a, now);
         break;
-    case GW_ALARM_UNACKED:        /* latched, condition had gone: still escalating */
+    case GW_ALARM_UNACKED:         /* latched, condition had gone: still escalating */
+        a->test = a->test && test; /* a test press never downgrades an open real alarm */
+        break;
     case GW_ALARM_SHELVED:        /* remembered for unshelve */
     case GW_ALARM_OUT_OF_SERVICE: /* remembered for in_service */
+        a->test = test;           /* what unshelve / in_service will raise */
         break;
     }
     int n = 0;
@@ -432,16 +556,31 @@ static int on_raise(struct gw_alarms *al, const struct gw_alarm_transition *t,
     return n;
 }
 
-static int on_clear(struct gw_alarms *al, const struct gw_alarm_transition *t,
+static int on_raise(struct gw_alarms *al, const struct gw_alarm_transition *t,
                     struct gw_alarm_change *out)
 {
     struct gw_alarm *a = get_rec(al, t->rule_index, t->sensor_index);
+    if (a != NULL && a->condition) {
+        return 0;
+    }
+    if (a == NULL && (a = new_rec(al, t->rule_index, t->sensor_index)) == NULL) {
+        return -ENOMEM;
+    }
+    return raise_rec(al, a, &t->value, t->test, t->ts_ms, out);
+}
+
+/* The condition of a goes off; value NULL keeps the one it has. */
+static int clear_rec(struct gw_alarms *al, struct gw_alarm *a, const struct gw_value *value,
+                     int64_t ts_ms, struct gw_alarm_change *out)
+{
     if (a == NULL || !a->condition) {
         return 0;
     }
     a->condition = false;
-    a->value = t->value;
-    a->cleared_at_ms = t->ts_ms;
+    if (value != NULL) {
+        a->value = *value;
+    }
+    a->cleared_at_ms = ts_ms;
     enum gw_notify_action notify = GW_NOTIFY_NONE;
     switch (a->state) {
     case GW_ALARM_UNACKED:
@@ -460,9 +599,15 @@ static int on_clear(struct gw_alarms *al, const struct gw_alarm_transition *t,
         break;
     }
     int n = 0;
-    put(out, &n, a, "clear", "", "", notify, t->ts_ms);
+    put(out, &n, a, "clear", "", "", notify, ts_ms);
     maybe_drop(al, a);
     return n;
+}
+
+static int on_clear(struct gw_alarms *al, const struct gw_alarm_transition *t,
+                    struct gw_alarm_change *out)
+{
+    return clear_rec(al, get_rec(al, t->rule_index, t->sensor_index), &t->value, t->ts_ms, out);
 }
 
 int gw_alarms_on_transition(struct gw_alarms *al, const struct gw_alarm_transition *t,
@@ -476,6 +621,49 @@ int gw_alarms_on_transition(struct gw_alarms *al, const struct gw_alarm_transiti
         return -ENOSPC;
     }
     return t->type == GW_TRANSITION_RAISE ? on_raise(al, t, out) : on_clear(al, t, out);
+}
+
+/* ---- system alarms ---- */
+
+static bool system_key_ok(const struct gw_alarms *al, const char *key)
+{
+    return system_key_shape(key) && !source_is_sensor(al->cfg, key);
+}
+
+int gw_alarms_system_raise(struct gw_alarms *al, const char *key, const char *name,
+                           enum gw_alarm_class cls, const struct gw_value *value, bool test,
+                           int64_t now_ms, struct gw_alarm_change *out, int max)
+{
+    struct gw_alarm *a = NULL;
+    if (!system_key_ok(al, key) || name == NULL || name[0] == '\0' ||
+        strlen(name) >= sizeof(a->name) || !valid_utf8(name) || !class_valid(cls)) {
+        return -EINVAL;
+    }
+    if (out == NULL || max < GW_ALARMS_TRANSITION_CHANGES) {
+        return -ENOSPC;
+    }
+    a = find_system(al, key);
+    if (a != NULL && a->condition) {
+        return 0;
+    }
+    if (a == NULL && (a = new_system_rec(al, key)) == NULL) {
+        return -ENOMEM;
+    }
+    a->alarm_class = cls;
+    copy_str(a->name, sizeof(a->name), name);
+    return raise_rec(al, a, value, test, now_ms, out);
+}
+
+int gw_alarms_system_clear(struct gw_alarms *al, const char *key, int64_t now_ms,
+                           struct gw_alarm_change *out, int max)
+{
+    if (!system_key_ok(al, key)) {
+        return -EINVAL;
+    }
+    if (out == NULL || max < GW_ALARMS_TRANSITION_CHANGES) {
+        return -ENOSPC;
+    }
+    return clear_rec(al, find_system(al, key), NULL, now_ms, out);
 }
 
 /* ---- commands ---- */
@@ -510,6 +698,10 @@ static int cmd_ack(struct gw_alarms *al, struct gw_alarm *a, const struct gw_ala
 static int cmd_reset(struct gw_alarms *al, struct gw_alarm *a, const struct gw_alarm_command *cmd,
                      int64_t now, struct gw_alarm_change *out, char *err, size_t errlen)
 {
+    if (a != NULL && a->system) {
+        return fail(err, errlen, -EPERM, "not latched: %s is a gateway alarm; it clears by itself",
+                    cmd->key);
+    }
     enum gw_alarm_state st = a ? a->state : GW_ALARM_NORMAL;
     if (st != GW_ALARM_UNACKED && st != GW_ALARM_ACKED && st != GW_ALARM_RTN_UNACKED) {
         return fail(err, errlen, -EPERM, "wrong state: %s is %s; nothing to reset", cmd->key,
@@ -662,13 +854,15 @@ int gw_alarms_command(struct gw_alarms *al, const struct gw_alarm_command *cmd, 
                     GW_SHELVE_MINUTES_MAX, cmd->minutes);
     }
     int ri, si;
-    if (gw_alarms_parse_key(al, cmd->key, &ri, &si) < 0) {
+    struct gw_alarm *a = NULL;
+    if (gw_alarms_parse_key(al, cmd->key, &ri, &si) == 0) {
+        a = get_rec(al, ri, si);
+    } else if ((a = find_system(al, cmd->key)) == NULL) {
         return fail(err, errlen, -ENOENT, "unknown alarm \"%s\"", cmd->key);
     }
     if (out == NULL || max < 1) {
         return fail(err, errlen, -ENOSPC, "internal: no room for the change");
     }
-    struct gw_alarm *a = get_rec(al, ri, si);
     switch (cmd->type) {
     case GW_CMD_ACK:
         return cmd_ack(al, a, cmd, now_ms, out, err, errlen);
@@ -755,7 +949,7 @@ const struct gw_alarm *gw_alarms_find(const struct gw_alarms *al, const char *ke
 {
     int ri, si;
     if (gw_alarms_parse_key(al, key, &ri, &si) < 0) {
-        return NULL;
+        return find_system(al, key);
     }
     return get_rec(al, ri, si);
 }
@@ -778,7 +972,7 @@ int gw_alarms_count(const struct gw_alarms *al, int counts[GW_NCLASSES][GW_ALARM
     for (int i = 0; i < al->nrecs; i++) {
         const struct gw_alarm *a = &al->recs[i];
         if (a->state != GW_ALARM_NORMAL) {
-            counts[al->cfg->rules[a->rule_index].alarm_class][a->state]++;
+            counts[a->alarm_class][a->state]++; /* kept valid: the rule's, or checked at raise */
             total++;
         }
     }
@@ -792,6 +986,16 @@ int gw_alarms_set_level(struct gw_alarms *al, int rule_index, int sensor_index, 
     }
     struct gw_alarm *a = get_rec(al, rule_index, sensor_index);
     if (a->state == GW_ALARM_NORMAL) {
+        return -ENOENT;
+    }
+    a->level = level;
+    return 0;
+}
+
+int gw_alarms_set_level_key(struct gw_alarms *al, const char *key, int level)
+{
+    struct gw_alarm *a = (struct gw_alarm *)gw_alarms_find(al, key); /* al is ours to change */
+    if (a == NULL || a->state == GW_ALARM_NORMAL) {
         return -ENOENT;
     }
     a->level = level;
@@ -849,6 +1053,15 @@ static void normalize(struct gw_alarms *al, struct gw_alarm *a)
     if (a->state != GW_ALARM_UNACKED) {
         a->notify_pending = false;
     }
+    a->name[sizeof(a->name) - 1] = '\0';
+    if (a->system) {
+        a->rule_index = a->sensor_index = -1;
+        a->needs_reset = false;
+        return; /* never out of service: the caller refused that state */
+    }
+    const struct gw_rule_cfg *rule = &al->cfg->rules[a->rule_index];
+    a->alarm_class = rule->alarm_class;
+    copy_name(a->name, sizeof(a->name), rule->name);
     a->needs_reset = latched(al, a) && !a->condition &&
                      (a->state == GW_ALARM_UNACKED || a->state == GW_ALARM_ACKED);
     struct oos_entry *o = &al->oos[a->sensor_index];
@@ -859,10 +1072,39 @@ static void normalize(struct gw_alarms *al, struct gw_alarm *a)
     }
 }
 
+static int restore_system(struct gw_alarms *al, const struct gw_alarm *a)
+{
+    if (!system_key_shape(a->key)) {
+        return -EINVAL;
+    }
+    if (source_is_sensor(al->cfg, a->key)) {
+        return -ENOENT; /* the key is a sensor's now: that alarm is over */
+    }
+    if ((int)a->state < 0 || (int)a->state >= GW_ALARM_NSTATES ||
+        a->state == GW_ALARM_OUT_OF_SERVICE || !class_valid(a->alarm_class) ||
+        strnlen(a->name, sizeof(a->name)) == 0 ||
+        strnlen(a->name, sizeof(a->name)) == sizeof(a->name)) {
+        return -EINVAL;
+    }
+    struct gw_alarm *r = find_system(al, a->key);
+    if (r == NULL && (r = new_system_rec(al, a->key)) == NULL) {
+        return -ENOMEM;
+    }
+    *r = *a;
+    normalize(al, r);
+    return 0;
+}
+
 int gw_alarms_restore(struct gw_alarms *al, const struct gw_alarm *a)
 {
     int ri, si;
-    if (a == NULL || gw_alarms_parse_key(al, a->key, &ri, &si) < 0) {
+    if (a == NULL) {
+        return -ENOENT;
+    }
+    if (a->system) {
+        return restore_system(al, a);
+    }
+    if (gw_alarms_parse_key(al, a->key, &ri, &si) < 0) {
         return -ENOENT;
     }
     if ((int)a->state < 0 || (int)a->state >= GW_ALARM_NSTATES) {
@@ -900,10 +1142,17 @@ int gw_alarms_restore_oos(struct gw_alarms *al, int sensor_index, const char *by
     return 0;
 }
 
-/* old's record in al's config: 0 and the indexes, or -1 when its sensor or rule is gone. */
+/*
+ * old's record in al's config: 0 and the indexes (-1 for a system alarm), or
+ * -1 when its sensor or rule is gone (a system alarm: its source is a sensor).
+ */
 static int map_rec(const struct gw_alarms *al, const struct gw_alarms *old,
                    const struct gw_alarm *a, int *ri, int *si)
 {
+    if (a->system) {
+        *ri = *si = -1;
+        return source_is_sensor(al->cfg, a->key) ? -1 : 0;
+    }
     const char *id = old->cfg->sensors[a->sensor_index].id;
     *si = id ? find_sensor(al->cfg, id, strlen(id)) : -1;
     *ri = *si < 0 ? -1 : find_rule(al->cfg, old->cfg->rules[a->rule_index].slug, *si);
@@ -918,7 +1167,7 @@ int gw_alarms_carry_over(struct gw_alarms *al, const struct gw_alarms *old, int6
         const struct gw_alarm *a = &old->recs[i];
         if (map_rec(al, old, a, &ri, &si) < 0) {
             need += a->state != GW_ALARM_NORMAL;
-        } else if (a->needs_reset && !al->cfg->rules[ri].latch) {
+        } else if (!a->system && a->needs_reset && !al->cfg->rules[ri].latch) {
             need++;
         }
     }
@@ -950,8 +1199,19 @@ int gw_alarms_carry_over(struct gw_alarms *al, const struct gw_alarms *old, int6
                 gone.needs_reset = false;
                 gone.shelved_until_ms = 0;
                 gone.shelved_by[0] = '\0';
-                put(out, &n, &gone, "clear", "", "removed from the config", notify, now_ms);
+                put(out, &n, &gone, "clear", "",
+                    a->system ? "its source is now a sensor id" : "removed from the config", notify,
+                    now_ms);
             }
+            continue;
+        }
+        if (a->system) {
+            struct gw_alarm *r = find_system(al, a->key);
+            if (r == NULL) {
+                r = new_system_rec(al, a->key); /* cannot fail: reserved above */
+            }
+            *r = *a;
+            normalize(al, r);
             continue;
         }
         struct gw_alarm *r = get_rec(al, ri, si);

@@ -50,6 +50,13 @@
  * A normal alarm is not active, but its record is kept while it has raise
  * history inside the window, so chattering spans raise/clear cycles.
  *
+ * System alarms (gw_alarms_system_raise / _clear: the gateway's own, e.g.
+ * "gateway/path-self-test") follow the same lifecycle as an unlatched rule
+ * alarm: ack, shelve, unshelve and chattering work by key; reset answers "not
+ * latched"; out_of_service / in_service of a sensor never touch them. They are
+ * in gw_alarms_find, _next, _count, restored (gw_alarm.system) and carried
+ * over a reload. A rule alarm's `test` follows gw_alarm_transition.test.
+ *
  * Pointers into the set (gw_alarms_get, _find, _next) stay valid until the
  * next call that takes a non-const gw_alarms.
  */
@@ -135,6 +142,26 @@ int gw_alarms_on_transition(struct gw_alarms *al, const struct gw_alarm_transiti
                             struct gw_alarm_change *out, int max);
 
 /*
+ * A system alarm's condition comes on (raise) or goes off (clear): the same
+ * changes as a rule's raise / clear, with rule_index and sensor_index -1.
+ * key: "<source>/<slug>", source [A-Za-z0-9_.-]+ and not a configured sensor
+ * id, slug [a-z0-9-]+, shorter than GW_KEY_MAX. name: what messages call it
+ * ("path self-test"), 1..sizeof(gw_alarm.name)-1 bytes of UTF-8. value may be
+ * NULL (none); the clear keeps the raise's value. test: level 1 only (a raise
+ * that starts a new occurrence sets it; while an unacknowledged occurrence is
+ * still open a test raise does not make it a test). name and class are taken
+ * at every raise. Returns the number of changes (0 for a duplicate, or a clear
+ * of an alarm that has no record), -EINVAL for a bad key, name or class,
+ * -ENOSPC when max < GW_ALARMS_TRANSITION_CHANGES, -ENOMEM; nothing changed on
+ * error.
+ */
+int gw_alarms_system_raise(struct gw_alarms *al, const char *key, const char *name,
+                           enum gw_alarm_class cls, const struct gw_value *value, bool test,
+                           int64_t now_ms, struct gw_alarm_change *out, int max);
+int gw_alarms_system_clear(struct gw_alarms *al, const char *key, int64_t now_ms,
+                           struct gw_alarm_change *out, int max);
+
+/*
  * An operator's command. Returns the number of changes written (>= 0; 0 is a
  * success too: out_of_service of a sensor with no active alarm), or a negative
  * errno with a one-line message in err (a P/cmd/result "error") and nothing
@@ -148,7 +175,8 @@ int gw_alarms_on_transition(struct gw_alarms *al, const struct gw_alarm_transiti
  *   -ENOSPC  max too small (max >= cfg->nrules is always enough)
  *   -ENOMEM
  * A key whose sensor and rule exist but which the rule does not apply to
- * (its kind or sensor filter) is unknown.
+ * (its kind or sensor filter) is unknown; so is a system alarm's key while it
+ * has no record (never raised, or normal again with no chatter history).
  */
 int gw_alarms_command(struct gw_alarms *al, const struct gw_alarm_command *cmd, int64_t now_ms,
                       struct gw_alarm_change *out, int max, char *err, size_t errlen);
@@ -164,9 +192,12 @@ int gw_alarms_tick(struct gw_alarms *al, int64_t now_ms, struct gw_alarm_change 
 
 /* The record of (rule, sensor), which may be normal; NULL when it has none (normal). */
 const struct gw_alarm *gw_alarms_get(const struct gw_alarms *al, int rule_index, int sensor_index);
-/* Same by key; NULL when unknown or without record. */
+/* Same by key (rule or system alarm); NULL when unknown or without record. */
 const struct gw_alarm *gw_alarms_find(const struct gw_alarms *al, const char *key);
-/* key -> indexes into cfg: 0, or -ENOENT (also when the rule does not apply to the sensor). */
+/*
+ * key -> indexes into cfg: 0, or -ENOENT (also when the rule does not apply to
+ * the sensor, and for a system alarm's key).
+ */
 int gw_alarms_parse_key(const struct gw_alarms *al, const char *key, int *rule_index,
                         int *sensor_index);
 
@@ -184,6 +215,8 @@ void gw_alarms_shift_time(struct gw_alarms *al, int64_t delta_ms);
 
 /* The escalation reached `level` (published and persisted with the alarm). 0 or -ENOENT. */
 int gw_alarms_set_level(struct gw_alarms *al, int rule_index, int sensor_index, int level);
+/* Same by key: also for system alarms. 0, or -ENOENT (unknown, or normal). */
+int gw_alarms_set_level_key(struct gw_alarms *al, const char *key, int level);
 
 /* Is the sensor out of service? With out non-NULL, who put it there and when. */
 bool gw_alarms_sensor_oos(const struct gw_alarms *al, int sensor_index, struct gw_oos_sensor *out);
@@ -194,7 +227,12 @@ int gw_alarms_oos_sensors(const struct gw_alarms *al, struct gw_oos_sensor *out,
  * At start, from the store. Neither writes changes nor notifies: the state is
  * taken as it was. gw_alarms_restore resolves a->key against cfg (its indexes
  * are ignored) and returns 0, -ENOENT (key gone from the config: the caller
- * publishes its end), -EINVAL (bad state) or -ENOMEM. The record is made
+ * publishes its end), -EINVAL (bad state) or -ENOMEM. A record with
+ * a->system (gw_payload_alarm_parse sets it) is a system alarm: its key must
+ * have the system shape (-EINVAL), its source must not be a sensor id now
+ * (-ENOENT), its name non-empty and its class valid (-EINVAL), and its state
+ * not out_of_service (-EINVAL). A rule alarm takes name and class from its rule.
+ * The record is made
  * consistent with cfg: needs_reset only for a latched rule in unacked/acked
  * with the condition off; an alarm in out_of_service puts its sensor out of
  * service (by "" until gw_alarms_restore_oos says who), and a sensor restored
@@ -207,10 +245,12 @@ int gw_alarms_restore_oos(struct gw_alarms *al, int sensor_index, const char *by
 /*
  * After a reload: `al` is fresh from gw_alarms_new(new cfg); take over every
  * alarm record and out-of-service sensor of `old` whose sensor id and rule
- * slug (the key) still exist and apply. Writes a change for:
+ * slug (the key) still exist and apply, and every system alarm whose source
+ * did not become a sensor id. Writes a change for:
  *   - each non-normal alarm that is gone: "clear" to normal, NOTIFY_CLEAR, note
- *     "removed from the config". ITS INDEXES ARE INTO old's cfg: serialize it
- *     with old's config (and before freeing old);
+ *     "removed from the config" (a system alarm: "its source is now a sensor
+ *     id"). ITS INDEXES ARE INTO old's cfg: serialize it with old's config
+ *     (and before freeing old);
  *   - each carried alarm whose rule is no longer latched but was held by the
  *     latch (needs_reset): "clear" as if the condition cleared now.
  * max >= the number of old's active alarms is always enough; otherwise

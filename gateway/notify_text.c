@@ -603,6 +603,22 @@ void gw_notify_text_fields(struct gw_notify_fields *f, const struct gw_config *c
     if (alarm->cleared_at_ms) {
         f->cleared_ms = alarm->cleared_at_ms;
     }
+    if (n == NULL) {
+        f->test = alarm->test;
+    }
+    if (alarm->system) {
+        /* The gateway's own alarm: no rule or sensor in cfg; it names itself. */
+        f->rule = alarm->name[0] ? alarm->name : NULL;
+        if (n == NULL) {
+            f->alarm_class = alarm->alarm_class;
+        }
+        const char *slash = memchr(alarm->key, '/', strnlen(alarm->key, sizeof(alarm->key)));
+        if (slash != NULL && slash > alarm->key) {
+            snprintf(f->source, sizeof(f->source), "%.*s", (int)(slash - alarm->key), alarm->key);
+            f->sensor = f->source;
+        }
+        return;
+    }
     if (cfg == NULL) {
         return;
     }

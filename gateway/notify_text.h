@@ -60,14 +60,18 @@ struct gw_notify_fields {
     enum gw_alarm_state state;
     const char *site;                     /* the school's name, for chat and email bodies */
     const struct gw_esc_summary *summary; /* SUMMARY */
+    char source[GW_KEY_MAX]; /* a system alarm's source (its key up to '/'); sensor points here */
 };
 
 /*
  * Fill f for notification n about `alarm` (NULL for a SUMMARY) from cfg: rule
  * name, condition and threshold, sensor id and location, the unit of the
  * rule's point (from the sensor's profile), site name. An index out of range
- * leaves those fields NULL (the lead may set them, e.g. for the self-test).
- * f points into cfg, alarm and n: they must outlive it.
+ * leaves those fields NULL. A system alarm (alarm->system) gives its own name
+ * as the rule, the source part of its key as the sensor (in f->source), no
+ * threshold and no location. Without n, class and test come from the alarm.
+ * f points into cfg, alarm, n and itself: they must outlive it, and a copy of
+ * f for a system alarm must set sensor = copy.source again.
  */
 void gw_notify_text_fields(struct gw_notify_fields *f, const struct gw_config *cfg,
                            const struct gw_alarm *alarm, const struct gw_esc_notification *n);

@@ -144,19 +144,34 @@ char *gw_payload_health(uint64_t seq, const struct gw_sensor_cfg *sensor,
 char *gw_payload_alarm(uint64_t seq, const struct gw_config *cfg, const struct gw_alarm *a,
                        const char *transition)
 {
-    const struct gw_rule_cfg *rule = &cfg->rules[a->rule_index];
-    const struct gw_sensor_cfg *sensor = &cfg->sensors[a->sensor_index];
-    json_t *root = json_pack(
-        "{sI ss ss ss ss ss so so so so so si}", "seq", (json_int_t)seq, "key", a->key, "sensor",
-        sensor->id, "rule", rule->name, "class", gw_class_name(rule->alarm_class), "state",
-        gw_alarm_state_name(a->state), "value", json_value(&a->value), "raised_at",
-        json_time(a->raised_at_ms), "acked_at", json_time(a->acked_at_ms), "acked_by",
-        a->acked_by[0] ? json_string(a->acked_by) : json_null(), "cleared_at",
-        json_time(a->cleared_at_ms), "level", a->level);
+    /* A system alarm (or indexes that are not cfg's) describes itself: its name, its class,
+     * and its key's source as "sensor". */
+    bool by_rule = !a->system && a->rule_index >= 0 && a->rule_index < cfg->nrules &&
+                   a->sensor_index >= 0 && a->sensor_index < cfg->nsensors;
+    char source[GW_KEY_MAX];
+    const char *slash = strchr(a->key, '/');
+    snprintf(source, sizeof(source), "%.*s",
+             (int)(slash ? (size_t)(slash - a->key) : strnlen(a->key, sizeof(a->key))), a->key);
+    const char *sensor_id = by_rule ? cfg->sensors[a->sensor_index].id : source;
+    const char *rule_name = by_rule ? cfg->rules[a->rule_index].name : a->name;
+    enum gw_alarm_class cls = by_rule ? cfg->rules[a->rule_index].alarm_class : a->alarm_class;
+    json_t *root =
+        json_pack("{sI ss ss ss ss ss so so so so so si}", "seq", (json_int_t)seq, "key", a->key,
+                  "sensor", sensor_id, "rule", rule_name, "class", gw_class_name(cls), "state",
+                  gw_alarm_state_name(a->state), "value", json_value(&a->value), "raised_at",
+                  json_time(a->raised_at_ms), "acked_at", json_time(a->acked_at_ms), "acked_by",
+                  a->acked_by[0] ? json_string(a->acked_by) : json_null(), "cleared_at",
+                  json_time(a->cleared_at_ms), "level", a->level);
     if (root == NULL) {
         return NULL;
     }
     json_object_set_new(root, "condition", json_boolean(a->condition));
+    if (a->system) {
+        json_object_set_new(root, "system", json_true());
+    }
+    if (a->test) {
+        json_object_set_new(root, "test", json_true());
+    }
     if (a->needs_reset) {
         json_object_set_new(root, "needs_reset", json_true());
     }
@@ -317,6 +332,30 @@ int gw_payload_alarm_parse(const char *json, struct gw_alarm *out, char *err, si
     out->needs_reset = json_is_true(json_object_get(root, "needs_reset"));
     out->chattering = json_is_true(json_object_get(root, "chattering"));
     out->notify_pending = json_is_true(json_object_get(root, "notify_pending"));
+    out->test = json_is_true(json_object_get(root, "test"));
+    out->system = json_is_true(json_object_get(root, "system"));
+    /* A rule alarm takes its name and class from the config; a system alarm only has these. */
+    const char *rule = json_string_value(json_object_get(root, "rule"));
+    const char *cls = json_string_value(json_object_get(root, "class"));
+    int c = -1;
+    for (int i = 0; cls != NULL && i < GW_NCLASSES; i++) {
+        if (strcmp(cls, gw_class_name((enum gw_alarm_class)i)) == 0) {
+            c = i;
+        }
+    }
+    if (rule != NULL && strlen(rule) < sizeof(out->name)) {
+        snprintf(out->name, sizeof(out->name), "%s", rule);
+    }
+    if (c >= 0) {
+        out->alarm_class = (enum gw_alarm_class)c;
+    }
+    if (out->system && (out->name[0] == '\0' || c < 0)) {
+        snprintf(err, errlen,
+                 "system alarm without a \"rule\" name (< %zu bytes) or a known "
+                 "\"class\"",
+                 sizeof(out->name));
+        goto out;
+    }
     json_t *raises = json_object_get(root, "raises");
     size_t n = json_array_size(raises);
     /* Keep the newest when there are more than the ring holds. */
@@ -343,6 +382,12 @@ char *gw_payload_status(const struct gw_status *st)
                   "sensors_offline", st->sensors_offline);
     if (root && st->store_error) {
         json_object_set_new(root, "store_error", json_string(st->store_error));
+    }
+    json_t *selftest = st->selftest ? json_loads(st->selftest, 0, NULL) : NULL;
+    if (root && selftest) {
+        json_object_set_new(root, "selftest", selftest);
+    } else {
+        json_decref(selftest);
     }
     return finish(root);
 }

@@ -26,7 +26,11 @@ char *gw_payload_health(uint64_t seq, const struct gw_sensor_cfg *sensor,
  * Besides the DESIGN.md fields, always "condition" (is the hazard still there),
  * and only when set: "needs_reset", "shelved_until", "shelved_by", "note",
  * "chattering", "suppressed", "raises" (raise times in the chatter window),
- * "notified_at", "notify_pending" — enough to restore the alarm after a restart.
+ * "notified_at", "notify_pending", "test" (raised by a test), "system" (a
+ * gateway alarm) — enough to restore the alarm after a restart. A rule alarm's
+ * "rule", "class" and "sensor" come from cfg; a system alarm's (or one whose
+ * indexes are not cfg's) from the record: its name, its class, and the source
+ * part of its key.
  */
 char *gw_payload_alarm(uint64_t seq, const struct gw_config *cfg, const struct gw_alarm *alarm,
                        const char *transition);
@@ -34,7 +38,9 @@ char *gw_payload_alarm(uint64_t seq, const struct gw_config *cfg, const struct g
  * The inverse, for alarms loaded from the store: fills *out from a
  * gw_payload_alarm JSON (rule_index and sensor_index -1: resolve the key with
  * gw_alarms_restore). "key" and "state" are required; absent optional fields
- * stay zero. 0, or -EINVAL with the reason in err (may be NULL).
+ * stay zero. name and alarm_class come from "rule" and "class" when present
+ * and valid; with "system": true both are required. 0, or -EINVAL with the
+ * reason in err (may be NULL).
  */
 int gw_payload_alarm_parse(const char *json, struct gw_alarm *out, char *err, size_t errlen);
 struct gw_status {
@@ -44,6 +50,7 @@ struct gw_status {
     uint64_t dropped; /* telemetry dropped because the outbox was full */
     int sensors_online, sensors_offline;
     const char *store_error; /* NULL, or why the store cannot write (disk full) */
+    const char *selftest;    /* NULL, or the last path self-test as a JSON object */
 };
 
 char *gw_payload_status(const struct gw_status *status);

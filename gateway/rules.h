@@ -25,6 +25,8 @@ struct gw_alarm_transition {
     enum gw_transition_type type;
     struct gw_value value; /* the value that decided it; for offline rules the age in s */
     int64_t ts_ms;         /* when it happened (now_ms of the call) */
+    bool test; /* a test reading (a detector's test button): the rules leave it false, the
+                  caller sets it; it marks the alarm's raise as a test */
 };
 
 struct gw_rules;

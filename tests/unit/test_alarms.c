@@ -1262,6 +1262,510 @@ static void carry_over_by_key(void **state)
     free(g);
 }
 
+/* ---- system alarms ---- */
+
+#define K_PATH "gateway/path-self-test"
+#define K_FAIL "gateway/self-test-failed"
+#define K_BUS "bus-rs485_1/bus-offline"
+
+static int sys_on(struct fx *f, const char *key, const char *name, bool test, int64_t ts)
+{
+    const struct gw_value v = {.type = GW_VALUE_NUMBER, .num = (double)ts / SEC};
+    return gw_alarms_system_raise(f->al, key, name, GW_CLASS_TROUBLE, &v, test, ts, f->out,
+                                  OUT_MAX);
+}
+
+static int sys_off(struct fx *f, const char *key, int64_t ts)
+{
+    return gw_alarms_system_clear(f->al, key, ts, f->out, OUT_MAX);
+}
+
+static enum gw_alarm_state sys_state(struct fx *f, const char *key)
+{
+    const struct gw_alarm *a = gw_alarms_find(f->al, key);
+    return a ? a->state : GW_ALARM_NORMAL;
+}
+
+static void expect_change(const struct gw_alarm_change *c, const char *transition,
+                          enum gw_alarm_state st, enum gw_notify_action notify)
+{
+    assert_string_equal(c->transition, transition);
+    assert_int_equal(c->alarm.state, st);
+    assert_int_equal(c->notify, notify);
+}
+
+static void system_alarm_lifecycle(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(sys_on(f, K_PATH, "path self-test", true, T0), 1);
+    expect_change(&f->out[0], "raise", GW_ALARM_UNACKED, GW_NOTIFY_RAISE);
+    const struct gw_alarm *a = &f->out[0].alarm;
+    assert_string_equal(a->key, K_PATH);
+    assert_true(a->system);
+    assert_true(a->test);
+    assert_true(a->condition);
+    assert_int_equal(a->rule_index, -1);
+    assert_int_equal(a->sensor_index, -1);
+    assert_int_equal(a->alarm_class, GW_CLASS_TROUBLE);
+    assert_string_equal(a->name, "path self-test");
+    assert_int_equal(a->raised_at_ms, T0);
+    assert_float_equal(a->value.num, (double)T0 / SEC, 0);
+    assert_string_equal(f->out[0].by, "");
+    assert_int_equal(f->out[0].ts_ms, T0);
+    /* A duplicate is nothing. */
+    assert_int_equal(sys_on(f, K_PATH, "path self-test", true, T0 + SEC), 0);
+    assert_int_equal(gw_alarms_find(f->al, K_PATH)->raised_at_ms, T0);
+    /* Not a rule alarm: no indexes. */
+    int ri, si;
+    assert_int_equal(gw_alarms_parse_key(f->al, K_PATH, &ri, &si), -ENOENT);
+    /* Listed and counted with the rule alarms. */
+    on(f, R_HYD, S_HYD, T0);
+    int counts[GW_NCLASSES][GW_ALARM_NSTATES];
+    assert_int_equal(gw_alarms_count(f->al, counts), 2);
+    assert_int_equal(counts[GW_CLASS_TROUBLE][GW_ALARM_UNACKED], 1);
+    assert_int_equal(counts[GW_CLASS_SUPERVISORY][GW_ALARM_UNACKED], 1);
+    int it = 0, n = 0, nsys = 0;
+    while ((a = gw_alarms_next(f->al, &it)) != NULL) {
+        n++;
+        nsys += a->system;
+    }
+    assert_int_equal(n, 2);
+    assert_int_equal(nsys, 1);
+    /* The escalation level, by key. */
+    assert_int_equal(gw_alarms_set_level_key(f->al, K_PATH, 1), 0);
+    assert_int_equal(gw_alarms_find(f->al, K_PATH)->level, 1);
+    assert_int_equal(gw_alarms_set_level_key(f->al, K_HYD, 2), 0);
+    assert_int_equal(gw_alarms_get(f->al, R_HYD, S_HYD)->level, 2);
+    assert_int_equal(gw_alarms_set_level_key(f->al, K_FAIL, 1), -ENOENT);
+    assert_int_equal(gw_alarms_set_level_key(f->al, NULL, 1), -ENOENT);
+
+    /* Reset: never latched, in any state. */
+    assert_int_equal(command(f, GW_CMD_RESET, K_PATH, "li", NULL, 0, T0 + SEC), -EPERM);
+    assert_non_null(strstr(f->err, "not latched"));
+    assert_int_equal(sys_state(f, K_PATH), GW_ALARM_UNACKED);
+    /* ack: unacked -> acked; the clear then ends it. */
+    assert_int_equal(command(f, GW_CMD_ACK, K_PATH, "li", "path checked", 0, T0 + 2 * SEC), 1);
+    expect_change(&f->out[0], "ack", GW_ALARM_ACKED, GW_NOTIFY_STOP);
+    assert_string_equal(f->out[0].alarm.acked_by, "li");
+    assert_string_equal(f->out[0].note, "path checked");
+    assert_int_equal(command(f, GW_CMD_RESET, K_PATH, "li", NULL, 0, T0 + SEC), -EPERM);
+    assert_non_null(strstr(f->err, "not latched"));
+    assert_int_equal(sys_off(f, K_PATH, T0 + 3 * SEC), 1);
+    expect_change(&f->out[0], "clear", GW_ALARM_NORMAL, GW_NOTIFY_CLEAR);
+    assert_false(f->out[0].alarm.condition);
+    assert_int_equal(f->out[0].alarm.cleared_at_ms, T0 + 3 * SEC);
+    /* The clear keeps the raise's value. */
+    assert_float_equal(f->out[0].alarm.value.num, (double)T0 / SEC, 0);
+    assert_int_equal(sys_off(f, K_PATH, T0 + 4 * SEC), 0); /* duplicate */
+    /* Normal: kept for its chatter history, not active; ack is the wrong state. */
+    assert_int_equal(sys_state(f, K_PATH), GW_ALARM_NORMAL);
+    assert_int_equal(command(f, GW_CMD_ACK, K_PATH, "li", NULL, 0, T0 + 5 * SEC), -EPERM);
+    assert_non_null(strstr(f->err, "wrong state"));
+    assert_int_equal(gw_alarms_set_level_key(f->al, K_PATH, 2), -ENOENT);
+
+    /* A real raise this time: test is per occurrence. clear -> rtn_unacked, ack -> normal. */
+    assert_int_equal(sys_on(f, K_PATH, "path self-test", false, T0 + MIN), 1);
+    expect_change(&f->out[0], "raise", GW_ALARM_UNACKED, GW_NOTIFY_RAISE);
+    assert_false(f->out[0].alarm.test);
+    assert_int_equal(f->out[0].alarm.level, 0); /* a fresh raise escalates from the start */
+    assert_string_equal(f->out[0].alarm.acked_by, "");
+    assert_int_equal(sys_off(f, K_PATH, T0 + MIN + SEC), 1);
+    expect_change(&f->out[0], "clear", GW_ALARM_RTN_UNACKED, GW_NOTIFY_CLEAR);
+    assert_int_equal(command(f, GW_CMD_ACK, K_PATH, "wang", NULL, 0, T0 + MIN + 2 * SEC), 1);
+    expect_change(&f->out[0], "ack", GW_ALARM_NORMAL, GW_NOTIFY_STOP);
+
+    /* shelve / unshelve, and the condition coming and going while shelved. */
+    assert_int_equal(command(f, GW_CMD_SHELVE, K_PATH, "li", NULL, 5, T0 + 2 * MIN), -EPERM);
+    sys_on(f, K_PATH, "path self-test", false, T0 + 2 * MIN);
+    assert_int_equal(command(f, GW_CMD_SHELVE, K_PATH, "li", "known", 5, T0 + 2 * MIN), 1);
+    expect_change(&f->out[0], "shelve", GW_ALARM_SHELVED, GW_NOTIFY_STOP);
+    assert_int_equal(f->out[0].alarm.shelved_until_ms, T0 + 7 * MIN);
+    assert_int_equal(sys_off(f, K_PATH, T0 + 3 * MIN), 1);
+    expect_change(&f->out[0], "clear", GW_ALARM_SHELVED, GW_NOTIFY_NONE);
+    assert_int_equal(sys_on(f, K_PATH, "path self-test", true, T0 + 4 * MIN), 1);
+    expect_change(&f->out[0], "raise", GW_ALARM_SHELVED, GW_NOTIFY_NONE);
+    assert_int_equal(command(f, GW_CMD_UNSHELVE, K_PATH, "li", NULL, 0, T0 + 5 * MIN), 1);
+    expect_change(&f->out[0], "unshelve", GW_ALARM_UNACKED, GW_NOTIFY_RAISE);
+    assert_int_equal(f->out[0].alarm.raised_at_ms, T0 + 5 * MIN);
+    assert_true(f->out[0].alarm.test); /* the condition that is on now came from a test */
+    assert_int_equal(command(f, GW_CMD_UNSHELVE, K_PATH, "li", NULL, 0, T0 + 5 * MIN), -EPERM);
+    /* The shelve expiry with the condition gone: back to normal. */
+    command(f, GW_CMD_SHELVE, K_PATH, "li", NULL, 1, T0 + 5 * MIN);
+    sys_off(f, K_PATH, T0 + 5 * MIN + SEC);
+    assert_int_equal(gw_alarms_tick(f->al, T0 + 6 * MIN - 1, f->out, OUT_MAX), 0);
+    assert_int_equal(gw_alarms_tick(f->al, T0 + 6 * MIN, f->out, OUT_MAX), 1);
+    expect_change(&f->out[0], "unshelve", GW_ALARM_NORMAL, GW_NOTIFY_NONE);
+    assert_string_equal(f->out[0].alarm.key, K_PATH);
+
+    /* A sensor's out_of_service / in_service never touches a system alarm. */
+    sys_on(f, K_FAIL, "self-test failed", false, T0 + 7 * MIN);
+    assert_int_equal(
+        command(f, GW_CMD_OUT_OF_SERVICE, "A-1F-hydrant-01", "zhao", NULL, 0, T0 + 8 * MIN), 1);
+    assert_string_equal(f->out[0].alarm.key, K_HYD);
+    assert_int_equal(sys_state(f, K_FAIL), GW_ALARM_UNACKED);
+    assert_int_equal(
+        command(f, GW_CMD_IN_SERVICE, "A-1F-hydrant-01", "zhao", NULL, 0, T0 + 9 * MIN), 1);
+    assert_string_equal(f->out[0].alarm.key, K_HYD);
+    assert_int_equal(sys_state(f, K_FAIL), GW_ALARM_UNACKED);
+    /* Name and class are taken at every raise. */
+    sys_off(f, K_FAIL, T0 + 10 * MIN);
+    struct gw_value none = {.type = GW_VALUE_NONE};
+    assert_int_equal(gw_alarms_system_raise(f->al, K_FAIL, "自检失败", GW_CLASS_SUPERVISORY, NULL,
+                                            false, T0 + 11 * MIN, f->out, OUT_MAX),
+                     1);
+    assert_string_equal(f->out[0].alarm.name, "自检失败");
+    assert_int_equal(f->out[0].alarm.alarm_class, GW_CLASS_SUPERVISORY);
+    assert_int_equal(f->out[0].alarm.value.type, none.type); /* NULL value: none */
+    assert_int_equal(f->out[0].alarm.state, GW_ALARM_UNACKED);
+}
+
+static void system_alarm_chatters_like_a_rule(void **state)
+{
+    struct fx *f = *state;
+    /* 5 raises within the window: the limit, not chattering. */
+    for (int k = 0; k < 5; k++) {
+        assert_int_equal(sys_on(f, K_BUS, "bus rs485_1 offline", false, T0 + k * MIN), 1);
+        assert_int_equal(f->out[0].notify, GW_NOTIFY_RAISE);
+        assert_int_equal(sys_off(f, K_BUS, T0 + k * MIN + SEC), 1);
+    }
+    assert_int_equal(sys_on(f, K_BUS, "bus rs485_1 offline", false, T0 + 5 * MIN), 2);
+    assert_string_equal(f->out[1].transition, "chattering");
+    assert_true(f->out[1].alarm.chattering);
+    assert_int_equal(f->out[0].notify, GW_NOTIFY_NONE); /* held back: told at most once a window */
+    assert_true(f->out[0].alarm.notify_pending);
+    /* Told when chattering ends: the first raise leaves the window at T0 + 10 min. */
+    assert_int_equal(gw_alarms_tick(f->al, T0 + 10 * MIN - 1, f->out, OUT_MAX), 0);
+    assert_int_equal(gw_alarms_tick(f->al, T0 + 10 * MIN, f->out, OUT_MAX), 2);
+    expect_change(&f->out[0], "chattering", GW_ALARM_UNACKED, GW_NOTIFY_NONE);
+    assert_false(f->out[0].alarm.chattering);
+    expect_change(&f->out[1], "raise", GW_ALARM_UNACKED, GW_NOTIFY_RAISE);
+    assert_string_equal(f->out[1].alarm.key, K_BUS);
+}
+
+static void system_alarm_errors_change_nothing(void **state)
+{
+    struct fx *f = *state;
+    char long_key[GW_KEY_MAX + 1];
+    memset(long_key, 'a', sizeof(long_key) - 1);
+    long_key[7] = '/';
+    long_key[GW_KEY_MAX] = '\0'; /* GW_KEY_MAX bytes: one too many */
+    const char *bad_keys[] = {
+        NULL,
+        "",
+        "gateway",
+        "gateway/",
+        "/path-self-test",
+        "gate way/path-self-test",
+        "gateway/Path-Self-Test",
+        "gateway/path_self_test",
+        "gateway/a/b",
+        "网关/path-self-test",
+        "A-3F-smoke-301/path-self-test", /* a sensor's id: the rules' namespace */
+        "A-3F-smoke-301/smoke-detected",
+        long_key,
+    };
+    for (size_t i = 0; i < sizeof(bad_keys) / sizeof(bad_keys[0]); i++) {
+        if (sys_on(f, bad_keys[i], "x", false, T0) != -EINVAL ||
+            sys_off(f, bad_keys[i], T0) != -EINVAL) {
+            fail_msg("key %zu \"%s\" accepted", i, bad_keys[i] ? bad_keys[i] : "(null)");
+        }
+    }
+    long_key[GW_KEY_MAX - 1] = '\0'; /* the longest that fits */
+    assert_int_equal(sys_on(f, long_key, "x", false, T0), 1);
+    assert_int_equal(strlen(f->out[0].alarm.key), GW_KEY_MAX - 1);
+    assert_int_equal(sys_on(f, "bus-A.b_9/bus-offline", "x", false, T0), 1);
+    char long_name[sizeof(((struct gw_alarm *)0)->name) + 1];
+    memset(long_name, 'n', sizeof(long_name) - 1);
+    long_name[sizeof(long_name) - 1] = '\0';
+    const char *bad_names[] = {
+        NULL, "", long_name, "bad \xff utf-8", "\xc0\xaf", "\xed\xa0\x80", "cut \xe7\x81"};
+    for (size_t i = 0; i < sizeof(bad_names) / sizeof(bad_names[0]); i++) {
+        if (sys_on(f, K_PATH, bad_names[i], false, T0) != -EINVAL) {
+            fail_msg("name %zu accepted", i);
+        }
+    }
+    long_name[sizeof(long_name) - 2] = '\0'; /* exactly fits */
+    assert_int_equal(sys_on(f, K_FAIL, long_name, false, T0), 1);
+    assert_int_equal(gw_alarms_system_raise(f->al, K_PATH, "x", (enum gw_alarm_class)GW_NCLASSES,
+                                            NULL, false, T0, f->out, OUT_MAX),
+                     -EINVAL);
+    assert_int_equal(gw_alarms_system_raise(f->al, K_PATH, "x", (enum gw_alarm_class) - 1, NULL,
+                                            false, T0, f->out, OUT_MAX),
+                     -EINVAL);
+    assert_int_equal(gw_alarms_system_raise(f->al, K_PATH, "x", GW_CLASS_TROUBLE, NULL, false, T0,
+                                            f->out, GW_ALARMS_TRANSITION_CHANGES - 1),
+                     -ENOSPC);
+    assert_int_equal(gw_alarms_system_raise(f->al, K_PATH, "x", GW_CLASS_TROUBLE, NULL, false, T0,
+                                            NULL, OUT_MAX),
+                     -ENOSPC);
+    assert_int_equal(gw_alarms_system_clear(f->al, K_FAIL, T0, f->out, 1), -ENOSPC);
+    assert_int_equal(sys_state(f, K_FAIL), GW_ALARM_UNACKED); /* the failed clear changed nothing */
+    /* Nothing was made by the failures. */
+    assert_null(gw_alarms_find(f->al, K_PATH));
+    int counts[GW_NCLASSES][GW_ALARM_NSTATES];
+    assert_int_equal(gw_alarms_count(f->al, counts), 3);
+    /* A clear of an alarm never raised is a duplicate; commands on it: unknown. */
+    assert_int_equal(sys_off(f, K_PATH, T0), 0);
+    assert_int_equal(command(f, GW_CMD_ACK, K_PATH, "li", NULL, 0, T0), -ENOENT);
+    assert_non_null(strstr(f->err, "unknown alarm \"" K_PATH "\""));
+    assert_int_equal(command(f, GW_CMD_SHELVE, K_PATH, "li", NULL, 5, T0), -ENOENT);
+    assert_int_equal(command(f, GW_CMD_RESET, K_PATH, "li", NULL, 0, T0), -ENOENT);
+    /* A system key is not a sensor for out_of_service. */
+    assert_int_equal(command(f, GW_CMD_OUT_OF_SERVICE, "gateway", "li", NULL, 0, T0), -ENOENT);
+}
+
+static void rule_alarm_test_flag(void **state)
+{
+    struct fx *f = *state;
+    struct gw_alarm_transition t = {.rule_index = R_HYD,
+                                    .sensor_index = S_HYD,
+                                    .type = GW_TRANSITION_RAISE,
+                                    .ts_ms = T0,
+                                    .test = true};
+    assert_int_equal(gw_alarms_on_transition(f->al, &t, f->out, OUT_MAX), 1);
+    assert_true(f->out[0].alarm.test);
+    assert_false(f->out[0].alarm.system);
+    assert_string_equal(f->out[0].alarm.name, "hydrant pressure low");
+    assert_int_equal(f->out[0].alarm.alarm_class, GW_CLASS_SUPERVISORY);
+    off(f, R_HYD, S_HYD, T0 + SEC); /* rtn_unacked */
+    /* A real raise of a returned test alarm: a new occurrence, real. */
+    assert_int_equal(on(f, R_HYD, S_HYD, T0 + 2 * SEC), 1);
+    assert_false(f->out[0].alarm.test);
+    /* Latched smoke, real and unacked, condition gone: a test press keeps it real. */
+    on(f, R_SMOKE, S_SMOKE, T0);
+    off(f, R_SMOKE, S_SMOKE, T0 + SEC);
+    t = (struct gw_alarm_transition){.rule_index = R_SMOKE,
+                                     .sensor_index = S_SMOKE,
+                                     .type = GW_TRANSITION_RAISE,
+                                     .ts_ms = T0 + 2 * SEC,
+                                     .test = true};
+    assert_int_equal(gw_alarms_on_transition(f->al, &t, f->out, OUT_MAX), 1);
+    expect_change(&f->out[0], "raise", GW_ALARM_UNACKED, GW_NOTIFY_NONE);
+    assert_false(f->out[0].alarm.test);
+    /* A test alarm that a real one follows while still unacked (latched): real from then on. */
+    t.sensor_index = S_SMOKE2;
+    gw_alarms_on_transition(f->al, &t, f->out, OUT_MAX);
+    assert_true(f->out[0].alarm.test);
+    off(f, R_SMOKE, S_SMOKE2, T0 + 3 * SEC);
+    on(f, R_SMOKE, S_SMOKE2, T0 + 4 * SEC);
+    assert_false(f->out[0].alarm.test);
+    /* Born out of service from a test. */
+    command(f, GW_CMD_OUT_OF_SERVICE, "A-1F-hydrant-01", "zhao", NULL, 0, T0 + MIN);
+    t = (struct gw_alarm_transition){.rule_index = R_OFF,
+                                     .sensor_index = S_HYD,
+                                     .type = GW_TRANSITION_RAISE,
+                                     .ts_ms = T0 + 2 * MIN,
+                                     .test = true};
+    gw_alarms_on_transition(f->al, &t, f->out, OUT_MAX);
+    expect_change(&f->out[0], "raise", GW_ALARM_OUT_OF_SERVICE, GW_NOTIFY_NONE);
+    assert_true(f->out[0].alarm.test);
+}
+
+/* Every kind of system alarm state, next to rule alarms. */
+static void build_system_state(struct fx *f)
+{
+    /* chattering, with a held-back raise */
+    for (int k = 0; k < 6; k++) {
+        sys_on(f, K_BUS, "bus rs485_1 offline", false, T0 + k * MIN);
+        if (k < 5) {
+            sys_off(f, K_BUS, T0 + k * MIN + 10 * SEC);
+        }
+    }
+    assert_true(gw_alarms_find(f->al, K_BUS)->notify_pending);
+    /* a test, acked, level reached */
+    sys_on(f, K_PATH, "path self-test", true, T0);
+    command(f, GW_CMD_ACK, K_PATH, "li", "daily test", 0, T0 + SEC);
+    gw_alarms_set_level_key(f->al, K_PATH, 1);
+    /* shelved */
+    sys_on(f, K_FAIL, "self-test failed", false, T0);
+    command(f, GW_CMD_SHELVE, K_FAIL, "wang", "router swap", 60, T0 + 2 * SEC);
+    /* rtn_unacked */
+    sys_on(f, "forwarder-0016C001FF10A235/forwarder-offline", "forwarder offline", false, T0);
+    sys_off(f, "forwarder-0016C001FF10A235/forwarder-offline", T0 + 3 * SEC);
+    /* and a rule alarm on a sensor out of service */
+    on(f, R_SMOKE, S_SMOKE, T0);
+    command(f, GW_CMD_OUT_OF_SERVICE, "A-3F-smoke-301", "zhao", NULL, 0, T0 + 4 * SEC);
+}
+
+static void system_alarms_save_restore_round_trip(void **state)
+{
+    struct fx *f = *state;
+    build_system_state(f);
+    struct saved s;
+    save(f->al, &s);
+    assert_int_equal(s.nalarms, 5);
+    for (int order = 0; order < 2; order++) {
+        struct gw_alarms *r = restore(&f->cfg, &s, order == 0);
+        struct saved s2;
+        save(r, &s2);
+        assert_int_equal(s2.nalarms, s.nalarms);
+        for (int i = 0; i < s.nalarms; i++) {
+            const struct gw_alarm *got = gw_alarms_find(r, s.alarms[i].key);
+            assert_non_null(got);
+            assert_memory_equal(got, &s.alarms[i], sizeof(*got));
+        }
+        gw_alarms_free(r);
+    }
+    /* Both go on identically. */
+    struct gw_alarms *r = restore(&f->cfg, &s, false);
+    struct gw_alarm_change a[OUT_MAX], b[OUT_MAX];
+    const int64_t times[] = {T0 + 9 * MIN, T0 + 14 * MIN, T0 + 63 * MIN};
+    int total = 0;
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        int na = gw_alarms_tick(f->al, times[i], a, OUT_MAX);
+        int nb = gw_alarms_tick(r, times[i], b, OUT_MAX);
+        assert_int_equal(na, nb);
+        for (int k = 0; k < na; k++) {
+            bool found = false;
+            for (int j = 0; j < nb && !found; j++) {
+                found = strcmp(a[k].alarm.key, b[j].alarm.key) == 0 &&
+                        strcmp(a[k].transition, b[j].transition) == 0 &&
+                        a[k].notify == b[j].notify && a[k].alarm.state == b[j].alarm.state;
+            }
+            assert_true(found);
+        }
+        total += na;
+    }
+    assert_true(total >= 2); /* the held-back raise, the shelve expiry */
+    struct gw_alarm_command c = {.type = GW_CMD_ACK, .key = K_FAIL, .by = "wang"};
+    assert_int_equal(gw_alarms_command(f->al, &c, T0 + 70 * MIN, a, OUT_MAX, NULL, 0), 1);
+    assert_int_equal(gw_alarms_command(r, &c, T0 + 70 * MIN, b, OUT_MAX, NULL, 0), 1);
+    assert_int_equal(a[0].alarm.state, b[0].alarm.state);
+    gw_alarms_free(r);
+}
+
+static void system_alarm_restore_checks(void **state)
+{
+    struct fx *f = *state;
+    struct gw_alarm a = {.key = K_PATH,
+                         .system = true,
+                         .rule_index = 7,
+                         .sensor_index = 7,
+                         .state = GW_ALARM_ACKED,
+                         .alarm_class = GW_CLASS_TROUBLE,
+                         .name = "path self-test",
+                         .needs_reset = true,
+                         .test = true};
+    assert_int_equal(gw_alarms_restore(f->al, &a), 0);
+    const struct gw_alarm *r = gw_alarms_find(f->al, K_PATH);
+    assert_non_null(r);
+    assert_true(r->system);
+    assert_true(r->test);
+    assert_int_equal(r->rule_index, -1);
+    assert_int_equal(r->sensor_index, -1);
+    assert_false(r->needs_reset); /* never latched */
+    assert_int_equal(r->state, GW_ALARM_ACKED);
+    /* Restoring it again replaces it. */
+    a.state = GW_ALARM_UNACKED;
+    assert_int_equal(gw_alarms_restore(f->al, &a), 0);
+    assert_int_equal(gw_alarms_find(f->al, K_PATH)->state, GW_ALARM_UNACKED);
+    int counts[GW_NCLASSES][GW_ALARM_NSTATES];
+    assert_int_equal(gw_alarms_count(f->al, counts), 1);
+    /* Refused, nothing made. */
+    struct {
+        const char *key;
+        enum gw_alarm_state state;
+        enum gw_alarm_class cls;
+        const char *name;
+        int rc;
+    } cases[] = {
+        {"gateway/Bad", GW_ALARM_UNACKED, GW_CLASS_TROUBLE, "x", -EINVAL},
+        {"gateway", GW_ALARM_UNACKED, GW_CLASS_TROUBLE, "x", -EINVAL},
+        {"A-3F-smoke-301/path-self-test", GW_ALARM_UNACKED, GW_CLASS_TROUBLE, "x", -ENOENT},
+        {K_FAIL, GW_ALARM_OUT_OF_SERVICE, GW_CLASS_TROUBLE, "x", -EINVAL},
+        {K_FAIL, (enum gw_alarm_state)9, GW_CLASS_TROUBLE, "x", -EINVAL},
+        {K_FAIL, GW_ALARM_UNACKED, (enum gw_alarm_class)5, "x", -EINVAL},
+        {K_FAIL, GW_ALARM_UNACKED, GW_CLASS_TROUBLE, "", -EINVAL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct gw_alarm b = {.system = true, .state = cases[i].state, .alarm_class = cases[i].cls};
+        snprintf(b.key, sizeof(b.key), "%s", cases[i].key);
+        snprintf(b.name, sizeof(b.name), "%s", cases[i].name);
+        int rc = gw_alarms_restore(f->al, &b);
+        if (rc != cases[i].rc) {
+            fail_msg("case %zu: rc %d, expected %d", i, rc, cases[i].rc);
+        }
+    }
+    assert_null(gw_alarms_find(f->al, K_FAIL));
+    /* A name without its NUL is refused, not read past. */
+    struct gw_alarm c = a;
+    snprintf(c.key, sizeof(c.key), "%s", K_FAIL);
+    memset(c.name, 'n', sizeof(c.name));
+    assert_int_equal(gw_alarms_restore(f->al, &c), -EINVAL);
+    /* Without the system flag the same key is a rule alarm whose sensor is gone. */
+    a.system = false;
+    snprintf(a.key, sizeof(a.key), "%s", K_BUS);
+    assert_int_equal(gw_alarms_restore(f->al, &a), -ENOENT);
+    assert_int_equal(gw_alarms_count(f->al, counts), 1);
+    /* A rule alarm takes name and class from its rule, whatever the record says. */
+    struct gw_alarm d = {.key = K_HYD,
+                         .state = GW_ALARM_UNACKED,
+                         .condition = true,
+                         .alarm_class = GW_CLASS_ALARM,
+                         .name = "stale name",
+                         .test = true};
+    assert_int_equal(gw_alarms_restore(f->al, &d), 0);
+    r = gw_alarms_get(f->al, R_HYD, S_HYD);
+    assert_string_equal(r->name, "hydrant pressure low");
+    assert_int_equal(r->alarm_class, GW_CLASS_SUPERVISORY);
+    assert_true(r->test);
+    assert_false(r->system);
+}
+
+static void system_alarms_carried_over(void **state)
+{
+    struct fx *f = *state;
+    build_system_state(f);
+    /* The new config has a sensor called "gateway": those keys are a sensor's now. */
+    struct fx *g = calloc(1, sizeof(*g));
+    assert_non_null(g);
+    build_cfg(g);
+    g->sensors[S_SMOKE2] = (struct gw_sensor_cfg){.id = "gateway", .kind = "smoke"};
+    g->al = gw_alarms_new(&g->cfg);
+    assert_non_null(g->al);
+    struct gw_alarm_change out[8];
+    assert_int_equal(gw_alarms_carry_over(g->al, f->al, T0 + 6 * MIN, out, 1), -ENOSPC);
+    int n = gw_alarms_carry_over(g->al, f->al, T0 + 6 * MIN, out, 8);
+    assert_int_equal(n, 2);
+    for (int i = 0; i < n; i++) {
+        assert_true(strcmp(out[i].alarm.key, K_PATH) == 0 || strcmp(out[i].alarm.key, K_FAIL) == 0);
+        assert_string_equal(out[i].transition, "clear");
+        assert_int_equal(out[i].alarm.state, GW_ALARM_NORMAL);
+        assert_true(out[i].alarm.system);
+        assert_string_equal(out[i].note, "its source is now a sensor id");
+        /* the acked test was told; the shelved one was stopped, but its raise was told */
+        assert_int_equal(out[i].notify, GW_NOTIFY_CLEAR);
+    }
+    assert_null(gw_alarms_find(g->al, K_PATH));
+    assert_null(gw_alarms_find(g->al, K_FAIL));
+    /* The others live on, equal. */
+    const char *kept[] = {K_BUS, "forwarder-0016C001FF10A235/forwarder-offline"};
+    for (size_t i = 0; i < 2; i++) {
+        const struct gw_alarm *a = gw_alarms_find(g->al, kept[i]);
+        assert_non_null(a);
+        assert_memory_equal(a, gw_alarms_find(f->al, kept[i]), sizeof(*a));
+    }
+    assert_int_equal(gw_alarms_find(g->al, "A-3F-smoke-301/smoke-detected")->state,
+                     GW_ALARM_OUT_OF_SERVICE);
+    int counts[GW_NCLASSES][GW_ALARM_NSTATES];
+    assert_int_equal(gw_alarms_count(g->al, counts), 3);
+    /* Commands work on the carried ones. */
+    struct gw_alarm_command c = {
+        .type = GW_CMD_ACK, .key = "forwarder-0016C001FF10A235/forwarder-offline", .by = "li"};
+    assert_int_equal(gw_alarms_command(g->al, &c, T0 + 7 * MIN, out, 8, NULL, 0), 1);
+    assert_int_equal(out[0].alarm.state, GW_ALARM_NORMAL);
+    gw_alarms_free(g->al);
+    free(g);
+
+    /* Same config again: every system alarm is kept. */
+    struct gw_alarms *same = gw_alarms_new(&f->cfg);
+    assert_non_null(same);
+    assert_int_equal(gw_alarms_carry_over(same, f->al, T0 + 6 * MIN, out, 8), 0);
+    assert_int_equal(gw_alarms_count(same, counts), 5);
+    assert_int_equal(gw_alarms_find(same, K_FAIL)->state, GW_ALARM_SHELVED);
+    gw_alarms_free(same);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1289,6 +1793,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(save_restore_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(restore_checks_and_repairs, setup, teardown),
         cmocka_unit_test_setup_teardown(carry_over_by_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(system_alarm_lifecycle, setup, teardown),
+        cmocka_unit_test_setup_teardown(system_alarm_chatters_like_a_rule, setup, teardown),
+        cmocka_unit_test_setup_teardown(system_alarm_errors_change_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(rule_alarm_test_flag, setup, teardown),
+        cmocka_unit_test_setup_teardown(system_alarms_save_restore_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(system_alarm_restore_checks, setup, teardown),
+        cmocka_unit_test_setup_teardown(system_alarms_carried_over, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1560,6 +1560,83 @@ static void test_escalation_to_text(void **state)
             "Level 1. Acknowledge: campusgw-ctl ack A/smoke --by NAME");
 }
 
+/* The gateway's own alarm: its name, its source as the sensor, no location or threshold. */
+static void test_text_system_alarm(void **state)
+{
+    (void)state;
+    /* A config with rules and sensors: a system alarm must not take index -1 into them. */
+    struct gw_sensor_cfg sensors[] = {
+        {.id = "A-1F-hydrant-01", .location = {.building = "A", .floor = "1"}}};
+    struct gw_rule_cfg rules[] = {
+        {.name = "消火栓压力低", .cond = GW_COND_BELOW, .threshold = 0.1}};
+    struct gw_config cfg = {.site = {.name = "第一中学"},
+                            .nsensors = 1,
+                            .sensors = sensors,
+                            .nrules = 1,
+                            .rules = rules};
+    struct gw_alarm a = {.key = "gateway/path-self-test",
+                         .rule_index = -1,
+                         .sensor_index = -1,
+                         .system = true,
+                         .alarm_class = GW_CLASS_TROUBLE,
+                         .name = "通路自检",
+                         .test = true,
+                         .state = GW_ALARM_UNACKED,
+                         .raised_at_ms = T0};
+    struct gw_esc_notification n = {.kind = GW_ESC_RAISE,
+                                    .key = "gateway/path-self-test",
+                                    .alarm_class = GW_CLASS_TROUBLE,
+                                    .test = true,
+                                    .level = 1,
+                                    .raised_at_ms = T0};
+    struct gw_notify_fields f;
+    gw_notify_text_fields(&f, &cfg, &a, &n);
+    assert_string_equal(f.rule, "通路自检");
+    assert_string_equal(f.sensor, "gateway");
+    assert_null(f.building);
+    assert_null(f.floor);
+    assert_null(f.unit);
+    assert_false(f.has_threshold);
+    assert_string_equal(f.site, "第一中学");
+    text_is(&f, GW_LANG_ZH, T0,
+            "【故障·测试】通路自检 (gateway) 10:42:05 起，未确认\n"
+            "第1级通知。确认: campusgw-ctl ack gateway/path-self-test --by 姓名");
+    snprintf(a.name, sizeof(a.name), "path self-test");
+    gw_notify_text_fields(&f, &cfg, &a, &n);
+    text_is(&f, GW_LANG_EN, T0,
+            "[TROUBLE TEST] path self-test (gateway) since 10:42:05, unacknowledged\n"
+            "Level 1. Acknowledge: campusgw-ctl ack gateway/path-self-test --by NAME");
+    json_t *j = parse(gw_notify_text_json(3, &f, "t"));
+    assert_string_equal(json_string_value(json_object_get(j, "sensor")), "gateway");
+    assert_true(json_is_null(json_object_get(j, "location")));
+    assert_true(json_is_true(json_object_get(j, "test")));
+    assert_string_equal(json_string_value(json_object_get(j, "class")), "trouble");
+    json_decref(j);
+    /* Without a notification, class and test come from the alarm. */
+    a.test = false;
+    a.alarm_class = GW_CLASS_SUPERVISORY;
+    snprintf(a.key, sizeof(a.key), "bus-rs485_1/bus-offline");
+    snprintf(a.name, sizeof(a.name), "总线 rs485_1 离线");
+    a.state = GW_ALARM_RTN_UNACKED;
+    a.cleared_at_ms = T0 + MIN;
+    gw_notify_text_fields(&f, &cfg, &a, NULL);
+    assert_int_equal(f.alarm_class, GW_CLASS_SUPERVISORY);
+    assert_false(f.test);
+    text_is(&f, GW_LANG_ZH, T0 + 2 * MIN,
+            "【监管】总线 rs485_1 离线 (bus-rs485_1) 10:42:05 起，已恢复，未确认\n"
+            "确认: campusgw-ctl ack bus-rs485_1/bus-offline --by 姓名");
+    a.test = true;
+    gw_notify_text_fields(&f, &cfg, &a, NULL);
+    assert_true(f.test);
+    /* A rule alarm's test flag too, when there is no notification. */
+    struct gw_alarm r = {
+        .key = "A-1F-hydrant-01/x", .rule_index = 0, .sensor_index = 0, .test = true};
+    gw_notify_text_fields(&f, &cfg, &r, NULL);
+    assert_true(f.test);
+    assert_string_equal(f.sensor, "A-1F-hydrant-01");
+    assert_string_equal(f.rule, "消火栓压力低");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1613,6 +1690,7 @@ int main(void)
         T(test_fields_from_config),
         T(test_build_all_and_language),
         T(test_escalation_to_text),
+        T(test_text_system_alarm),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -176,6 +176,8 @@ static void assert_alarm_equal(const struct gw_alarm *a, const struct gw_alarm *
     assert_int_equal(a->notified_at_ms, b->notified_at_ms);
     assert_int_equal(a->notify_pending, b->notify_pending);
     assert_int_equal(a->suppressed, b->suppressed);
+    assert_int_equal(a->test, b->test);
+    assert_int_equal(a->system, b->system);
 }
 
 static void alarm_lifecycle_fields_only_when_set(void **state)
@@ -407,6 +409,223 @@ static void alarms_survive_a_restart_through_json(void **state)
     gw_alarms_free(back);
 }
 
+static void system_alarm_json_round_trip(void **state)
+{
+    (void)state;
+    struct gw_rule_cfg rule = {
+        .name = "door locked", .slug = "door-locked", .alarm_class = GW_CLASS_SUPERVISORY};
+    struct gw_config cfg = {.nsensors = 1, .sensors = &sensor, .nrules = 1, .rules = &rule};
+    struct gw_alarm a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.key, sizeof(a.key), "gateway/path-self-test");
+    a.rule_index = -1;
+    a.sensor_index = -1;
+    a.system = true;
+    a.test = true;
+    a.alarm_class = GW_CLASS_TROUBLE;
+    snprintf(a.name, sizeof(a.name), "通路自检");
+    a.state = GW_ALARM_SHELVED;
+    a.condition = true;
+    a.value = (struct gw_value){.type = GW_VALUE_NUMBER, .num = 12.5};
+    a.raised_at_ms = 1764336419123LL;
+    a.shelved_until_ms = 1764340000000LL;
+    snprintf(a.shelved_by, sizeof(a.shelved_by), "wang");
+    a.level = 1;
+    a.nraises = 1;
+    a.raises_ms[0] = 1764336419123LL;
+    a.notified_at_ms = 1764336419123LL;
+    json_t *j = parse(gw_payload_alarm(3, &cfg, &a, "shelve"));
+    assert_string_equal(json_string_value(json_object_get(j, "key")), "gateway/path-self-test");
+    assert_string_equal(json_string_value(json_object_get(j, "sensor")), "gateway");
+    assert_string_equal(json_string_value(json_object_get(j, "rule")), "通路自检");
+    assert_string_equal(json_string_value(json_object_get(j, "class")), "trouble");
+    assert_true(json_is_true(json_object_get(j, "test")));
+    assert_true(json_is_true(json_object_get(j, "system")));
+    assert_string_equal(json_string_value(json_object_get(j, "transition")), "shelve");
+    json_decref(j);
+
+    char *json = gw_payload_alarm(3, &cfg, &a, NULL);
+    assert_non_null(json);
+    struct gw_alarm b;
+    char err[128];
+    assert_int_equal(gw_payload_alarm_parse(json, &b, err, sizeof(err)), 0);
+    free(json);
+    assert_alarm_equal(&b, &a);
+    assert_true(b.system);
+    assert_true(b.test);
+    assert_string_equal(b.name, a.name);
+    assert_int_equal(b.alarm_class, a.alarm_class);
+    assert_int_equal(b.rule_index, -1);
+
+    /* A rule alarm: "rule", "class" and "sensor" from the config; "test" when set. */
+    memset(&a, 0, sizeof(a));
+    snprintf(a.key, sizeof(a.key), "A-1F-hydrant-01/door-locked");
+    snprintf(a.name, sizeof(a.name), "stale");
+    a.alarm_class = GW_CLASS_ALARM;
+    a.state = GW_ALARM_UNACKED;
+    j = parse(gw_payload_alarm(4, &cfg, &a, NULL));
+    assert_string_equal(json_string_value(json_object_get(j, "rule")), "door locked");
+    assert_string_equal(json_string_value(json_object_get(j, "class")), "supervisory");
+    assert_string_equal(json_string_value(json_object_get(j, "sensor")), "A-1F-hydrant-01");
+    assert_null(json_object_get(j, "test"));
+    assert_null(json_object_get(j, "system"));
+    json_decref(j);
+    a.test = true;
+    json = gw_payload_alarm(4, &cfg, &a, NULL);
+    assert_int_equal(gw_payload_alarm_parse(json, &b, NULL, 0), 0);
+    free(json);
+    assert_true(b.test);
+    assert_false(b.system);
+    assert_string_equal(b.name, "door locked");
+    /* Indexes that are not cfg's never crash: the record describes itself. */
+    a.rule_index = 3;
+    a.sensor_index = -1;
+    j = parse(gw_payload_alarm(5, &cfg, &a, NULL));
+    assert_string_equal(json_string_value(json_object_get(j, "rule")), "stale");
+    assert_string_equal(json_string_value(json_object_get(j, "class")), "alarm");
+    assert_string_equal(json_string_value(json_object_get(j, "sensor")), "A-1F-hydrant-01");
+    json_decref(j);
+}
+
+static void system_alarm_parse_needs_rule_and_class(void **state)
+{
+    (void)state;
+    char long_rule[200];
+    memset(long_rule, 'r', sizeof(long_rule) - 1);
+    long_rule[sizeof(long_rule) - 1] = '\0';
+    char with_long[400];
+    snprintf(with_long, sizeof(with_long),
+             "{\"key\":\"gateway/x\",\"state\":\"unacked\",\"system\":true,\"class\":\"trouble\","
+             "\"rule\":\"%s\"}",
+             long_rule);
+    const char *cases[] = {
+        "{\"key\":\"gateway/x\",\"state\":\"unacked\",\"system\":true,\"class\":\"trouble\"}",
+        "{\"key\":\"gateway/x\",\"state\":\"unacked\",\"system\":true,\"rule\":\"x\"}",
+        "{\"key\":\"gateway/x\",\"state\":\"unacked\",\"system\":true,\"rule\":\"x\","
+        "\"class\":\"fire\"}",
+        "{\"key\":\"gateway/x\",\"state\":\"unacked\",\"system\":true,\"rule\":\"\","
+        "\"class\":\"trouble\"}",
+        with_long,
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct gw_alarm a;
+        char err[128] = "";
+        int rc = gw_payload_alarm_parse(cases[i], &a, err, sizeof(err));
+        if (rc != -EINVAL || strstr(err, "system alarm without") == NULL) {
+            fail_msg("case %zu: rc %d err \"%s\"", i, rc, err);
+        }
+    }
+    /* Not a system alarm: a missing or odd class or rule is the config's business. */
+    struct gw_alarm a;
+    assert_int_equal(
+        gw_payload_alarm_parse("{\"key\":\"a/b\",\"state\":\"acked\",\"class\":\"fire\","
+                               "\"test\":false}",
+                               &a, NULL, 0),
+        0);
+    assert_false(a.system);
+    assert_false(a.test);
+    assert_string_equal(a.name, "");
+}
+
+/* System alarms across a restart: P/alarms JSON in the store -> restore, next to rule alarms. */
+static void system_alarms_survive_a_restart_through_json(void **state)
+{
+    (void)state;
+    struct gw_sensor_cfg sensors[] = {{.id = "A-1F-hydrant-01", .kind = "hydrant_pressure"}};
+    struct gw_rule_cfg rules[] = {{.name = "hydrant pressure low",
+                                   .slug = "hydrant-pressure-low",
+                                   .kind = "hydrant_pressure",
+                                   .alarm_class = GW_CLASS_SUPERVISORY}};
+    struct gw_config cfg = {.nsensors = 1, .sensors = sensors, .nrules = 1, .rules = rules};
+    cfg.alarms.chatter_count = 2;
+    cfg.alarms.chatter_minutes = 10;
+    struct gw_alarms *al = gw_alarms_new(&cfg);
+    assert_non_null(al);
+    struct gw_alarm_change out[8];
+    const int64_t t0 = 1764336000000LL;
+    const struct gw_value age = {.type = GW_VALUE_NUMBER, .num = 120};
+    /* chattering, a raise held back */
+    for (int k = 0; k < 4; k++) {
+        assert_true(gw_alarms_system_raise(al, "bus-rs485_1/bus-offline", "bus rs485_1 offline",
+                                           GW_CLASS_TROUBLE, &age, false, t0 + k * 1000, out,
+                                           8) >= 1);
+        if (k < 3) {
+            assert_int_equal(
+                gw_alarms_system_clear(al, "bus-rs485_1/bus-offline", t0 + k * 1000 + 500, out, 8),
+                1);
+        }
+    }
+    /* a test, shelved */
+    assert_int_equal(gw_alarms_system_raise(al, "gateway/path-self-test", "通路自检",
+                                            GW_CLASS_TROUBLE, NULL, true, t0, out, 8),
+                     1);
+    struct gw_alarm_command c = {.type = GW_CMD_SHELVE,
+                                 .key = "gateway/path-self-test",
+                                 .by = "王",
+                                 .note = "路由器更换",
+                                 .minutes = 30};
+    assert_int_equal(gw_alarms_command(al, &c, t0 + 5000, out, 8, NULL, 0), 1);
+    /* a rule alarm, test */
+    struct gw_alarm_transition t = {.rule_index = 0,
+                                    .sensor_index = 0,
+                                    .type = GW_TRANSITION_RAISE,
+                                    .value = age,
+                                    .ts_ms = t0,
+                                    .test = true};
+    assert_int_equal(gw_alarms_on_transition(al, &t, out, 8), 1);
+
+    struct gw_alarms *back = gw_alarms_new(&cfg);
+    assert_non_null(back);
+    int it = 0, n = 0;
+    const struct gw_alarm *a;
+    while ((a = gw_alarms_next(al, &it)) != NULL) {
+        char *json = gw_payload_alarm(1, &cfg, a, NULL);
+        struct gw_alarm parsed;
+        assert_int_equal(gw_payload_alarm_parse(json, &parsed, NULL, 0), 0);
+        free(json);
+        assert_int_equal(gw_alarms_restore(back, &parsed), 0);
+        const struct gw_alarm *got = gw_alarms_find(back, a->key);
+        assert_non_null(got);
+        assert_alarm_equal(got, a);
+        assert_int_equal(got->system, a->system);
+        assert_int_equal(got->test, a->test);
+        assert_string_equal(got->name, a->name);
+        assert_int_equal(got->alarm_class, a->alarm_class);
+        assert_int_equal(got->rule_index, a->rule_index);
+        n++;
+    }
+    assert_int_equal(n, 3);
+    int counts[GW_NCLASSES][GW_ALARM_NSTATES];
+    assert_int_equal(gw_alarms_count(back, counts), 3);
+    assert_int_equal(counts[GW_CLASS_TROUBLE][GW_ALARM_SHELVED], 1);
+    assert_int_equal(counts[GW_CLASS_TROUBLE][GW_ALARM_UNACKED], 1);
+    assert_int_equal(counts[GW_CLASS_SUPERVISORY][GW_ALARM_UNACKED], 1);
+    /* Both go on identically: the held-back raise, then the shelve expiry. */
+    const int64_t times[] = {t0 + 10 * 60000 + 2000, t0 + 5000 + 30 * 60000};
+    for (size_t k = 0; k < 2; k++) {
+        struct gw_alarm_change o1[8], o2[8];
+        int n1 = gw_alarms_tick(al, times[k], o1, 8), n2 = gw_alarms_tick(back, times[k], o2, 8);
+        assert_int_equal(n1, n2);
+        assert_true(n1 >= 1);
+        for (int i = 0; i < n1; i++) {
+            assert_string_equal(o1[i].transition, o2[i].transition);
+            assert_int_equal(o1[i].notify, o2[i].notify);
+            assert_alarm_equal(&o1[i].alarm, &o2[i].alarm);
+        }
+        assert_int_equal(o1[n1 - 1].notify, GW_NOTIFY_RAISE);
+    }
+    /* A stored rule alarm whose sensor is gone is not mistaken for a system alarm. */
+    struct gw_alarm gone;
+    assert_int_equal(gw_payload_alarm_parse("{\"key\":\"B-2F-smoke-201/smoke-detected\","
+                                            "\"state\":\"unacked\",\"rule\":\"smoke detected\","
+                                            "\"class\":\"alarm\",\"sensor\":\"B-2F-smoke-201\"}",
+                                            &gone, NULL, 0),
+                     0);
+    assert_int_equal(gw_alarms_restore(back, &gone), -ENOENT);
+    gw_alarms_free(al);
+    gw_alarms_free(back);
+}
+
 static void status_online_and_will_shape(void **state)
 {
     (void)state;
@@ -460,6 +679,9 @@ int main(void)
         cmocka_unit_test(alarm_json_round_trip),
         cmocka_unit_test(alarm_parse_rejects_bad_input),
         cmocka_unit_test(alarms_survive_a_restart_through_json),
+        cmocka_unit_test(system_alarm_json_round_trip),
+        cmocka_unit_test(system_alarm_parse_needs_rule_and_class),
+        cmocka_unit_test(system_alarms_survive_a_restart_through_json),
         cmocka_unit_test(status_online_and_will_shape),
         cmocka_unit_test(metrics_are_integers),
     };
