@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alarm.h"
 #include "alarms.h"
@@ -30,6 +31,21 @@
 #define ESC_KEY_PREFIX "esc."
 #define OOS_KEY_PREFIX "oos."
 #define MAX_DUE 64
+#define SELFTEST_KEY "gateway/path-self-test"
+#define SELFTEST_FAILED_KEY "gateway/self-test-failed"
+#define SELFTEST_BY "campusgw self-test"
+
+/* One run of the path self-test: when each hop had the test alarm. */
+struct selftest {
+    bool running;
+    int64_t next_at_ms;  /* the next scheduled run; 0 = not scheduled yet */
+    int64_t started_ms;  /* wall clock, for the record */
+    uint64_t started_ns; /* monotonic, for the hop times */
+    uint64_t event_seq;  /* the raise's P/events record */
+    uint64_t notify_seq; /* the newest P/notify record of it (0: no mqtt contact told) */
+    int64_t store_ms, hub_ms, uplink_ms, notify_ms; /* -1: not yet */
+    char *result;                                   /* JSON for P/status */
+};
 
 struct gw_desk {
     uv_loop_t *loop;
@@ -45,6 +61,10 @@ struct gw_desk {
     struct gw_esc_notification *notes; /* room for one due() batch */
     int max_notes;
     uint64_t commands, commands_refused;
+    struct selftest st;
+    uv_check_t selftest_check; /* looks at the hops after every loop iteration of a self-test */
+    uint64_t last_event_seq;   /* of the last P/events record appended */
+    bool in_flood_update;
     bool closing;
     int open_handles;
     void (*closed)(void *ctx);
@@ -71,6 +91,9 @@ static int64_t now_ms_of(const struct gw_desk *desk)
 }
 
 /* ---- records ---- */
+
+static char *with_members(const struct gw_desk *desk, const struct gw_config *cfg,
+                          const struct gw_alarm *a, char *json);
 
 static void emit(struct gw_desk *desk, enum gw_record_type type, int64_t ts, const char *topic,
                  char *json, uint64_t seq)
@@ -110,7 +133,7 @@ static void emit_state(struct gw_desk *desk, const struct gw_config *cfg, const 
     snprintf(topic, sizeof(topic), "alarms/%s", a->key);
     uint64_t seq = desk->host.next_seq(desk->host.core);
     char *json = a->state == GW_ALARM_NORMAL ? strdup("") : gw_payload_alarm(seq, cfg, a, NULL);
-    emit(desk, GW_REC_ALARM, now, topic, json, seq);
+    emit(desk, GW_REC_ALARM, now, topic, with_members(desk, cfg, a, json), seq);
 }
 
 static int save_escalation(void *ctx, const char *key, const char *json)
@@ -143,6 +166,7 @@ static void save_oos(struct gw_desk *desk, int sensor_index)
 /* ---- notifications ---- */
 
 static void reschedule(struct gw_desk *desk, int64_t now);
+static void selftest_schedule(struct gw_desk *desk, int64_t now_ms);
 
 static void on_sent(void *ctx, bool ok, const char *error, int attempts)
 {
@@ -175,6 +199,9 @@ static int publish_notify(void *core, const char *topic_suffix, const char *json
         return -ENOMEM;
     }
     desk->host.open_batch(desk->host.core);
+    if (desk->st.running && strstr(s, "\"" SELFTEST_KEY "\"")) {
+        desk->st.notify_seq = seq;
+    }
     emit(desk, GW_REC_NOTIFY, now_ms_of(desk), topic_suffix, s, seq);
     return 0;
 }
@@ -235,8 +262,8 @@ static void note_level(struct gw_desk *desk, const struct gw_esc_notification *n
     if (!a || a->state == GW_ALARM_NORMAL || a->level >= n->level) {
         return;
     }
-    if (gw_alarms_set_level(desk->alarms, a->rule_index, a->sensor_index, n->level) == 0) {
-        emit_state(desk, desk->cfg, a, now);
+    if (gw_alarms_set_level_key(desk->alarms, n->key, n->level) == 0) {
+        emit_state(desk, desk->cfg, gw_alarms_find(desk->alarms, n->key), now);
     }
 }
 
@@ -332,8 +359,159 @@ static void log_change(const struct gw_config *cfg, const struct gw_alarm_change
     bool loud = strcmp(c->transition, "raise") == 0 || strcmp(c->transition, "chattering") == 0;
     gw_log(loud ? GW_LOG_WARN : GW_LOG_INFO, MOD,
            "%s key=%s class=%s value=%s rule=\"%s\" state=%s%s%s", verb, a->key,
-           rule ? gw_class_name(rule->alarm_class) : "?", value, rule ? rule->name : "?",
-           gw_alarm_state_name(a->state), c->by[0] ? " by=" : "", c->by);
+           gw_class_name(rule ? rule->alarm_class : a->alarm_class), value,
+           rule ? rule->name : a->name, gw_alarm_state_name(a->state), c->by[0] ? " by=" : "",
+           c->by);
+}
+
+/* ---- flood control ---- */
+
+/*
+ * One cause takes many sensors offline: a Modbus bus (its cable, its gateway)
+ * or the LoRa network (the forwarders, their backhaul). Its sensors' offline
+ * alarms are still recorded, but once flood_min of them are offline together
+ * the group gets one alarm that lists them, and they are not escalated one by
+ * one. Group g: a bus index, or nbuses for the LoRa sensors; -1 none.
+ */
+static int group_of(const struct gw_config *cfg, int sensor_index)
+{
+    if (sensor_index < 0 || sensor_index >= cfg->nsensors) {
+        return -1;
+    }
+    const struct gw_sensor_cfg *s = &cfg->sensors[sensor_index];
+    return s->bus_index >= 0 ? s->bus_index : s->lora.enabled ? cfg->nbuses : -1;
+}
+
+static void group_key(const struct gw_config *cfg, int g, char *key, size_t size, char *name,
+                      size_t nsize)
+{
+    if (g < cfg->nbuses) {
+        snprintf(key, size, "bus-%s/bus-offline", cfg->buses[g].name);
+        snprintf(name, nsize, "Modbus bus %s down", cfg->buses[g].name);
+    } else {
+        snprintf(key, size, "lora/network-offline");
+        snprintf(name, nsize, "LoRa network down");
+    }
+}
+
+static bool is_offline_alarm(const struct gw_config *cfg, const struct gw_alarm *a)
+{
+    return !a->system && a->rule_index >= 0 && a->rule_index < cfg->nrules &&
+           cfg->rules[a->rule_index].cond == GW_COND_OFFLINE;
+}
+
+/* The group whose alarm key this is; -1 when it is not a group's. */
+static int group_of_key(const struct gw_config *cfg, const char *key)
+{
+    char k[GW_KEY_MAX], name[GW_KEY_MAX];
+    for (int g = 0; g <= cfg->nbuses; g++) {
+        group_key(cfg, g, k, sizeof(k), name, sizeof(name));
+        if (strcmp(k, key) == 0) {
+            return g;
+        }
+    }
+    return -1;
+}
+
+/* Offline sensors of group g now (their offline condition holds). */
+static int group_members(const struct gw_desk *desk, int g, const char **ids, int max)
+{
+    int n = 0;
+    const struct gw_alarm *a;
+    for (int it = 0; (a = gw_alarms_next(desk->alarms, &it));) {
+        if (is_offline_alarm(desk->cfg, a) && a->condition &&
+            group_of(desk->cfg, a->sensor_index) == g) {
+            if (ids && n < max) {
+                ids[n] = desk->cfg->sensors[a->sensor_index].id;
+            }
+            n++;
+        }
+    }
+    return n;
+}
+
+static bool group_flooded(const struct gw_desk *desk, int g)
+{
+    if (g < 0) {
+        return false;
+    }
+    char key[GW_KEY_MAX], name[GW_KEY_MAX];
+    group_key(desk->cfg, g, key, sizeof(key), name, sizeof(name));
+    const struct gw_alarm *a = gw_alarms_find(desk->alarms, key);
+    return a && a->condition;
+}
+
+/* A group alarm's record lists the sensors it explains. */
+static char *with_members(const struct gw_desk *desk, const struct gw_config *cfg,
+                          const struct gw_alarm *a, char *json)
+{
+    int g = a->system && json && json[0] ? group_of_key(cfg, a->key) : -1;
+    if (g < 0 || cfg != desk->cfg) {
+        return json;
+    }
+    json_t *root = json_loads(json, 0, NULL);
+    if (!root) {
+        return json;
+    }
+    const char *ids[256];
+    int n = group_members(desk, g, ids, 256);
+    json_t *list = json_array();
+    for (int i = 0; i < n && i < 256; i++) {
+        json_array_append_new(list, json_string(ids[i]));
+    }
+    json_object_set_new(root, "explains", list);
+    char *s = json_dumps(root, JSON_COMPACT | JSON_REAL_PRECISION(12));
+    json_decref(root);
+    if (!s) {
+        return json;
+    }
+    free(json);
+    return s;
+}
+
+static void apply(struct gw_desk *desk, const struct gw_config *cfg,
+                  const struct gw_alarm_change *changes, int n, bool test, int64_t now);
+
+/* After changes: raise or clear each group's alarm, and silence the sensors it explains. */
+static void flood_update(struct gw_desk *desk, int64_t now)
+{
+    const struct gw_config *cfg = desk->cfg;
+    int min = cfg->alarms.flood_min > 0 ? cfg->alarms.flood_min : 3;
+    for (int g = 0; g <= cfg->nbuses; g++) {
+        if (g == cfg->nbuses && cfg->lora.enabled == false) {
+            continue;
+        }
+        char key[GW_KEY_MAX], name[GW_KEY_MAX];
+        group_key(cfg, g, key, sizeof(key), name, sizeof(name));
+        int count = group_members(desk, g, NULL, 0);
+        bool flooded = group_flooded(desk, g);
+        struct gw_alarm_change ch[GW_ALARMS_TRANSITION_CHANGES];
+        int m = 0;
+        if (!flooded && count >= min) {
+            struct gw_value v = {.type = GW_VALUE_NUMBER, .num = count};
+            m = gw_alarms_system_raise(desk->alarms, key, name, GW_CLASS_TROUBLE, &v, false, now,
+                                       ch, GW_ALARMS_TRANSITION_CHANGES);
+            gw_warn(MOD, "flood: %d sensors offline together: one alarm %s for them", count, key);
+            const struct gw_alarm *a;
+            for (int it = 0; (a = gw_alarms_next(desk->alarms, &it));) {
+                if (is_offline_alarm(cfg, a) && a->condition &&
+                    group_of(cfg, a->sensor_index) == g) {
+                    gw_escalation_stop(desk->esc, a->key);
+                }
+            }
+        } else if (flooded && count == 0) {
+            m = gw_alarms_system_clear(desk->alarms, key, now, ch, GW_ALARMS_TRANSITION_CHANGES);
+        } else if (flooded) {
+            /* Members came and went: the list in its record follows. */
+            const struct gw_alarm *a = gw_alarms_find(desk->alarms, key);
+            if (a) {
+                emit_state(desk, cfg, a, now);
+            }
+        }
+        if (m > 0) {
+            apply(desk, cfg, ch, m, false, now);
+        }
+    }
 }
 
 /*
@@ -352,15 +530,22 @@ static void apply(struct gw_desk *desk, const struct gw_config *cfg,
         log_change(cfg, c);
         uint64_t seq = desk->host.next_seq(desk->host.core);
         emit(desk, GW_REC_EVENT, c->ts_ms ? c->ts_ms : now, "events",
-             event_payload(desk, cfg, c, seq), seq);
+             with_members(desk, cfg, &c->alarm, event_payload(desk, cfg, c, seq)), seq);
+        desk->last_event_seq = seq;
         emit_state(desk, cfg, &c->alarm, now);
         const struct gw_alarm *a = &c->alarm;
         enum gw_alarm_class cls = a->rule_index >= 0 && a->rule_index < cfg->nrules
                                       ? cfg->rules[a->rule_index].alarm_class
-                                      : GW_CLASS_TROUBLE;
+                                      : a->alarm_class;
         switch (c->notify) {
         case GW_NOTIFY_RAISE:
-            if (gw_escalation_start(desk->esc, a->key, cls, a->raised_at_ms, test, now) != 0) {
+            if (is_offline_alarm(cfg, a) && cfg == desk->cfg &&
+                group_flooded(desk, group_of(cfg, a->sensor_index))) {
+                gw_info(MOD, "key=%s not escalated on its own: its bus or network is down", a->key);
+                break;
+            }
+            if (gw_escalation_start(desk->esc, a->key, cls, a->raised_at_ms, test || a->test,
+                                    now) != 0) {
                 gw_error(MOD, "cannot escalate key=%s (out of memory)", a->key);
             }
             break;
@@ -378,6 +563,11 @@ static void apply(struct gw_desk *desk, const struct gw_config *cfg,
             break;
         }
     }
+    if (!desk->in_flood_update && cfg == desk->cfg) {
+        desk->in_flood_update = true;
+        flood_update(desk, now);
+        desk->in_flood_update = false;
+    }
     gw_escalation_flush(desk->esc, save_escalation, desk);
     run_due(desk, now); /* level 1 is usually due at once */
 }
@@ -385,16 +575,28 @@ static void apply(struct gw_desk *desk, const struct gw_config *cfg,
 void gw_desk_on_transitions(struct gw_desk *desk, const struct gw_alarm_transition *t, int n,
                             bool test, int64_t now_ms)
 {
+    /* One batch: a bus that dies takes its sensors offline in the same tick, and flood control
+     * must see them together before anyone is told. */
+    int cap = n * GW_ALARMS_TRANSITION_CHANGES;
+    struct gw_alarm_change *all = cap > 0 ? calloc((size_t)cap, sizeof(*all)) : NULL;
+    if (!all) {
+        return;
+    }
+    int total = 0;
     for (int i = 0; i < n; i++) {
-        struct gw_alarm_change ch[GW_ALARMS_TRANSITION_CHANGES];
-        int m = gw_alarms_on_transition(desk->alarms, &t[i], ch, GW_ALARMS_TRANSITION_CHANGES);
+        struct gw_alarm_transition tr = t[i];
+        tr.test = test;
+        int m =
+            gw_alarms_on_transition(desk->alarms, &tr, all + total, GW_ALARMS_TRANSITION_CHANGES);
         if (m < 0) {
             gw_error(MOD, "transition not recorded rule=%d sensor=%d error=\"%s\"", t[i].rule_index,
                      t[i].sensor_index, strerror(-m));
             continue;
         }
-        apply(desk, desk->cfg, ch, m, test, now_ms);
+        total += m;
     }
+    apply(desk, desk->cfg, all, total, test, now_ms);
+    free(all);
 }
 
 void gw_desk_tick(struct gw_desk *desk, int64_t now_ms)
@@ -407,6 +609,7 @@ void gw_desk_tick(struct gw_desk *desk, int64_t now_ms)
     if (gw_escalation_next_deadline(desk->esc) <= now_ms) {
         run_due(desk, now_ms); /* a timer that fired late, or a clock that jumped */
     }
+    selftest_schedule(desk, now_ms);
 }
 
 void gw_desk_shift_time(struct gw_desk *desk, int64_t delta_ms)
@@ -414,6 +617,178 @@ void gw_desk_shift_time(struct gw_desk *desk, int64_t delta_ms)
     gw_alarms_shift_time(desk->alarms, delta_ms);
     gw_escalation_shift_time(desk->esc, delta_ms);
     reschedule(desk, now_ms_of(desk));
+}
+
+/* ---- the path self-test ---- */
+
+static int64_t ms_since(uint64_t started_ns)
+{
+    return (int64_t)((uv_hrtime() - started_ns) / 1000000);
+}
+
+/* The next selftest.at (local time) after now. */
+static int64_t next_selftest_at(const struct gw_config *cfg, int64_t now_ms)
+{
+    time_t t = (time_t)(now_ms / 1000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    tm.tm_hour = cfg->selftest.at_min / 60;
+    tm.tm_min = cfg->selftest.at_min % 60;
+    tm.tm_sec = 0;
+    tm.tm_isdst = -1;
+    time_t at = mktime(&tm);
+    if ((int64_t)at * 1000 <= now_ms) {
+        tm.tm_mday++;
+        tm.tm_isdst = -1;
+        at = mktime(&tm);
+    }
+    return (int64_t)at * 1000;
+}
+
+static void selftest_finish(struct gw_desk *desk, int64_t now, const char *missing);
+
+static void system_apply(struct gw_desk *desk, int n, bool test, int64_t now)
+{
+    if (n > 0) {
+        apply(desk, desk->cfg, desk->changes, n, test, now);
+    }
+}
+
+static void on_selftest_poll(uv_check_t *h)
+{
+    struct gw_desk *desk = h->data;
+    struct selftest *st = &desk->st;
+    if (!st->running) {
+        uv_check_stop(h);
+        return;
+    }
+    int64_t elapsed = ms_since(st->started_ns);
+    struct gw_store_stats ss;
+    gw_store_stats(desk->store, &ss);
+    if (st->store_ms < 0 && ss.committed_seq >= st->event_seq) {
+        st->store_ms = elapsed;
+    }
+    if (st->hub_ms < 0 && gw_store_cursor(desk->store, "hub", GW_STREAM_ALARM) >= st->event_seq) {
+        st->hub_ms = elapsed;
+    }
+    if (desk->cfg->uplink.enabled && st->uplink_ms < 0 &&
+        gw_store_cursor(desk->store, "uplink", GW_STREAM_ALARM) >= st->event_seq) {
+        st->uplink_ms = elapsed;
+    }
+    if (st->notify_seq > 0 && st->notify_ms < 0 &&
+        gw_store_cursor(desk->store, "hub", GW_STREAM_ALARM) >= st->notify_seq) {
+        st->notify_ms = elapsed;
+    }
+    bool done = st->store_ms >= 0 && st->hub_ms >= 0 &&
+                (!desk->cfg->uplink.enabled || st->uplink_ms >= 0) &&
+                (st->notify_seq == 0 || st->notify_ms >= 0);
+    int64_t now = now_ms_of(desk);
+    if (done) {
+        selftest_finish(desk, now, NULL);
+    } else if (elapsed >= (int64_t)desk->cfg->selftest.timeout_s * 1000) {
+        const char *missing = st->store_ms < 0                                   ? "store"
+                              : st->hub_ms < 0                                   ? "hub"
+                              : (desk->cfg->uplink.enabled && st->uplink_ms < 0) ? "uplink"
+                                                                                 : "notify";
+        selftest_finish(desk, now, missing);
+    }
+}
+
+static void selftest_finish(struct gw_desk *desk, int64_t now, const char *missing)
+{
+    struct selftest *st = &desk->st;
+    st->running = false;
+    uv_check_stop(&desk->selftest_check);
+    /* The test alarm ends by itself: acknowledged by the self-test, then cleared. */
+    struct gw_alarm_command ack = {.type = GW_CMD_ACK, .key = SELFTEST_KEY, .by = SELFTEST_BY};
+    char err[GW_ERR_MAX];
+    int n = gw_alarms_command(desk->alarms, &ack, now, desk->changes, desk->max_changes, err,
+                              sizeof(err));
+    system_apply(desk, n, true, now);
+    n = gw_alarms_system_clear(desk->alarms, SELFTEST_KEY, now, desk->changes, desk->max_changes);
+    system_apply(desk, n, true, now);
+
+    json_t *root = json_pack("{so sb}", "at", json_string(""), "ok", missing == NULL);
+    char at[40];
+    gw_format_rfc3339(st->started_ms, at, sizeof(at));
+    json_object_set_new(root, "at", json_string(at));
+    static const char *const names[] = {"store_ms", "hub_ms", "uplink_ms", "notify_ms"};
+    int64_t values[] = {st->store_ms, st->hub_ms, st->uplink_ms, st->notify_ms};
+    for (int i = 0; i < 4; i++) {
+        if (values[i] >= 0) {
+            json_object_set_new(root, names[i], json_integer(values[i]));
+        }
+    }
+    if (missing) {
+        json_object_set_new(root, "failed_at", json_string(missing));
+    }
+    free(st->result);
+    st->result = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+
+    struct gw_value v = {.type = GW_VALUE_STRING};
+    if (missing) {
+        snprintf(v.str, sizeof(v.str), "%s", missing);
+        gw_error(MOD, "path self-test FAILED: the test alarm never reached %s within %d s", missing,
+                 desk->cfg->selftest.timeout_s);
+        n = gw_alarms_system_raise(desk->alarms, SELFTEST_FAILED_KEY, "path self-test failed",
+                                   GW_CLASS_TROUBLE, &v, false, now, desk->changes,
+                                   desk->max_changes);
+    } else {
+        gw_info(MOD, "path self-test ok store_ms=%lld hub_ms=%lld uplink_ms=%lld notify_ms=%lld",
+                (long long)st->store_ms, (long long)st->hub_ms, (long long)st->uplink_ms,
+                (long long)st->notify_ms);
+        n = gw_alarms_system_clear(desk->alarms, SELFTEST_FAILED_KEY, now, desk->changes,
+                                   desk->max_changes);
+    }
+    system_apply(desk, n > 0 ? n : 0, false, now);
+    if (desk->host.status_changed) {
+        desk->host.status_changed(desk->host.core);
+    }
+}
+
+void gw_desk_selftest_now(struct gw_desk *desk, int64_t now_ms)
+{
+    struct selftest *st = &desk->st;
+    if (st->running || desk->closing) {
+        return;
+    }
+    st->running = true;
+    st->started_ms = now_ms;
+    st->started_ns = uv_hrtime();
+    st->store_ms = st->hub_ms = st->uplink_ms = st->notify_ms = -1;
+    st->notify_seq = 0;
+    struct gw_value v = {.type = GW_VALUE_STRING};
+    snprintf(v.str, sizeof(v.str), "test");
+    gw_info(MOD, "path self-test: raising %s", SELFTEST_KEY);
+    int n = gw_alarms_system_raise(desk->alarms, SELFTEST_KEY, "path self-test", GW_CLASS_TROUBLE,
+                                   &v, true, now_ms, desk->changes, desk->max_changes);
+    if (n <= 0) {
+        gw_error(MOD, "path self-test could not raise its alarm (%s)", n < 0 ? strerror(-n) : "?");
+        st->running = false;
+        return;
+    }
+    apply(desk, desk->cfg, desk->changes, n, true, now_ms);
+    st->event_seq = desk->last_event_seq;
+    uv_check_start(&desk->selftest_check, on_selftest_poll);
+}
+
+const char *gw_desk_selftest_json(const struct gw_desk *desk)
+{
+    return desk->st.result;
+}
+
+static void selftest_schedule(struct gw_desk *desk, int64_t now_ms)
+{
+    if (!desk->cfg->selftest.enabled) {
+        return;
+    }
+    if (desk->st.next_at_ms == 0) {
+        desk->st.next_at_ms = next_selftest_at(desk->cfg, now_ms);
+    } else if (now_ms >= desk->st.next_at_ms) {
+        desk->st.next_at_ms = next_selftest_at(desk->cfg, now_ms);
+        gw_desk_selftest_now(desk, now_ms);
+    }
 }
 
 /* ---- commands ---- */
@@ -500,6 +875,8 @@ struct gw_desk *gw_desk_new(uv_loop_t *loop, const struct gw_config *cfg, struct
     }
     uv_timer_init(loop, &desk->timer);
     desk->timer.data = desk;
+    uv_check_init(loop, &desk->selftest_check);
+    desk->selftest_check.data = desk;
     return desk;
 }
 
@@ -679,6 +1056,7 @@ static void maybe_freed(struct gw_desk *desk)
     gw_escalation_free(desk->esc);
     free(desk->changes);
     free(desk->notes);
+    free(desk->st.result);
     free(desk);
     if (closed) {
         closed(ctx);
@@ -705,8 +1083,10 @@ void gw_desk_close(struct gw_desk *desk, void (*closed)(void *ctx), void *ctx)
     desk->closed = closed;
     desk->closed_ctx = ctx;
     gw_escalation_flush(desk->esc, save_escalation, desk);
-    desk->open_handles = 2;
+    desk->open_handles = 3;
     uv_timer_stop(&desk->timer);
     uv_close((uv_handle_t *)&desk->timer, on_timer_closed);
+    uv_check_stop(&desk->selftest_check);
+    uv_close((uv_handle_t *)&desk->selftest_check, on_timer_closed);
     gw_notifier_close(desk->notifier, on_notifier_closed, desk);
 }

@@ -28,6 +28,8 @@ struct gw_desk_host {
                  uint64_t seq);
     /* Alarm-stream records of this loop iteration are committed together (one fsync). */
     void (*open_batch)(void *core);
+    /* Something P/status shows changed (a self-test result): publish it again. May be NULL. */
+    void (*status_changed)(void *core);
 };
 
 struct gw_desk;
@@ -70,6 +72,16 @@ bool gw_desk_sensor_oos(const struct gw_desk *desk, int sensor_index);
  * (then the desk keeps the old config).
  */
 int gw_desk_reload(struct gw_desk *desk, const struct gw_config *cfg, int64_t now_ms);
+
+/*
+ * The daily path self-test (selftest.at; or now, SIGUSR2): a test alarm
+ * raised through the whole path (store, hub, uplink, the mqtt contacts of
+ * level 1), timed hop by hop, then cleared. One that does not complete within
+ * selftest.timeout_s raises the trouble alarm gateway/self-test-failed.
+ */
+void gw_desk_selftest_now(struct gw_desk *desk, int64_t now_ms);
+/* The last result as a JSON object for P/status, or NULL before the first. */
+const char *gw_desk_selftest_json(const struct gw_desk *desk);
 
 /* Counts for P/metrics and P/status. */
 struct gw_desk_stats {

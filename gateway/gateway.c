@@ -165,6 +165,7 @@ static void publish_status(struct gw_gateway *gw, bool online)
         .sensors_online = on,
         .sensors_offline = off,
         .store_error = ss.failing ? ss.last_error : NULL,
+        .selftest = gw->desk ? gw_desk_selftest_json(gw->desk) : NULL,
     };
     char *json = gw_payload_status(&st);
     if (!json) {
@@ -263,6 +264,11 @@ static uint64_t desk_next_seq(void *core)
 {
     struct gw_gateway *gw = core;
     return gw_seq_next(&gw->seq);
+}
+
+static void desk_status_changed(void *core)
+{
+    publish_status(core, true);
 }
 
 static void desk_emit(void *core, enum gw_record_type type, int64_t ts_ms, const char *topic,
@@ -551,7 +557,12 @@ struct gw_gateway *gw_gateway_new(uv_loop_t *loop, struct gw_config *cfg, bool w
         goto fail;
     }
     struct gw_desk_host host = {
-        .core = gw, .next_seq = desk_next_seq, .emit = desk_emit, .open_batch = desk_open_batch};
+        .core = gw,
+        .next_seq = desk_next_seq,
+        .emit = desk_emit,
+        .open_batch = desk_open_batch,
+        .status_changed = desk_status_changed,
+    };
     gw->desk = gw_desk_new(loop, cfg, gw->store, &host);
     if (!gw->desk) {
         gw_outbox_free(gw->outbox);
@@ -793,6 +804,13 @@ uint64_t gw_gateway_sink_lag(const struct gw_gateway *gw, const char *sink)
 void gw_gateway_emit_metrics(struct gw_gateway *gw)
 {
     emit_metrics(gw, gw_now_ms());
+}
+
+void gw_gateway_selftest(struct gw_gateway *gw)
+{
+    if (gw->desk) {
+        gw_desk_selftest_now(gw->desk, gw_now_ms());
+    }
 }
 
 void gw_gateway_stats(const struct gw_gateway *gw, struct gw_gateway_stats *out)

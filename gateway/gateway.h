@@ -30,6 +30,8 @@ void gw_gateway_dispatch(void *gw, const struct gw_reading *reading);
 void gw_gateway_stats(const struct gw_gateway *gw, struct gw_gateway_stats *out);
 /* Publish P/metrics now (SIGUSR1), besides every minute. */
 void gw_gateway_emit_metrics(struct gw_gateway *gw);
+/* Run the path self-test now (SIGUSR2), besides daily at selftest.at. */
+void gw_gateway_selftest(struct gw_gateway *gw);
 const struct gw_config *gw_gateway_config(const struct gw_gateway *gw);
 bool gw_gateway_hub_connected(const struct gw_gateway *gw);
 /* Records the named sink has not confirmed yet (data stream), for benchmarks and tests. */

@@ -21,7 +21,7 @@ struct app {
     uv_loop_t *loop;
     const char *config_path;
     struct gw_gateway *gw;
-    uv_signal_t sigterm, sigint, sighup, sigusr1;
+    uv_signal_t sigterm, sigint, sighup, sigusr1, sigusr2;
     bool stopping;
 };
 
@@ -37,7 +37,7 @@ static void usage(FILE *out)
                  "      --version       print the version and exit\n"
                  "\n"
                  "Signals: SIGTERM/SIGINT stop cleanly; SIGHUP reloads FILE (kept if invalid);\n"
-                 "         SIGUSR1 publishes P/metrics now.\n");
+                 "         SIGUSR1 publishes P/metrics now; SIGUSR2 runs the path self-test.\n");
 }
 
 /* Schedules are evaluated in the site's local time: the whole process uses it. */
@@ -54,6 +54,16 @@ static void on_stopped(void *ctx)
     uv_close((uv_handle_t *)&app->sigint, NULL);
     uv_close((uv_handle_t *)&app->sighup, NULL);
     uv_close((uv_handle_t *)&app->sigusr1, NULL);
+    uv_close((uv_handle_t *)&app->sigusr2, NULL);
+}
+
+static void on_selftest_signal(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    struct app *app = h->data;
+    if (!app->stopping) {
+        gw_gateway_selftest(app->gw);
+    }
 }
 
 static void on_metrics_signal(uv_signal_t *h, int signum)
@@ -157,11 +167,14 @@ int main(int argc, char **argv)
     uv_signal_init(app.loop, &app.sigint);
     uv_signal_init(app.loop, &app.sighup);
     uv_signal_init(app.loop, &app.sigusr1);
+    uv_signal_init(app.loop, &app.sigusr2);
     app.sigterm.data = app.sigint.data = app.sighup.data = app.sigusr1.data = &app;
+    app.sigusr2.data = &app;
     uv_signal_start(&app.sigterm, on_stop_signal, SIGTERM);
     uv_signal_start(&app.sigint, on_stop_signal, SIGINT);
     uv_signal_start(&app.sighup, on_reload_signal, SIGHUP);
     uv_signal_start(&app.sigusr1, on_metrics_signal, SIGUSR1);
+    uv_signal_start(&app.sigusr2, on_selftest_signal, SIGUSR2);
 
     int rc = gw_gateway_start(app.gw);
     if (rc != 0) {

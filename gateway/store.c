@@ -588,6 +588,9 @@ int gw_store_commit(struct gw_store *st)
         st->sinks[k].dirty = false;
     }
     for (int j = 0; j < st->npending; j++) {
+        if (st->pending[j].rec.seq > st->stats.committed_seq) {
+            st->stats.committed_seq = st->pending[j].rec.seq;
+        }
         free(st->pending[j].rec.topic);
         free(st->pending[j].rec.payload);
     }

@@ -33,6 +33,7 @@ struct gw_store_stats {
     uint64_t dead_letters;          /* records refused by a sink for good */
     bool failing;                   /* the last commit failed (disk full, I/O error) */
     uint64_t last_seq[GW_NSTREAMS]; /* newest record appended to each stream (this run) */
+    uint64_t committed_seq; /* newest record on disk (this run): the self-test's store hop */
     char last_error[160];
 };
 
