@@ -793,3 +793,153 @@ def metrics_now(gw, collector, timeout=10):
     gw.proc.send_signal(signal.SIGUSR1)
     return collector.wait_json(f"{PREFIX}/metrics", lambda t, o: t == f"{PREFIX}/metrics", timeout,
                                "P/metrics after SIGUSR1", since=mark)
+
+
+# ---- loopback HTTP and SMTP receivers for notifiers (webhooks, email) ----
+
+class Receiver:
+    """A loopback HTTP server that answers POSTs by path and keeps every request
+    (path, monotonic time, headers, body). Paths: /ok, /fail500, /notfound, /hang
+    (never answers until close), /flaky (503 once, then 200), /wecom-ok,
+    /dingtalk-ok (robot replies with errcode 0), /wecom-bad (errcode 93000)."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        self.requests = []
+        self.lock = threading.Lock()
+        self.release = threading.Event()  # ends the hanging requests at teardown
+        self.flaky_count = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    receiver.requests.append((self.path, time.monotonic(), dict(self.headers),
+                                              body))
+                status, reply = receiver.answer(self.path)
+                if status is None:
+                    return
+                data = reply.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def answer(self, path):
+        if path == "/ok":
+            return 200, "ok"
+        if path == "/fail500":
+            return 500, "internal error"
+        if path == "/notfound":
+            return 404, "no such hook"
+        if path == "/hang":
+            self.release.wait(60)  # far past any channel's timeout
+            return None, None
+        if path == "/flaky":
+            with self.lock:
+                self.flaky_count += 1
+                first = self.flaky_count == 1
+            return (503, "busy") if first else (200, "ok")
+        if path in ("/wecom-ok", "/dingtalk-ok"):
+            return 200, '{"errcode":0,"errmsg":"ok"}'
+        if path == "/wecom-bad":
+            return 200, '{"errcode":93000,"errmsg":"invalid webhook url"}'
+        return 404, "unknown"
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def got(self, path):
+        with self.lock:
+            return [r for r in self.requests if r[0] == path]
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def make_cert(wd, name):
+    """A self-signed certificate for localhost / 127.0.0.1: (cert path, key path)."""
+    key, cert = wd.file(f"{name}.key"), wd.file(f"{name}.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+class Mailbox:
+    """aiosmtpd handler: keeps every message; accepts the login gw / s3cret."""
+
+    def __init__(self):
+        self.messages = []  # (monotonic time, mail_from, rcpt_tos, bytes, over_tls)
+        self.logins = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):
+        tls = session.ssl is not None or \
+            server.transport.get_extra_info("ssl_object") is not None
+        with self.lock:
+            self.messages.append((time.monotonic(), envelope.mail_from, list(envelope.rcpt_tos),
+                                  envelope.content, tls))
+        return "250 OK"
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
+        with self.lock:
+            self.logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=auth_data.login == b"gw" and auth_data.password == b"s3cret")
+
+
+class Smtp:
+    """aiosmtpd (Debian's python3-aiosmtpd) on a free port: mode starttls (required,
+    AUTH required), smtps (implicit TLS), or plain (no STARTTLS offered)."""
+
+    def __init__(self, cert, key, mode):
+        import logging
+        import ssl
+        import warnings
+        from aiosmtpd.controller import Controller
+        # aiosmtpd logs a traceback for a refused handshake and warns about the smtps setup.
+        logging.getLogger("mail.log").setLevel(logging.CRITICAL)
+        warnings.filterwarnings("ignore", module="aiosmtpd")
+        self.box = Mailbox()
+        self.mode = mode
+        self.port = free_port()
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        kw = dict(hostname="127.0.0.1", port=self.port, authenticator=self.box.authenticate)
+        if mode == "starttls":
+            kw.update(tls_context=ctx, require_starttls=True, auth_required=True)
+        elif mode == "smtps":
+            # The whole session is TLS; aiosmtpd only counts STARTTLS as TLS for AUTH.
+            kw.update(ssl_context=ctx, auth_required=True, auth_require_tls=False)
+        else:
+            kw.update(auth_required=False)
+        self.controller = Controller(self.box, **kw)
+        self.controller.start()
+
+    def smtp_config(self, ca_file, sender="campusgw <gw@school.cn>"):
+        """The gateway's smtp section for this server (login gw / s3cret)."""
+        scheme = "smtps" if self.mode == "smtps" else "smtp"
+        return (f'smtp = {{ url = "{scheme}://127.0.0.1:{self.port}"; username = "gw"; '
+                f'password = "s3cret"; from = "{sender}"; ca_file = "{ca_file}"; }};\n')
+
+    def close(self):
+        self.controller.stop()
