@@ -831,10 +831,10 @@ void gw_desk_command(struct gw_desk *desk, const char *source, const char *name,
     if (rc != 0) {
         desk->commands_refused++;
     }
-    gw_log(rc == 0 ? GW_LOG_INFO : GW_LOG_WARN, MOD, "command %s %s source=%s%s%s by=%s%s%s%s",
-           cmd.name, rc == 0 ? "done" : "refused", source, cmd.key[0] ? " key=" : "",
-           cmd.key[0] ? cmd.key : cmd.sensor, cmd.by[0] ? cmd.by : "?", rc ? " error=\"" : "",
-           rc ? err : "", rc ? "\"" : "");
+    gw_log(rc == 0 ? GW_LOG_INFO : GW_LOG_WARN, MOD, "command %s %s source=%s %s=%s by=%s%s%s%s",
+           cmd.name, rc == 0 ? "done" : "refused", source, cmd.sensor[0] ? "sensor" : "key",
+           cmd.sensor[0] ? cmd.sensor : (cmd.key[0] ? cmd.key : "?"), cmd.by[0] ? cmd.by : "?",
+           rc ? " error=\"" : "", rc ? err : "", rc ? "\"" : "");
     uint64_t seq = desk->host.next_seq(desk->host.core);
     desk->host.open_batch(desk->host.core);
     emit(desk, GW_REC_CMD_RESULT, now_ms, "cmd/result",

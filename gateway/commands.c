@@ -93,6 +93,13 @@ int gw_command_parse(const char *name, const void *payload, size_t len, struct g
     }
     char shown[41];
     if (c == NCOMMANDS) {
+        /* Still echo its id, so the sender can match the refusal to its request. */
+        json_t *root = len <= GW_COMMAND_MAX_BYTES ? json_loadb(payload, len, 0, NULL) : NULL;
+        char ignored[GW_ERR_MAX];
+        if (json_is_object(root)) {
+            get_text(root, "id", out->id, sizeof(out->id), ignored, sizeof(ignored));
+        }
+        json_decref(root);
         return fail(err, errlen,
                     "unknown command \"%s\" (ack, shelve, unshelve, reset, out_of_service, "
                     "in_service)",
@@ -103,6 +110,9 @@ int gw_command_parse(const char *name, const void *payload, size_t len, struct g
     if (len > GW_COMMAND_MAX_BYTES) {
         return fail(err, errlen, "command too large (%zu bytes, at most %d)", len,
                     GW_COMMAND_MAX_BYTES);
+    }
+    if (len == 0) {
+        return fail(err, errlen, "empty command: a JSON object is expected");
     }
     json_error_t jerr;
     json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);

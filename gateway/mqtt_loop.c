@@ -261,6 +261,8 @@ struct gw_mqtt *gw_mqtt_new(uv_loop_t *loop, const struct gw_mqtt_options *opt,
         goto fail;
     }
     mosquitto_int_option(m->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    /* An alarm is one small packet: Nagle + delayed ACK would hold it ~40 ms for nothing. */
+    mosquitto_int_option(m->mosq, MOSQ_OPT_TCP_NODELAY, 1);
     /* Beyond the window libmosquitto queues in memory; the core bounds that by its batch size. */
     mosquitto_max_inflight_messages_set(
         m->mosq, (unsigned)(opt->max_inflight > 0 ? opt->max_inflight : MAX_INFLIGHT));

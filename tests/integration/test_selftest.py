@@ -38,11 +38,15 @@ def test_selftest_passes_every_hop(wd):
     for hop in ("store_ms", "hub_ms", "uplink_ms", "notify_ms"):
         assert 0 <= s[hop] < 10000, s
     # The facilities contact heard of it and of its end; the district saw the test alarm.
-    notes = [o for _, o, _, _ in col.json_since(mark, f"{PREFIX}/notify/facilities")]
+    # P/status can arrive before the clear's notification: both come, in this order.
+    notes = wait_for(lambda: (lambda n: n if len(n) >= 2 else None)(
+        [o for _, o, _, _ in col.json_since(mark, f"{PREFIX}/notify/facilities")]), 5,
+        "the raise and clear notifications")
     assert [n["kind"] for n in notes] == ["raise", "clear"], notes
     assert all(n["key"] == "gateway/path-self-test" and n["test"] for n in notes), notes
-    ev = [o["transition"] for _, o, _, _ in district.json(f"{PREFIX}/events")
-          if o["key"] == "gateway/path-self-test"]
+    ev = wait_for(lambda: (lambda e: e if len(e) >= 3 else None)(
+        [o["transition"] for _, o, _, _ in district.json(f"{PREFIX}/events")
+         if o["key"] == "gateway/path-self-test"]), 5, "the test alarm's events on the uplink")
     assert ev == ["raise", "ack", "clear"], ev
     wait_for(lambda: f"{PREFIX}/alarms/gateway/path-self-test" not in
              retained(hub.port, f"{PREFIX}/alarms/#"), 5, "the test alarm gone")

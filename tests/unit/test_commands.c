@@ -63,7 +63,7 @@ static void bad_commands(void **state)
     } cases[] = {
         {"delete", "{}", "unknown command \"delete\""},
         {"result", "{}", "unknown command \"result\""},
-        {"ack", "", "bad JSON"},
+        {"ack", "", "empty command"},
         {"ack", "{\"key\":", "bad JSON"},
         {"ack", "[1,2]", "must be a JSON object"},
         {"ack", "\"ack\"", "bad JSON"},
@@ -122,6 +122,10 @@ static void limits(void **state)
     big[sizeof(big) - 1] = '\0';
     assert_int_equal(parse("ack", big, &c, err), -EINVAL);
     assert_non_null(strstr(err, "too large"));
+    /* an unknown command still echoes its id */
+    assert_int_equal(parse("bogus", "{\"id\":\"r9\",\"key\":\"s/r\"}", &c, err), -EINVAL);
+    assert_string_equal(c.id, "r9");
+    assert_string_equal(c.name, "unknown");
     /* a topic level with bytes that are not text: the message stays valid UTF-8 */
     assert_int_equal(parse("\xff\xfe\x01", "{}", &c, err), -EINVAL);
     assert_non_null(strstr(err, "unknown command \"???\""));
