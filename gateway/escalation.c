@@ -617,7 +617,7 @@ int gw_escalation_due(struct gw_escalation *esc, int64_t now_ms, struct gw_esc_n
         return -ENOMEM;
     }
     int n = 0;
-    struct step s;
+    struct step s = {0};
     while (next_step(esc, now_ms, &s)) {
         int r;
         if (s.alarm) {
