@@ -793,37 +793,38 @@ static void selftest_schedule(struct gw_desk *desk, int64_t now_ms)
 
 /* ---- commands ---- */
 
-void gw_desk_command(struct gw_desk *desk, const char *source, const char *name,
-                     const void *payload, size_t len, int64_t now_ms)
+int gw_desk_execute(struct gw_desk *desk, const char *source, const char *name, const void *payload,
+                    size_t len, int64_t now_ms, struct gw_desk_result *result)
 {
     desk->commands++;
-    struct gw_command cmd;
-    char err[GW_ERR_MAX] = "";
-    const char *state = NULL;
-    int rc = gw_command_parse(name, payload, len, &cmd, err, sizeof(err));
+    struct gw_command *cmd = &result->cmd;
+    char *err = result->error;
+    err[0] = '\0';
+    result->state = NULL;
+    int rc = gw_command_parse(name, payload, len, cmd, err, sizeof(result->error));
     if (rc == 0) {
         struct gw_alarm_command ac = {
-            .type = (enum gw_alarm_cmd_type)gw_alarm_cmd_from_name(cmd.name),
-            .key = cmd.key[0] ? cmd.key : NULL,
-            .sensor = cmd.sensor[0] ? cmd.sensor : NULL,
-            .by = cmd.by,
-            .note = cmd.note,
-            .minutes = cmd.minutes,
+            .type = (enum gw_alarm_cmd_type)gw_alarm_cmd_from_name(cmd->name),
+            .key = cmd->key[0] ? cmd->key : NULL,
+            .sensor = cmd->sensor[0] ? cmd->sensor : NULL,
+            .by = cmd->by,
+            .note = cmd->note,
+            .minutes = cmd->minutes,
         };
         rc = gw_alarms_command(desk->alarms, &ac, now_ms, desk->changes, desk->max_changes, err,
-                               sizeof(err));
+                               sizeof(result->error));
         if (rc >= 0) {
             apply(desk, desk->cfg, desk->changes, rc, false, now_ms);
             if (ac.type == GW_CMD_OUT_OF_SERVICE || ac.type == GW_CMD_IN_SERVICE) {
-                int si = gw_config_find_sensor(desk->cfg, cmd.sensor);
+                int si = gw_config_find_sensor(desk->cfg, cmd->sensor);
                 if (si >= 0) {
                     save_oos(desk, si);
-                    state = gw_alarms_sensor_oos(desk->alarms, si, NULL) ? "out_of_service"
-                                                                         : "in_service";
+                    result->state = gw_alarms_sensor_oos(desk->alarms, si, NULL) ? "out_of_service"
+                                                                                 : "in_service";
                 }
             } else {
-                const struct gw_alarm *a = gw_alarms_find(desk->alarms, cmd.key);
-                state = gw_alarm_state_name(a ? a->state : GW_ALARM_NORMAL);
+                const struct gw_alarm *a = gw_alarms_find(desk->alarms, cmd->key);
+                result->state = gw_alarm_state_name(a ? a->state : GW_ALARM_NORMAL);
             }
             rc = 0;
         }
@@ -832,13 +833,21 @@ void gw_desk_command(struct gw_desk *desk, const char *source, const char *name,
         desk->commands_refused++;
     }
     gw_log(rc == 0 ? GW_LOG_INFO : GW_LOG_WARN, MOD, "command %s %s source=%s %s=%s by=%s%s%s%s",
-           cmd.name, rc == 0 ? "done" : "refused", source, cmd.sensor[0] ? "sensor" : "key",
-           cmd.sensor[0] ? cmd.sensor : (cmd.key[0] ? cmd.key : "?"), cmd.by[0] ? cmd.by : "?",
-           rc ? " error=\"" : "", rc ? err : "", rc ? "\"" : "");
+           cmd->name, rc == 0 ? "done" : "refused", source, cmd->sensor[0] ? "sensor" : "key",
+           cmd->sensor[0] ? cmd->sensor : (cmd->key[0] ? cmd->key : "?"),
+           cmd->by[0] ? cmd->by : "?", rc ? " error=\"" : "", rc ? err : "", rc ? "\"" : "");
+    return rc;
+}
+
+void gw_desk_command(struct gw_desk *desk, const char *source, const char *name,
+                     const void *payload, size_t len, int64_t now_ms)
+{
+    struct gw_desk_result r;
+    int rc = gw_desk_execute(desk, source, name, payload, len, now_ms, &r);
     uint64_t seq = desk->host.next_seq(desk->host.core);
     desk->host.open_batch(desk->host.core);
     emit(desk, GW_REC_CMD_RESULT, now_ms, "cmd/result",
-         gw_command_result(seq, &cmd, rc == 0, rc ? err : NULL, state), seq);
+         gw_command_result(seq, &r.cmd, rc == 0, rc ? r.error : NULL, r.state), seq);
 }
 
 /* ---- start, reload, stop ---- */

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "commands.h"
 #include "config.h"
 #include "record.h"
 #include "rules.h"
@@ -50,7 +51,20 @@ int gw_desk_restore(struct gw_desk *desk, struct gw_rules *rules, int64_t now_ms
 void gw_desk_on_transitions(struct gw_desk *desk, const struct gw_alarm_transition *t, int n,
                             bool test, int64_t now_ms);
 
-/* A command from MQTT (source "hub"/"uplink") or later HTTP: the result goes to P/cmd/result. */
+/*
+ * A command, whatever brought it: parsed, applied, logged. 0, or the error:
+ * -EINVAL bad input (400), -ENOENT unknown alarm or sensor (404), -EPERM wrong
+ * state (409), with the message in result->error.
+ */
+struct gw_desk_result {
+    struct gw_command cmd;  /* what was understood of it */
+    char error[GW_ERR_MAX]; /* "" when ok */
+    const char *state;      /* the alarm's (or sensor's) state after it; NULL on error */
+};
+int gw_desk_execute(struct gw_desk *desk, const char *source, const char *name, const void *payload,
+                    size_t len, int64_t now_ms, struct gw_desk_result *result);
+
+/* A command from MQTT (source "hub"/"uplink"): the result goes to P/cmd/result. */
 void gw_desk_command(struct gw_desk *desk, const char *source, const char *name,
                      const void *payload, size_t len, int64_t now_ms);
 
