@@ -977,6 +977,11 @@ void gw_desk_snapshot(struct gw_desk *desk, int64_t now_ms)
     }
 }
 
+const struct gw_alarms *gw_desk_alarms(const struct gw_desk *desk)
+{
+    return desk->alarms;
+}
+
 bool gw_desk_sensor_oos(const struct gw_desk *desk, int sensor_index)
 {
     return gw_alarms_sensor_oos(desk->alarms, sensor_index, NULL);

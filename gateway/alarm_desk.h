@@ -77,6 +77,9 @@ void gw_desk_shift_time(struct gw_desk *desk, int64_t delta_ms);
 /* Every active alarm's retained record again (a new broker). */
 void gw_desk_snapshot(struct gw_desk *desk, int64_t now_ms);
 
+/* The live alarms (for the API and the page): valid until the next call that changes the desk. */
+const struct gw_alarms *gw_desk_alarms(const struct gw_desk *desk);
+
 /* Is the sensor out of service (its telemetry is marked, its alarms silent)? */
 bool gw_desk_sensor_oos(const struct gw_desk *desk, int sensor_index);
 
