@@ -677,6 +677,29 @@ int gw_store_history(struct gw_store *st, const char *key, uint64_t after, int m
     return n;
 }
 
+int gw_store_history_since(struct gw_store *st, int64_t since_ms, uint64_t after, int max,
+                           gw_store_history_seq_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, ST_HISTORY_SINCE);
+    sqlite3_bind_int64(s, 1, since_ms);
+    sqlite3_bind_int64(s, 2, (sqlite3_int64)after);
+    sqlite3_bind_int(s, 3, max);
+    int rc, n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *payload = (const char *)sqlite3_column_text(s, 1);
+        if (payload) {
+            fn(ctx, (uint64_t)sqlite3_column_int64(s, 0), payload);
+            n++;
+        }
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        note_error(st, "history read");
+        return -EIO;
+    }
+    return n;
+}
+
 int gw_store_kv_each(struct gw_store *st, const char *prefix, gw_store_kv_fn fn, void *ctx)
 {
     size_t plen = strlen(prefix);

@@ -111,6 +111,12 @@ typedef void (*gw_store_history_fn)(void *ctx, const char *payload);
 int gw_store_history(struct gw_store *st, const char *key, uint64_t after, int max,
                      gw_store_history_fn fn, void *ctx);
 
+/* Every alarm's history from since_ms on (and after seq `after`), oldest first, at most max:
+ * the page's and the API's event list. Committed rows only. Returns how many or -errno. */
+typedef void (*gw_store_history_seq_fn)(void *ctx, uint64_t seq, const char *payload);
+int gw_store_history_since(struct gw_store *st, int64_t since_ms, uint64_t after, int max,
+                           gw_store_history_seq_fn fn, void *ctx);
+
 void gw_store_stats(const struct gw_store *st, struct gw_store_stats *out);
 
 #endif

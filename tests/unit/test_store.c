@@ -518,6 +518,12 @@ static void on_history(void *ctx, const char *payload)
     h->n++;
 }
 
+static void on_history_seq(void *ctx, uint64_t seq, const char *payload)
+{
+    (void)seq;
+    on_history(ctx, payload);
+}
+
 /* Events are the alarms' history: kept per key after delivery, in order; deletes are kept. */
 static void alarm_history_outlives_delivery(void **state)
 {
@@ -545,6 +551,16 @@ static void alarm_history_outlives_delivery(void **state)
     assert_int_equal(gw_store_history(f->st, "s1/r", 0, 1, on_history, &h), 1);
     memset(&h, 0, sizeof(h));
     assert_int_equal(gw_store_history(f->st, "nobody/r", 0, 10, on_history, &h), 0);
+
+    /* the page's event list: by time and after a seq, across keys */
+    struct history_seen all = {0};
+    assert_int_equal(gw_store_history_since(f->st, 0, 0, 10, on_history_seq, &all), 3);
+    memset(&all, 0, sizeof(all));
+    assert_int_equal(
+        gw_store_history_since(f->st, 1000 + (int64_t)ack, 0, 10, on_history_seq, &all), 1);
+    assert_non_null(strstr(all.payloads[0], "wang"));
+    memset(&all, 0, sizeof(all));
+    assert_int_equal(gw_store_history_since(f->st, 0, ack, 10, on_history_seq, &all), 0);
 
     /* kv delete: gone once committed, and already hidden before */
     assert_int_equal(gw_store_kv_set(f->st, "esc.s1/r", "{}"), 0);
