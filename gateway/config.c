@@ -13,6 +13,7 @@
 #include <libconfig.h>
 #include <limits.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -973,11 +974,12 @@ static const char *const region_names[] = {"EU868", "US915", "CN470", "AS923",
                                            "AU915", "KR920", "IN865"};
 
 /*
- * "a.b.c.d:port" or "[v6]:port". A UDP server binds an address, so no host
+ * "a.b.c.d:port" or "[v6]:port". A server binds an address, so no host
  * names, and the port is always written (1700 is a convention, not a rule).
+ * ex4 and ex6 are examples for the messages ("0.0.0.0:1700", "[::]:1700").
  */
 static void parse_listen(struct parser *p, const config_setting_t *m, const char *cp,
-                         struct gw_lora_cfg *l)
+                         const char *ex4, const char *ex6, char **out_host, int *out_port)
 {
     const char *v = config_setting_get_string(m);
     const char *host = v;
@@ -986,8 +988,7 @@ static void parse_listen(struct parser *p, const config_setting_t *m, const char
     if (v[0] == '[') {
         const char *close = strchr(v, ']');
         if (!close || close[1] != ':') {
-            err(p, m, "%s: \"%s\" is not address:port (e.g. \"0.0.0.0:1700\" or \"[::]:1700\")", cp,
-                v);
+            err(p, m, "%s: \"%s\" is not address:port (e.g. \"%s\" or \"%s\")", cp, v, ex4, ex6);
             return;
         }
         host = v + 1;
@@ -997,9 +998,9 @@ static void parse_listen(struct parser *p, const config_setting_t *m, const char
         const char *colon = strrchr(v, ':');
         if (!colon || memchr(v, ':', (size_t)(colon - v))) {
             err(p, m,
-                "%s: \"%s\" is not address:port (e.g. \"0.0.0.0:1700\"; an IPv6 address goes in "
-                "brackets: \"[::]:1700\")",
-                cp, v);
+                "%s: \"%s\" is not address:port (e.g. \"%s\"; an IPv6 address goes in "
+                "brackets: \"%s\")",
+                cp, v, ex4, ex6);
             return;
         }
         hlen = (size_t)(colon - v);
@@ -1027,9 +1028,9 @@ static void parse_listen(struct parser *p, const config_setting_t *m, const char
     }
     char *h = xstrdup(p, addr);
     if (h) {
-        free(l->listen_host);
-        l->listen_host = h;
-        l->listen_port = (int)n;
+        free(*out_host);
+        *out_host = h;
+        *out_port = (int)n;
     }
 }
 
@@ -1047,7 +1048,8 @@ static void parse_lora(struct parser *p, const config_setting_t *g)
     check_members(p, g, path, lora_keys, N_ELEMS(lora_keys));
     const config_setting_t *m = get(g, "listen", K_STRING);
     if (m) {
-        parse_listen(p, m, "lora.listen", l);
+        parse_listen(p, m, "lora.listen", "0.0.0.0:1700", "[::]:1700", &l->listen_host,
+                     &l->listen_port);
     }
     int r = 0;
     if (get_enum(p, g, path, "region", region_names, N_ELEMS(region_names), &r)) {
@@ -3390,6 +3392,220 @@ static void parse_selftest(struct parser *p, const config_setting_t *g)
     get_int(p, g, path, "timeout_s", OPTIONAL, 10, 3600, &s->timeout_s);
 }
 
+/* ---- http -------------------------------------------------------------- */
+
+static const struct key http_keys[] = {
+    {"listen", K_STRING},       {"cert_file", K_STRING}, {"key_file", K_STRING},
+    {"session_minutes", K_INT}, {"users", K_LIST},
+};
+
+static const struct key http_user_keys[] = {
+    {"name", K_STRING},
+    {"role", K_STRING},
+    {"password_hash", K_STRING},
+    {"token_hash", K_STRING},
+};
+
+static const char *const role_names[] = {"viewer", "operator"};
+
+#define PEM_MAX (1024 * 1024)
+
+/* 127.0.0.0/8, ::1 or ::ffff:127.x.y.z: nobody off this machine can reach it. */
+static bool listen_is_loopback(const char *host)
+{
+    unsigned char a[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, host, a) == 1) {
+        return a[0] == 127;
+    }
+    if (inet_pton(AF_INET6, host, a) != 1) {
+        return false;
+    }
+    static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char one[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return memcmp(a, one, sizeof(one)) == 0 || (memcmp(a, v4mapped, 12) == 0 && a[12] == 127);
+}
+
+/*
+ * The web server takes PEM text: say so now rather than fail at start with
+ * a TLS library's message. `text` may be a secret; it is never printed.
+ */
+static void check_pem(struct parser *p, const config_setting_t *m, const char *cp, const char *file,
+                      const char *text, const char *begin, const char *what)
+{
+    if (!strstr(text, begin)) {
+        err(p, m, "%s: \"%s\" holds no PEM %s (a line \"%s...\")", cp, file, what, begin);
+    }
+}
+
+static void check_cert_file(struct parser *p, const config_setting_t *m, const char *file)
+{
+    const char *cp = "http.cert_file";
+    FILE *f = fopen(file, "r");
+    if (!f) {
+        err(p, m, "%s: cannot read \"%s\": %s", cp, file, strerror(errno));
+        return;
+    }
+    char *buf = calloc(1, PEM_MAX + 1);
+    if (!buf) {
+        fclose(f);
+        err(p, m, "out of memory");
+        return;
+    }
+    size_t n = fread(buf, 1, PEM_MAX, f);
+    int rerr = ferror(f) ? errno : 0;
+    fclose(f);
+    if (rerr) {
+        err(p, m, "%s: cannot read \"%s\": %s", cp, file, strerror(rerr));
+    } else if (n == PEM_MAX) {
+        err(p, m, "%s: \"%s\" is longer than %d bytes", cp, file, PEM_MAX - 1);
+    } else {
+        check_pem(p, m, cp, file, buf, "-----BEGIN CERTIFICATE-----", "certificate");
+    }
+    free(buf);
+}
+
+/*
+ * An Argon2id string that libsodium can verify. The value is never part of a
+ * message: a password pasted here by mistake must not end up in a log.
+ */
+static void check_hash(struct parser *p, const config_setting_t *m, const char *cp,
+                       const char *hash)
+{
+    if (strncmp(hash, "$argon2id$", 10) != 0) {
+        err(p, m,
+            "%s: not an Argon2id hash (it starts with \"$argon2id$\"; make one with campusgw "
+            "--hash-password)",
+            cp);
+    } else if (crypto_pwhash_str_needs_rehash(hash, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                              crypto_pwhash_MEMLIMIT_INTERACTIVE) == -1) {
+        err(p, m,
+            "%s: a malformed Argon2id hash that libsodium cannot read (make one with campusgw "
+            "--hash-password)",
+            cp);
+    }
+}
+
+static void parse_http_user(struct parser *p, const config_setting_t *g, const char *path,
+                            struct gw_http_user_cfg *u)
+{
+    u->line = (int)config_setting_source_line(g);
+    check_members(p, g, path, http_user_keys, N_ELEMS(http_user_keys));
+    char cp[PATH_LEN];
+    const config_setting_t *m = get_str(p, g, path, "name", REQUIRED, &u->name);
+    if (m && (strlen(u->name) >= GW_NAME_MAX || !chars_ok(u->name, "_.-"))) {
+        /* the name is "by" in the alarm history and in commands */
+        err(p, m, "%s.name: \"%s\" must be 1..%d of A-Z a-z 0-9 _ . -", path, u->name,
+            GW_NAME_MAX - 1);
+    }
+    int role = 0;
+    if (!has(g, "role")) {
+        missing(p, g, path, "role");
+    } else if (get_enum(p, g, path, "role", role_names, N_ELEMS(role_names), &role)) {
+        u->role = (enum gw_http_role)role;
+    }
+    m = get_str(p, g, path, "password_hash", REQUIRED, &u->password_hash);
+    if (m) {
+        child_path(cp, sizeof(cp), path, "password_hash");
+        check_hash(p, m, cp, u->password_hash);
+    }
+    m = get_str(p, g, path, "token_hash", OPTIONAL, &u->token_hash);
+    if (m) {
+        child_path(cp, sizeof(cp), path, "token_hash");
+        check_hash(p, m, cp, u->token_hash);
+    }
+}
+
+static void parse_http_users(struct parser *p, const config_setting_t *list)
+{
+    struct gw_http_cfg *h = &p->cfg->http;
+    int n = config_setting_length(list);
+    if (n == 0) {
+        return;
+    }
+    h->users = xcalloc(p, (size_t)n, sizeof(*h->users));
+    if (!h->users) {
+        return;
+    }
+    h->nusers = n;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *g = config_setting_get_elem(list, (unsigned)i);
+        struct gw_http_user_cfg *u = &h->users[i];
+        char path[PATH_LEN];
+        elem_path(path, sizeof(path), "http.users", i);
+        if (!config_setting_is_group(g)) {
+            err(p, g, "%s: expected a group { ... }, got %s", path, ltype_name(g));
+            continue;
+        }
+        parse_http_user(p, g, path, u);
+        for (int j = 0; j < i && u->name; j++) {
+            if (h->users[j].name && strcmp(h->users[j].name, u->name) == 0) {
+                err(p, config_setting_get_member(g, "name"),
+                    "%s.name: duplicate user name \"%s\" (first at line %d)", path, u->name,
+                    h->users[j].line);
+                break;
+            }
+        }
+    }
+}
+
+/* Defaults are set in set_defaults: the page runs on loopback without an http section. */
+static void parse_http(struct parser *p, const config_setting_t *g)
+{
+    struct gw_http_cfg *h = &p->cfg->http;
+    const char *path = "http";
+    h->line = (int)config_setting_source_line(g);
+    check_members(p, g, path, http_keys, N_ELEMS(http_keys));
+    if (sodium_init() < 0) {
+        err(p, g, "http: libsodium cannot start; password hashes cannot be checked");
+        return;
+    }
+    const config_setting_t *listen = get(g, "listen", K_STRING);
+    if (listen) {
+        parse_listen(p, listen, "http.listen", "127.0.0.1:8080", "[::1]:8080", &h->listen_host,
+                     &h->listen_port);
+        h->loopback = listen_is_loopback(h->listen_host);
+    }
+    const config_setting_t *cert = get_str(p, g, path, "cert_file", OPTIONAL, &h->cert_file);
+    const config_setting_t *key = get_str(p, g, path, "key_file", OPTIONAL, &h->key_file);
+    if (cert) {
+        check_cert_file(p, cert, h->cert_file);
+    }
+    if (key) {
+        /* a private key is a secret: same rules as password_file */
+        char *pem = read_secret(p, key, "http.key_file", h->key_file);
+        if (pem) {
+            check_pem(p, key, "http.key_file", h->key_file, pem, "PRIVATE KEY-----", "private key");
+        }
+        wipe_free(pem);
+    }
+    if (cert && !key && !has(g, "key_file")) {
+        err(p, cert, "http.cert_file: needs key_file too");
+    }
+    if (key && !cert && !has(g, "cert_file")) {
+        err(p, key, "http.key_file: needs cert_file too");
+    }
+    get_int(p, g, path, "session_minutes", OPTIONAL, 5, 10080, &h->session_minutes);
+    const config_setting_t *users = get(g, "users", K_LIST);
+    if (users) {
+        parse_http_users(p, users);
+    }
+    /* a users key of the wrong type is reported already */
+    bool users_bad = has(g, "users") && !users;
+    if (!h->loopback && !users_bad && h->nusers == 0) {
+        err(p, listen,
+            "http.listen: \"%s\" without users: the page would be read-only and open to the "
+            "network; campusgw refuses a listen address other than loopback without users (add "
+            "http.users, or listen on 127.0.0.1)",
+            config_setting_get_string(listen));
+    } else if (!h->loopback && !users_bad && !has(g, "cert_file") && !has(g, "key_file")) {
+        warn(p, listen,
+             "http.listen: \"%s\" is not loopback and there is no cert_file/key_file: passwords "
+             "and session cookies would cross the network in clear text (set cert_file and "
+             "key_file)",
+             config_setting_get_string(listen));
+    }
+}
+
 /* ---- top level --------------------------------------------------------- */
 
 static const struct key root_keys[] = {
@@ -3397,11 +3613,11 @@ static const struct key root_keys[] = {
     {"uplink", K_GROUP},    {"influx", K_GROUP},     {"lora", K_GROUP},       {"modbus", K_LIST},
     {"schedules", K_GROUP}, {"profiles", K_GROUP},   {"sensors", K_LIST},     {"rules", K_LIST},
     {"smtp", K_GROUP},      {"contacts", K_GROUP},   {"escalation", K_GROUP}, {"alarms", K_GROUP},
-    {"selftest", K_GROUP},
+    {"selftest", K_GROUP},  {"http", K_GROUP},
 };
 
 /* Sections of later versions: accepted and ignored so one file serves every version. */
-static const char *const later_sections[] = {"http", "hazards"};
+static const char *const later_sections[] = {"hazards"};
 
 static bool set_defaults(struct parser *p)
 {
@@ -3422,6 +3638,10 @@ static bool set_defaults(struct parser *p)
     cfg->selftest.enabled = true;
     cfg->selftest.at_min = 3 * 60;
     cfg->selftest.timeout_s = 120;
+    cfg->http.listen_host = xstrdup(p, "127.0.0.1");
+    cfg->http.listen_port = 8080;
+    cfg->http.loopback = true;
+    cfg->http.session_minutes = 480;
     return p->nerrors == 0;
 }
 
@@ -3505,6 +3725,9 @@ static void parse_root(struct parser *p, const config_setting_t *root)
     }
     if ((g = get(root, "selftest", K_GROUP))) {
         parse_selftest(p, g);
+    }
+    if ((g = get(root, "http", K_GROUP))) {
+        parse_http(p, g);
     }
 }
 
@@ -3682,6 +3905,15 @@ void gw_config_free(struct gw_config *cfg)
     wipe_free(cfg->smtp.password);
     free(cfg->smtp.from);
     free(cfg->smtp.ca_file);
+    free(cfg->http.listen_host);
+    free(cfg->http.cert_file);
+    free(cfg->http.key_file);
+    for (int i = 0; i < cfg->http.nusers && cfg->http.users; i++) {
+        free(cfg->http.users[i].name);
+        wipe_free(cfg->http.users[i].password_hash);
+        wipe_free(cfg->http.users[i].token_hash);
+    }
+    free(cfg->http.users);
     free(cfg);
 }
 
@@ -3886,6 +4118,27 @@ static void print_people(const struct gw_config *cfg, FILE *out)
     }
 }
 
+/* Listen address, HTTPS, session time, users with roles: never a hash. */
+static void print_http(const struct gw_config *cfg, FILE *out)
+{
+    const struct gw_http_cfg *h = &cfg->http;
+    bool v6 = strchr(h->listen_host, ':') != NULL;
+    fprintf(out, "http: listen %s%s%s:%d, %s", v6 ? "[" : "", h->listen_host, v6 ? "]" : "",
+            h->listen_port, h->cert_file ? "HTTPS" : "HTTP");
+    if (h->nusers == 0) {
+        fprintf(out, ", no users (read-only, loopback only)\n");
+        return;
+    }
+    fprintf(out, ", sessions end after %d min idle, %d user%s:", h->session_minutes, h->nusers,
+            plural(h->nusers));
+    for (int i = 0; i < h->nusers; i++) {
+        const struct gw_http_user_cfg *u = &h->users[i];
+        fprintf(out, "%s %s (%s%s)", i ? "," : "", u->name, role_names[u->role],
+                u->token_hash ? ", token" : "");
+    }
+    fprintf(out, "\n");
+}
+
 void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
 {
     if (!cfg || !out) {
@@ -4032,5 +4285,6 @@ void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
                 r->schedule_index >= 0 ? cfg->schedules[r->schedule_index].name : "");
     }
     print_people(cfg, out);
+    print_http(cfg, out);
     fprintf(out, "config OK\n");
 }

@@ -364,6 +364,34 @@ struct gw_selftest_cfg {
     int timeout_s; /* a hop not done within this is a trouble alarm; default 120 */
 };
 
+/* http = { ... }: the status page and JSON API (issue 6). Defaults hold without the section. */
+enum gw_http_role {
+    GW_ROLE_VIEWER,   /* may look */
+    GW_ROLE_OPERATOR, /* may act: ack, shelve, reset, out of service */
+};
+
+/* One http.users entry. The hashes are Argon2id strings ("$argon2id$v=19$m=...") that libsodium
+ * accepts; not secrets as such, but wiped on free like them. */
+struct gw_http_user_cfg {
+    char *name; /* [A-Za-z0-9_.-]+, unique; recorded as "by" in the alarm history */
+    enum gw_http_role role;
+    char *password_hash;
+    char *token_hash; /* NULL: no bearer token for this user */
+    int line;
+};
+
+struct gw_http_cfg {
+    char *listen_host; /* an IPv4 or IPv6 address (no brackets); default "127.0.0.1" */
+    int listen_port;   /* default 8080 */
+    bool loopback;     /* listen_host is 127.0.0.0/8 or ::1 */
+    char *cert_file;   /* both or neither: HTTPS */
+    char *key_file;
+    int session_minutes; /* idle time after which a session ends; default 480, 5..10080 */
+    int nusers;          /* 0: read-only page, and only on a loopback listen */
+    struct gw_http_user_cfg *users;
+    int line; /* of the http section; 0 when it is absent (defaults) */
+};
+
 struct gw_config {
     char *path;
     struct gw_site_cfg site;
@@ -389,6 +417,7 @@ struct gw_config {
     struct gw_smtp_cfg smtp;
     struct gw_alarms_cfg alarms;
     struct gw_selftest_cfg selftest;
+    struct gw_http_cfg http;
 };
 
 /*

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sodium.h>
 
 #include "config.h"
 
@@ -594,26 +595,28 @@ static void test_good_minimal_defaults(void **state)
     FILE *f = open_memstream(&sum, &len);
     gw_config_print_summary(cfg, f);
     fclose(f);
-    assert_string_equal(sum, "site: d1/s1 \"Minimal\" (timezone UTC, language zh-CN)\n"
-                             "state_dir: /tmp/campusgw-minimal\n"
-                             "store: commit every 1000 ms or 1000 records, max 512 MB\n"
-                             "hub: 127.0.0.1:1883, topics campus/d1/s1/..., client_id "
-                             "campusgw-d1-s1, no TLS, anonymous\n"
-                             "uplink: none\n"
-                             "influx: none\n"
-                             "modbus buses: 0\n"
-                             "lora: none\n"
-                             "profiles: 0\n"
-                             "sensors: 0\n"
-                             "schedules: 0\n"
-                             "rules: 0\n"
-                             "contacts: 0\n"
-                             "escalation: none\n"
-                             "smtp: none\n"
-                             "alarms: chattering above 5 raises in 10 min, storm above 10 new "
-                             "alarms in 60 s, flood from 3 offline sensors\n"
-                             "selftest: daily at 03:00, timeout 120 s\n"
-                             "config OK\n");
+    assert_string_equal(sum,
+                        "site: d1/s1 \"Minimal\" (timezone UTC, language zh-CN)\n"
+                        "state_dir: /tmp/campusgw-minimal\n"
+                        "store: commit every 1000 ms or 1000 records, max 512 MB\n"
+                        "hub: 127.0.0.1:1883, topics campus/d1/s1/..., client_id "
+                        "campusgw-d1-s1, no TLS, anonymous\n"
+                        "uplink: none\n"
+                        "influx: none\n"
+                        "modbus buses: 0\n"
+                        "lora: none\n"
+                        "profiles: 0\n"
+                        "sensors: 0\n"
+                        "schedules: 0\n"
+                        "rules: 0\n"
+                        "contacts: 0\n"
+                        "escalation: none\n"
+                        "smtp: none\n"
+                        "alarms: chattering above 5 raises in 10 min, storm above 10 new "
+                        "alarms in 60 s, flood from 3 offline sensors\n"
+                        "selftest: daily at 03:00, timeout 120 s\n"
+                        "http: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
+                        "config OK\n");
     free(sum);
     gw_config_free(cfg);
     free(out);
@@ -632,7 +635,6 @@ static void test_good_later_sections(void **state)
         expand("warning: @:14: sensors[1]: no expect_every_s; an MQTT sensor that falls silent is "
                "never reported offline\n"
                "warning: @:21: rules[4]: applies to no sensor\n"
-               "warning: @:26: section 'http' is not used by this version; ignored\n"
                "warning: @:27: section 'hazards' is not used by this version; ignored\n",
                path);
     assert_string_equal(out, want);
@@ -839,7 +841,6 @@ static const struct bad_case bad_cases[] = {
     {"bad_hub_tls_ca", "@:8: hub.tls.ca_file: cannot read \"/nonexistent/ca.crt\": No such file "
                        "or directory\n"},
     {"bad_later_section_still_checks_rest",
-     "warning: @:8: section 'http' is not used by this version; ignored\n"
      "warning: @:9: section 'hazards' is not used by this version; ignored\n"
      "@:10: hub.colour: unknown key\n"},
     /* store */
@@ -1825,6 +1826,7 @@ static void test_summary(void **state)
              "alarms: chattering above 5 raises in 10 min, storm above 10 new alarms in 60 s, "
              "flood from 3 offline sensors\n"
              "selftest: daily at 03:00, timeout 120 s\n"
+             "http: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
              "config OK\n");
     free(sum);
     gw_config_free(cfg);
@@ -2057,6 +2059,7 @@ static void test_good_lora(void **state)
                "alarms: chattering above 5 raises in 10 min, storm above 10 new alarms in 60 s, "
                "flood from 3 offline sensors\n"
                "selftest: daily at 03:00, timeout 120 s\n"
+               "http: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
                "config OK\n",
                path);
     if (!strstr(sum, wsum)) {
@@ -3218,6 +3221,7 @@ static void test_good_people(void **state)
              "alarms: chattering above 100 raises in 1440 min, storm above 1 new alarm in 60 s, "
              "flood from 2 offline sensors\n"
              "selftest: off\n"
+             "http: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
              "config OK\n"));
     static const char *const secrets[] = {"k3y-wecom",  "t0ken-ding", "s3cret-smtp",   "qyapi",
                                           "principal@", "guard@",     "127.0.0.1:9000"};
@@ -3737,6 +3741,439 @@ static void test_people_bad(void **state)
     }
 }
 
+/* ---- http (issue 6) ---------------------------------------------------- */
+
+#define HTTP_CERT_PEM "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+#define HTTP_KEY_PEM "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n"
+
+/* Fast Argon2id hashes: the config checks their form, not their cost. */
+static void fast_hash(const char *secret, char out[crypto_pwhash_STRBYTES])
+{
+    assert_true(sodium_init() >= 0);
+    assert_int_equal(crypto_pwhash_str(out, secret, strlen(secret), crypto_pwhash_OPSLIMIT_MIN,
+                                       crypto_pwhash_MEMLIMIT_MIN),
+                     0);
+}
+
+/*
+ * BASE_HEAD (lines 1-2) + text (line 3 on) as c.cfg in t (already made); in
+ * text "HASH" becomes a real Argon2id hash (of "pw") and "DIR" t's directory.
+ */
+static struct gw_config *load_http(struct tmpdir *t, const char *text, const char **path,
+                                   char **out)
+{
+    char hash[crypto_pwhash_STRBYTES];
+    fast_hash("pw", hash);
+    size_t n = strlen(BASE_HEAD) + 1;
+    for (const char *c = text; *c; c++) {
+        n += strncmp(c, "HASH", 4) == 0  ? strlen(hash)
+             : strncmp(c, "DIR", 3) == 0 ? strlen(t->dir)
+                                         : 1;
+    }
+    char *s = malloc(n);
+    assert_non_null(s);
+    char *w = stpcpy(s, BASE_HEAD);
+    for (const char *c = text; *c;) {
+        if (strncmp(c, "HASH", 4) == 0) {
+            w = stpcpy(w, hash);
+            c += 4;
+        } else if (strncmp(c, "DIR", 3) == 0) {
+            w = stpcpy(w, t->dir);
+            c += 3;
+        } else {
+            *w++ = *c++;
+        }
+    }
+    *w = '\0';
+    *path = tmp_write(t, "c.cfg", s, 0600);
+    free(s);
+    return load(*path, out);
+}
+
+static void test_http_defaults(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    const char *path;
+    char *out = NULL;
+    struct gw_config *cfg = load_http(&t, "", &path, &out);
+    assert_non_null(cfg);
+    assert_string_equal(out, "");
+    const struct gw_http_cfg *h = &cfg->http;
+    assert_string_equal(h->listen_host, "127.0.0.1");
+    assert_int_equal(h->listen_port, 8080);
+    assert_true(h->loopback);
+    assert_null(h->cert_file);
+    assert_null(h->key_file);
+    assert_int_equal(h->session_minutes, 480);
+    assert_int_equal(h->nusers, 0);
+    assert_null(h->users);
+    assert_int_equal(h->line, 0);
+    gw_config_free(cfg);
+    free(out);
+
+    /* an empty section and an empty user list: the same, with the section's line */
+    cfg = load_http(&t, "\nhttp = { users = ( ); };\n", &path, &out);
+    assert_non_null(cfg);
+    assert_string_equal(out, "");
+    assert_int_equal(cfg->http.line, 4);
+    assert_int_equal(cfg->http.nusers, 0);
+    assert_true(cfg->http.loopback);
+    char *sum = summary(cfg);
+    assert_non_null(
+        strstr(sum, "\nhttp: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
+                    "config OK\n"));
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+static void test_http_good(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    tmp_write(&t, "gw.crt", HTTP_CERT_PEM, 0644);
+    tmp_write(&t, "gw.key", HTTP_KEY_PEM, 0600);
+    const char *path;
+    char *out = NULL;
+    struct gw_config *cfg =
+        load_http(&t,
+                  "http = {\n"
+                  "  listen = \"[::]:8443\";\n"
+                  "  cert_file = \"DIR/gw.crt\"; key_file = \"DIR/gw.key\";\n"
+                  "  session_minutes = 5;\n"
+                  "  users = (\n"
+                  "    { name = \"wang\"; role = \"operator\"; password_hash = "
+                  "\"HASH\"; },\n"
+                  "    { name = \"li.na_2-b\"; role = \"viewer\"; password_hash "
+                  "= \"HASH\";\n"
+                  "      token_hash = \"HASH\"; }\n"
+                  "  );\n"
+                  "};\n",
+                  &path, &out);
+    assert_string_equal(out, "");
+    assert_non_null(cfg);
+    const struct gw_http_cfg *h = &cfg->http;
+    assert_int_equal(h->line, 3);
+    assert_string_equal(h->listen_host, "::");
+    assert_int_equal(h->listen_port, 8443);
+    assert_false(h->loopback);
+    char want[160];
+    snprintf(want, sizeof(want), "%s/gw.crt", t.dir);
+    assert_string_equal(h->cert_file, want);
+    snprintf(want, sizeof(want), "%s/gw.key", t.dir);
+    assert_string_equal(h->key_file, want);
+    assert_int_equal(h->session_minutes, 5);
+    assert_int_equal(h->nusers, 2);
+    assert_string_equal(h->users[0].name, "wang");
+    assert_int_equal(h->users[0].role, GW_ROLE_OPERATOR);
+    assert_int_equal(strncmp(h->users[0].password_hash, "$argon2id$v=19$", 15), 0);
+    assert_null(h->users[0].token_hash);
+    assert_int_equal(h->users[0].line, 8);
+    assert_string_equal(h->users[1].name, "li.na_2-b");
+    assert_int_equal(h->users[1].role, GW_ROLE_VIEWER);
+    assert_non_null(h->users[1].token_hash);
+    assert_int_equal(h->users[1].line, 9);
+    /* the summary names users and roles, never a hash */
+    char *sum = summary(cfg);
+    assert_non_null(strstr(sum, "\nhttp: listen [::]:8443, HTTPS, sessions end after 5 min idle, "
+                                "2 users: wang (operator), li.na_2-b (viewer, token)\n"
+                                "config OK\n"));
+    assert_null(strstr(sum, "argon2"));
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+
+    /* the largest session time; a loopback IPv6 listen */
+    cfg = load_http(&t,
+                    "http = { listen = \"[::1]:80\"; session_minutes = 10080;\n"
+                    "  users = ( { name = \"a\"; role = \"viewer\"; password_hash = \"HASH\"; } ); "
+                    "};\n",
+                    &path, &out);
+    assert_string_equal(out, "");
+    assert_non_null(cfg);
+    assert_true(cfg->http.loopback);
+    assert_int_equal(cfg->http.session_minutes, 10080);
+    sum = summary(cfg);
+    assert_non_null(strstr(sum, "\nhttp: listen [::1]:80, HTTP, sessions end after 10080 min "
+                                "idle, 1 user: a (viewer)\n"));
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+/* Without users only a loopback listen loads; which addresses count as loopback. */
+static void test_http_loopback(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *listen;
+        bool loopback;
+    } cases[] = {
+        {"127.0.0.1:8080", true},
+        {"127.255.0.9:1", true},
+        {"[::1]:8080", true},
+        {"[::ffff:127.0.0.1]:8080", true},
+        {"0.0.0.0:8080", false},
+        {"192.0.2.1:8080", false},
+        {"128.0.0.1:8080", false},
+        {"[::]:8080", false},
+        {"[::ffff:192.0.2.1]:80", false},
+        {"[::2]:8080", false},
+        {"[fe80::1]:8080", false},
+    };
+    for (size_t i = 0; i < N_CASES(cases); i++) {
+        struct tmpdir t;
+        tmp_init(&t);
+        char text[128];
+        snprintf(text, sizeof(text), "http = { listen = \"%s\"; };\n", cases[i].listen);
+        const char *path;
+        char *out = NULL;
+        struct gw_config *cfg = load_http(&t, text, &path, &out);
+        if (cases[i].loopback) {
+            assert_non_null(cfg);
+            assert_string_equal(out, "");
+            assert_true(cfg->http.loopback);
+        } else {
+            char want[512];
+            snprintf(want, sizeof(want),
+                     "%s:3: http.listen: \"%s\" without users: the page would be read-only and "
+                     "open to the network; campusgw refuses a listen address other than loopback "
+                     "without users (add http.users, or listen on 127.0.0.1)\n",
+                     path, cases[i].listen);
+            if (cfg || strcmp(out, want) != 0) {
+                print_error("case %s: %s", cases[i].listen, out);
+            }
+            assert_null(cfg);
+            assert_string_equal(out, want);
+        }
+        gw_config_free(cfg);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
+/* Loads with these warnings, and nothing else. */
+static void test_http_warnings(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    tmp_init(&t);
+    tmp_write(&t, "gw.crt", HTTP_CERT_PEM, 0644);
+    tmp_write(&t, "open.key", HTTP_KEY_PEM, 0644);
+    const char *path;
+    char *out = NULL;
+    struct gw_config *cfg =
+        load_http(&t,
+                  "http = { listen = \"0.0.0.0:8080\";\n"
+                  "  users = ( { name = \"wang\"; role = \"operator\"; password_hash = \"HASH\"; } "
+                  "); };\n",
+                  &path, &out);
+    assert_non_null(cfg);
+    char *want = expand_at("warning: @:3: http.listen: \"0.0.0.0:8080\" is not loopback and "
+                           "there is no cert_file/key_file: passwords and session cookies would "
+                           "cross the network in clear text (set cert_file and key_file)\n",
+                           path);
+    assert_string_equal(out, want);
+    assert_false(cfg->http.loopback);
+    free(want);
+    gw_config_free(cfg);
+    free(out);
+
+    cfg = load_http(&t,
+                    "http = { listen = \"0.0.0.0:8443\";\n"
+                    "  cert_file = \"DIR/gw.crt\";\n"
+                    "  key_file = \"DIR/open.key\";\n"
+                    "  users = ( { name = \"wang\"; role = \"operator\"; password_hash = \"HASH\"; "
+                    "} ); };\n",
+                    &path, &out);
+    assert_non_null(cfg);
+    char buf[512];
+    snprintf(buf, sizeof(buf),
+             "warning: @:5: http.key_file: \"%s/open.key\" is readable by group or others (mode "
+             "0644); chmod 600 it\n",
+             t.dir);
+    want = expand_at(buf, path);
+    assert_string_equal(out, want);
+    free(want);
+    gw_config_free(cfg);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+static void test_http_bad(void **state)
+{
+    (void)state;
+#define USER(keys) "http = { users = ( { " keys " } ); };\n"
+#define NOT_ARGON2ID(p)                                                                            \
+    "@:3: http.users[0]." p ": not an Argon2id hash (it starts with \"$argon2id$\"; make one "     \
+    "with campusgw --hash-password)\n"
+#define MALFORMED(p)                                                                               \
+    "@:3: http.users[0]." p ": a malformed Argon2id hash that libsodium cannot read (make one "    \
+    "with campusgw --hash-password)\n"
+    static const struct {
+        const char *text;
+        const char *want;
+    } cases[] = {
+        /* the section and its keys */
+        {"http = 5;\n", "@:3: http: expected a group { ... }, got an integer\n"},
+        {"http = { port = 8080; };\n", "@:3: http.port: unknown key\n"},
+        {"http = { listen = 8080; };\n", "@:3: http.listen: expected a string, got an integer\n"},
+        {"http = { listen = \"\"; };\n",
+         "@:3: http.listen: \"\" is not address:port (e.g. \"127.0.0.1:8080\"; an IPv6 address "
+         "goes in brackets: \"[::1]:8080\")\n"},
+        {"http = { listen = \"127.0.0.1\"; };\n",
+         "@:3: http.listen: \"127.0.0.1\" is not address:port (e.g. \"127.0.0.1:8080\"; an IPv6 "
+         "address goes in brackets: \"[::1]:8080\")\n"},
+        {"http = { listen = \"::1:8080\"; };\n",
+         "@:3: http.listen: \"::1:8080\" is not address:port (e.g. \"127.0.0.1:8080\"; an IPv6 "
+         "address goes in brackets: \"[::1]:8080\")\n"},
+        {"http = { listen = \"[::1]8080\"; };\n",
+         "@:3: http.listen: \"[::1]8080\" is not address:port (e.g. \"127.0.0.1:8080\" or "
+         "\"[::1]:8080\")\n"},
+        {"http = { listen = \"localhost:8080\"; };\n",
+         "@:3: http.listen: \"localhost\" in \"localhost:8080\" is not an IPv4 address\n"},
+        {"http = { listen = \"[127.0.0.1]:8080\"; };\n",
+         "@:3: http.listen: \"127.0.0.1\" in \"[127.0.0.1]:8080\" is not an IPv6 address\n"},
+        {"http = { listen = \"127.0.0.1:0\"; };\n",
+         "@:3: http.listen: bad port \"0\" in \"127.0.0.1:0\" (1..65535)\n"},
+        {"http = { listen = \"127.0.0.1:65536\"; };\n",
+         "@:3: http.listen: bad port \"65536\" in \"127.0.0.1:65536\" (1..65535)\n"},
+        {"http = { listen = \"127.0.0.1:80x\"; };\n",
+         "@:3: http.listen: bad port \"80x\" in \"127.0.0.1:80x\" (1..65535)\n"},
+        {"http = { session_minutes = 4; };\n",
+         "@:3: http.session_minutes: 4 is out of range 5..10080\n"},
+        {"http = { session_minutes = 10081; };\n",
+         "@:3: http.session_minutes: 10081 is out of range 5..10080\n"},
+        {"http = { session_minutes = 60.0; };\n",
+         "@:3: http.session_minutes: expected an integer, got a float\n"},
+        /* HTTPS: both files or neither, readable, PEM */
+        {"http = { cert_file = \"DIR/gw.crt\"; };\n", "@:3: http.cert_file: needs key_file too\n"},
+        {"http = { key_file = \"DIR/gw.key\"; };\n", "@:3: http.key_file: needs cert_file too\n"},
+        {"http = { cert_file = \"DIR/none.crt\"; key_file = \"DIR/gw.key\"; };\n",
+         "@:3: http.cert_file: cannot read \"DIR/none.crt\": No such file or directory\n"},
+        {"http = { cert_file = \"DIR/gw.crt\"; key_file = \"DIR/none.key\"; };\n",
+         "@:3: http.key_file: cannot read \"DIR/none.key\": No such file or directory\n"},
+        {"http = { cert_file = \"DIR/gw.key\"; key_file = \"DIR/gw.key\"; };\n",
+         "@:3: http.cert_file: \"DIR/gw.key\" holds no PEM certificate (a line \"-----BEGIN "
+         "CERTIFICATE-----...\")\n"},
+        {"http = { cert_file = \"DIR/gw.crt\"; key_file = \"DIR/gw.crt\"; };\n",
+         "warning: @:3: http.key_file: \"DIR/gw.crt\" is readable by group or others (mode "
+         "0644); chmod 600 it\n"
+         "@:3: http.key_file: \"DIR/gw.crt\" holds no PEM private key (a line \"PRIVATE "
+         "KEY-----...\")\n"},
+        {"http = { cert_file = \"DIR/gw.crt\"; key_file = \"DIR/empty.key\"; };\n",
+         "@:3: http.key_file: \"DIR/empty.key\" is empty\n"},
+        /* no users: loopback only */
+        {"http = { listen = \"0.0.0.0:8080\";\n  users = ( ); };\n",
+         "@:3: http.listen: \"0.0.0.0:8080\" without users: the page would be read-only and "
+         "open to the network; campusgw refuses a listen address other than loopback without "
+         "users (add http.users, or listen on 127.0.0.1)\n"},
+        {"http = { listen = \"0.0.0.0:8080\";\n  users = 5; };\n",
+         "@:4: http.users: expected a list ( ... ), got an integer\n"},
+        /* users */
+        {"http = { users = { }; };\n", "@:3: http.users: expected a list ( ... ), got a group\n"},
+        {"http = { users = ( \"wang\" ); };\n",
+         "@:3: http.users[0]: expected a group { ... }, got a string\n"},
+        {USER(""), "@:3: http.users[0]: missing required key \"name\"\n"
+                   "@:3: http.users[0]: missing required key \"role\"\n"
+                   "@:3: http.users[0]: missing required key \"password_hash\"\n"},
+        {USER("name = \"wang\"; role = \"admin\"; password_hash = \"HASH\";"),
+         "@:3: http.users[0].role: \"admin\" is not one of viewer, operator\n"},
+        {USER("name = \"wang\"; role = 1; password_hash = \"HASH\";"),
+         "@:3: http.users[0].role: expected a string, got an integer\n"},
+        {USER("name = \"wang li\"; role = \"viewer\"; password_hash = \"HASH\";"),
+         "@:3: http.users[0].name: \"wang li\" must be 1..47 of A-Z a-z 0-9 _ . -\n"},
+        {USER("name = \"a23456789012345678901234567890123456789012345678\"; role = \"viewer\"; "
+              "password_hash = \"HASH\";"),
+         "@:3: http.users[0].name: \"a23456789012345678901234567890123456789012345678\" must be "
+         "1..47 of A-Z a-z 0-9 _ . -\n"},
+        {USER("name = \"\"; role = \"viewer\"; password_hash = \"HASH\";"),
+         "@:3: http.users[0].name: must not be empty\n"},
+        {USER("name = \"wang\"; role = \"viewer\"; password_hash = \"HASH\"; email = \"x\";"),
+         "@:3: http.users[0].email: unknown key\n"},
+        {"http = { users = (\n"
+         "  { name = \"wang\"; role = \"viewer\"; password_hash = \"HASH\"; },\n"
+         "  { name = \"wang\"; role = \"operator\"; password_hash = \"HASH\"; } ); };\n",
+         "@:5: http.users[1].name: duplicate user name \"wang\" (first at line 4)\n"},
+        /* hashes: Argon2id that libsodium reads; the value is never echoed */
+        {USER("name = \"wang\"; role = \"viewer\"; password_hash = \"hunter2-SECRETKEY\";"),
+         NOT_ARGON2ID("password_hash")},
+        {USER("name = \"wang\"; role = \"viewer\"; password_hash = \"\";"),
+         "@:3: http.users[0].password_hash: must not be empty\n"},
+        {USER("name = \"wang\"; role = \"viewer\"; password_hash = "
+              "\"$argon2i$v=19$m=4096,t=3,p=1$SECRETKEY$abc\";"),
+         NOT_ARGON2ID("password_hash")},
+        {USER("name = \"wang\"; role = \"viewer\"; password_hash = "
+              "\"$2b$12$SECRETKEYSECRETKEYSECRE\";"),
+         NOT_ARGON2ID("password_hash")},
+        {USER("name = \"wang\"; role = \"viewer\"; password_hash = \"$argon2id$SECRETKEY\";"),
+         MALFORMED("password_hash")},
+        {USER("name = \"wang\"; role = \"viewer\"; password_hash = "
+              "\"$argon2id$v=19$m=65536,t=2,p=1$SECRETKEY\";"),
+         MALFORMED("password_hash")},
+        {USER("name = \"wang\"; role = \"viewer\"; password_hash = "
+              "\"$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$SECRETKEY!\";"),
+         MALFORMED("password_hash")},
+        {USER("name = \"wang\"; role = \"viewer\"; password_hash = \"HASHHASH\";"),
+         MALFORMED("password_hash")},
+        {USER("name = \"wang\"; role = \"viewer\"; password_hash = \"HASH\"; token_hash = "
+              "\"SECRETKEY\";"),
+         NOT_ARGON2ID("token_hash")},
+        {USER("name = \"wang\"; role = \"viewer\"; password_hash = \"HASH\"; token_hash = "
+              "\"$argon2id$v=19$m=65536,t=2,p=1$SECRETKEY\";"),
+         MALFORMED("token_hash")},
+        {USER("name = \"wang\"; role = \"viewer\"; password_hash = \"HASH\"; token_hash = 5;"),
+         "@:3: http.users[0].token_hash: expected a string, got an integer\n"},
+    };
+#undef USER
+#undef NOT_ARGON2ID
+#undef MALFORMED
+    for (size_t i = 0; i < N_CASES(cases); i++) {
+        struct tmpdir t;
+        tmp_init(&t);
+        tmp_write(&t, "gw.crt", HTTP_CERT_PEM, 0644);
+        tmp_write(&t, "gw.key", HTTP_KEY_PEM, 0600);
+        tmp_write(&t, "empty.key", "\n", 0600);
+        const char *path = NULL;
+        char *out = NULL;
+        struct gw_config *cfg = load_http(&t, cases[i].text, &path, &out);
+        /* DIR in the expected text too */
+        char *w1 = expand_at(cases[i].want, path);
+        size_t n = strlen(w1) + 1;
+        for (const char *c = w1; *c; c++) {
+            n += strncmp(c, "DIR", 3) == 0 ? strlen(t.dir) : 0;
+        }
+        char *want = malloc(n);
+        assert_non_null(want);
+        char *w = want;
+        for (const char *c = w1; *c;) {
+            if (strncmp(c, "DIR", 3) == 0) {
+                w = stpcpy(w, t.dir);
+                c += 3;
+            } else {
+                *w++ = *c++;
+            }
+        }
+        *w = '\0';
+        if (cfg || strcmp(out, want) != 0) {
+            print_error("case %zu:\n got: %s want: %s", i, out, want);
+        }
+        assert_null(cfg);
+        assert_string_equal(out, want);
+        assert_null(strstr(out, "SECRETKEY"));
+        assert_null(strstr(out, "argon2id$v=19"));
+        free(want);
+        free(w1);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -3781,6 +4218,11 @@ int main(void)
         cmocka_unit_test(test_smtp_files),
         cmocka_unit_test(test_people_warnings),
         cmocka_unit_test(test_people_bad),
+        cmocka_unit_test(test_http_defaults),
+        cmocka_unit_test(test_http_good),
+        cmocka_unit_test(test_http_loopback),
+        cmocka_unit_test(test_http_warnings),
+        cmocka_unit_test(test_http_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
