@@ -1036,6 +1036,16 @@ int gw_desk_reload(struct gw_desk *desk, const struct gw_config *cfg, int64_t no
     return 0;
 }
 
+void gw_desk_notify_counters(const struct gw_desk *desk, int kind, uint64_t *sent, uint64_t *failed,
+                             uint64_t *retries)
+{
+    struct gw_notify_counters nc;
+    gw_notifier_counters(desk->notifier, (enum gw_channel_kind)kind, &nc);
+    *sent = nc.sent;
+    *failed = nc.failed;
+    *retries = nc.retries;
+}
+
 void gw_desk_stats(const struct gw_desk *desk, struct gw_desk_stats *out)
 {
     memset(out, 0, sizeof(*out));

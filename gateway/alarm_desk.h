@@ -100,6 +100,10 @@ void gw_desk_selftest_now(struct gw_desk *desk, int64_t now_ms);
 /* The last result as a JSON object for P/status, or NULL before the first. */
 const char *gw_desk_selftest_json(const struct gw_desk *desk);
 
+/* Notification counters of one channel kind (enum gw_channel_kind). */
+void gw_desk_notify_counters(const struct gw_desk *desk, int kind, uint64_t *sent, uint64_t *failed,
+                             uint64_t *retries);
+
 /* Counts for P/metrics and P/status. */
 struct gw_desk_stats {
     int active;  /* non-normal alarms */

@@ -17,6 +17,9 @@
 
 #include "alarm.h"
 #include "alarm_desk.h"
+#include "alarms.h"
+#include "prom.h"
+#include "web.h"
 #include "driver.h"
 #include "log.h"
 #include "outbox.h"
@@ -59,6 +62,7 @@ struct gw_gateway {
     void *drivers[GW_NDRIVERS]; /* state of each running driver of `driver_table` */
 
     struct gw_desk *desk; /* alarms, escalation, notifications, commands */
+    struct gw_web *web;   /* the page, the JSON API, /metrics (NULL without an http section) */
 
     uv_timer_t tick;
     uv_timer_t commit_timer;
@@ -592,6 +596,10 @@ int gw_gateway_start(struct gw_gateway *gw)
         return rc;
     }
     int restored = gw_desk_restore(gw->desk, gw->rules, gw_now_ms());
+    gw->web = gw_web_new(gw->loop, gw, gw->cfg);
+    if (gw->cfg->http.line > 0 && (!gw->web || gw_web_start(gw->web) != 0)) {
+        gw_error("gateway", "the status page and API could not start (see above); running without");
+    }
     rc = start_drivers(gw);
     if (rc != 0) {
         return rc;
@@ -679,6 +687,7 @@ int gw_gateway_reload(struct gw_gateway *gw, struct gw_config *cfg)
     stop_drivers(gw);
     gw_registry_carry_over(registry, gw->registry);
     gw_rules_carry_over(rules, gw->rules);
+    gw_web_reload(gw->web, cfg);
     if (gw_desk_reload(gw->desk, cfg, gw_now_ms()) != 0) {
         gw_error("gateway", "reload: alarms could not move to the new config (out of memory)");
     }
@@ -750,6 +759,11 @@ static void on_desk_closed(void *ctx)
     maybe_done(ctx);
 }
 
+static void on_web_closed(void *ctx)
+{
+    maybe_done(ctx);
+}
+
 void gw_gateway_stop(struct gw_gateway *gw, void (*done)(void *ctx), void *ctx)
 {
 #ifdef GW_HAVE_SYSTEMD
@@ -768,7 +782,11 @@ void gw_gateway_stop(struct gw_gateway *gw, void (*done)(void *ctx), void *ctx)
     uv_timer_stop(&gw->tick);
     uv_timer_stop(&gw->commit_timer);
     uv_check_stop(&gw->alarm_commit);
-    gw->closing = 5;
+    gw->closing = gw->web ? 6 : 5;
+    if (gw->web) {
+        gw_web_close(gw->web, on_web_closed, gw);
+        gw->web = NULL;
+    }
     gw_desk_close(gw->desk, on_desk_closed, gw);
     gw->desk = NULL;
     uv_close((uv_handle_t *)&gw->tick, on_handle_closed);
@@ -804,6 +822,94 @@ uint64_t gw_gateway_sink_lag(const struct gw_gateway *gw, const char *sink)
 void gw_gateway_emit_metrics(struct gw_gateway *gw)
 {
     emit_metrics(gw, gw_now_ms());
+}
+
+const struct gw_registry *gw_gateway_registry(const struct gw_gateway *gw)
+{
+    return gw->registry;
+}
+
+struct gw_desk *gw_gateway_desk(const struct gw_gateway *gw)
+{
+    return gw->desk;
+}
+
+struct gw_store *gw_gateway_store(const struct gw_gateway *gw)
+{
+    return gw->store;
+}
+
+bool gw_gateway_healthy(const struct gw_gateway *gw, char *why, size_t size)
+{
+    struct gw_store_stats ss;
+    gw_store_stats(gw->store, &ss);
+    if (ss.failing) {
+        snprintf(why, size, "the store cannot write: %s", ss.last_error);
+        return false;
+    }
+    if (gw->closing) {
+        snprintf(why, size, "stopping");
+        return false;
+    }
+    why[0] = '\0';
+    return true;
+}
+
+char *gw_gateway_prometheus(struct gw_gateway *gw, char *err, size_t errlen)
+{
+    struct gw_prom_snapshot *p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    struct gw_store_stats ss;
+    gw_store_stats(gw->store, &ss);
+    p->readings = gw->stats.readings;
+    p->poll_errors = gw->stats.poll_errors;
+    p->transitions = gw->stats.transitions;
+    p->outbox = ss.outbox;
+    p->dropped = ss.dropped;
+    p->write_errors = ss.write_errors;
+    p->dead_letters = ss.dead_letters;
+    struct gw_outbox_sink_stats sinks[GW_PROM_MAX_SINKS];
+    int nsinks = gw_outbox_sink_stats(gw->outbox, sinks, GW_PROM_MAX_SINKS);
+    for (int i = 0; i < nsinks; i++) {
+        p->sink_lag[p->nsinks++] =
+            (struct gw_prom_count){sinks[i].name, gw_gateway_sink_lag(gw, sinks[i].name)};
+    }
+    /* LoRa rejects: the driver's lora_rejected_<reason> counters. */
+    struct gw_metric m[MAX_METRICS];
+    for (size_t d = 0; d < GW_NDRIVERS; d++) {
+        if (!gw->drivers[d] || !driver_table[d]->metrics) {
+            continue;
+        }
+        int n = driver_table[d]->metrics(gw->drivers[d], m, MAX_METRICS);
+        for (int i = 0; i < n && p->nrejected < GW_PROM_MAX_REASONS; i++) {
+            if (strncmp(m[i].name, "lora_rejected_", 14) == 0) {
+                p->rejected[p->nrejected++] =
+                    (struct gw_prom_count){m[i].name + 14, (uint64_t)m[i].value};
+            }
+        }
+    }
+    gw_alarms_count(gw_desk_alarms(gw->desk), p->alarms);
+    for (int k = GW_CHANNEL_MQTT; k <= GW_CHANNEL_EMAIL; k++) {
+        gw_desk_notify_counters(gw->desk, (enum gw_channel_kind)k, &p->notify[k].sent,
+                                &p->notify[k].failed, &p->notify[k].retries);
+    }
+    struct gw_desk_stats ds;
+    gw_desk_stats(gw->desk, &ds);
+    p->notify_pending = ds.notify_pending;
+    p->commands = ds.commands;
+    p->commands_refused = ds.commands_refused;
+    int faulty;
+    gw_registry_counts(gw->registry, &p->sensors_online, &p->sensors_offline, &faulty);
+    p->sensors_faulty = faulty;
+    long kb = rss_kb();
+    p->rss_bytes = kb > 0 ? (int64_t)kb * 1024 : 0;
+    p->uptime_seconds = (double)(gw_now_ms() - gw->started_at_ms) / 1000.0;
+    char *text = gw_prom_render(p, err, errlen);
+    free(p);
+    return text;
 }
 
 void gw_gateway_selftest(struct gw_gateway *gw)

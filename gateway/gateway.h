@@ -6,6 +6,7 @@
 #define GW_GATEWAY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -30,6 +31,18 @@ void gw_gateway_dispatch(void *gw, const struct gw_reading *reading);
 void gw_gateway_stats(const struct gw_gateway *gw, struct gw_gateway_stats *out);
 /* Publish P/metrics now (SIGUSR1), besides every minute. */
 void gw_gateway_emit_metrics(struct gw_gateway *gw);
+/* For the web side (web.c), on the loop thread. */
+struct gw_registry;
+struct gw_desk;
+struct gw_store;
+const struct gw_registry *gw_gateway_registry(const struct gw_gateway *gw);
+struct gw_desk *gw_gateway_desk(const struct gw_gateway *gw);
+struct gw_store *gw_gateway_store(const struct gw_gateway *gw);
+/* /healthz: the loop runs (we are answering) and the store can write; else false and why. */
+bool gw_gateway_healthy(const struct gw_gateway *gw, char *why, size_t size);
+/* The /metrics body (Prometheus text); NULL with the reason in err. */
+char *gw_gateway_prometheus(struct gw_gateway *gw, char *err, size_t errlen);
+
 /* Run the path self-test now (SIGUSR2), besides daily at selftest.at. */
 void gw_gateway_selftest(struct gw_gateway *gw);
 const struct gw_config *gw_gateway_config(const struct gw_gateway *gw);

@@ -1,0 +1,189 @@
+#!/usr/bin/python3
+"""The JSON API and the operations endpoints against a running gateway: every endpoint, logins,
+roles, CSRF, bearer tokens, wrong state, bad input; actions go through the same path as MQTT
+commands (the alarm's retained record and P/events change), /metrics passes promtool."""
+
+import http.client
+import json
+import shutil
+import subprocess
+import time
+
+from harness import (BUILD_DIR, PREFIX, Collector, Gateway, Mosquitto, free_port, log, retained,
+                     run, site_config, wait_for)
+
+
+def hash_secret(secret):
+    out = subprocess.run([f"{BUILD_DIR}/campusgw", "--hash-password"], input=secret.encode(),
+                         capture_output=True, check=True, timeout=60)
+    return out.stdout.decode().strip()
+
+
+class Client:
+    def __init__(self, port):
+        self.port = port
+        self.cookie = None
+        self.csrf = None
+        self.token = None
+
+    def call(self, method, path, body=None, csrf=True, headers=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        h = dict(headers or {})
+        if self.cookie:
+            h["Cookie"] = self.cookie
+        if self.csrf and csrf:
+            h["X-CSRF-Token"] = self.csrf
+        if self.token:
+            h["Authorization"] = f"Bearer {self.token}"
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        if data is not None:
+            h["Content-Type"] = "application/json"
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        raw = r.read()
+        c.close()
+        ctype = r.getheader("Content-Type") or ""
+        return r.status, (json.loads(raw) if "json" in ctype and raw else raw.decode()), r
+
+    def login(self, name, password):
+        status, body, r = self.call("POST", "/api/login", {"name": name, "password": password})
+        if status == 200:
+            self.cookie = r.getheader("Set-Cookie").split(";")[0]
+            self.csrf = body["csrf"]
+        return status, body, r
+
+
+def setup(wd):
+    broker = Mosquitto(wd).start()
+    port = free_port()
+    users = f'''users = (
+      {{ name = "wang"; role = "operator"; password_hash = "{hash_secret('op-secret-1')}";
+         token_hash = "{hash_secret('script-token-0123456789')}"; }},
+      {{ name = "zhao"; role = "viewer"; password_hash = "{hash_secret('viewer-secret-1')}"; }} );'''
+    body = f'''
+http = {{ listen = "127.0.0.1:{port}"; {users} }};
+profiles = {{ door = {{ codec = "json"; values = ( {{ name = "state"; path = "state"; }} ); }}; }};
+sensors = ( {{ id = "door-1"; kind = "exit_door"; profile = "door"; expect_every_s = 3600;
+               mqtt = {{ topic = "bridge/door-1"; }};
+               location = {{ building = "A"; floor = "1"; zone = "east exit"; }}; }} );
+rules = ( {{ name = "exit locked"; kind = "exit_door"; point = "state"; equals = "locked";
+             class = "supervisory"; }} );
+'''
+    col = Collector(broker.port, f"{PREFIX}/#")
+    gw = Gateway(wd, site_config(f"{wd.path}/state", broker.port, body)).start()
+    wait_for(lambda: "INFO http: listening" in gw.output(), 10, "the http server")
+    return broker, col, gw, port
+
+
+def raise_locked(broker, col):
+    mark = col.mark()
+    col.publish("bridge/door-1", json.dumps({"state": "locked"}))
+    col.wait_json(f"{PREFIX}/events", lambda t, o: o["key"] == "door-1/exit-locked", 10,
+                  "the locked raise", since=mark)
+
+
+def test_api(wd):
+    broker, col, gw, port = setup(wd)
+    anon = Client(port)
+    # Operations endpoints.
+    status, body, _ = anon.call("GET", "/healthz")
+    assert status == 200 and body.strip() == "ok", (status, body)
+    # Users exist: nothing without logging in (the loopback read-only mode is for no users).
+    for path in ("/api/sensors", "/api/alarms", "/api/events", "/metrics", "/api/me"):
+        status, body, _ = anon.call("GET", path)
+        assert status == 401, (path, status, body)
+
+    viewer, op = Client(port), Client(port)
+    assert viewer.login("zhao", "wrong")[0] == 401
+    assert viewer.login("nobody", "x")[0] == 401
+    status, body, r = viewer.login("zhao", "viewer-secret-1")
+    assert status == 200 and body["role"] == "viewer", body
+    cookie = r.getheader("Set-Cookie")
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie, cookie
+    assert op.login("wang", "op-secret-1")[1]["role"] == "operator"
+
+    raise_locked(broker, col)
+    status, sensors, _ = viewer.call("GET", "/api/sensors")
+    assert status == 200 and sensors[0]["id"] == "door-1", sensors
+    assert sensors[0]["values"] == {"state": "locked"} and sensors[0]["alarms"] == 1, sensors
+    assert sensors[0]["location"]["zone"] == "east exit", sensors
+    status, one, _ = viewer.call("GET", "/api/sensors/door-1")
+    assert status == 200 and one["alarms"][0]["key"] == "door-1/exit-locked", one
+    assert viewer.call("GET", "/api/sensors/nope")[0] == 404
+    status, alarms, _ = viewer.call("GET", "/api/alarms")
+    assert [a["key"] for a in alarms] == ["door-1/exit-locked"], alarms
+    status, events, _ = viewer.call("GET", "/api/events")
+    assert status == 200 and events[-1]["transition"] == "raise", events
+    assert viewer.call("GET", "/api/events?since=yesterday")[0] == 400
+
+    key = "door-1/exit-locked"
+    # A viewer looks, never acts; an operator acts only with the CSRF token of its session.
+    assert viewer.call("POST", f"/api/alarms/{key}/ack", {"note": "x"})[0] == 403
+    status, body, _ = op.call("POST", f"/api/alarms/{key}/ack", {"note": "checked"}, csrf=False)
+    assert status == 403 and "CSRF" in body["error"], body
+    bad = Client(port)
+    bad.cookie, bad.csrf = op.cookie, "0" * 64
+    assert bad.call("POST", f"/api/alarms/{key}/ack", {})[0] == 403
+    # Bad input and unknown things: 400 / 404; nothing changes.
+    assert op.call("POST", f"/api/alarms/{key}/ack", b"{not json")[0] == 400
+    assert op.call("POST", f"/api/alarms/{key}/ack", {"sudo": True})[0] == 400
+    assert op.call("POST", f"/api/alarms/{key}/shelve", {"minutes": 0})[0] == 400
+    assert op.call("POST", "/api/alarms/nope/nothing/ack", {})[0] == 404
+    assert op.call("POST", f"/api/alarms/{key}/explode", {})[0] == 404
+    a = json.loads(retained(broker.port, f"{PREFIX}/alarms/{key}")[f"{PREFIX}/alarms/{key}"])
+    assert a["state"] == "unacked", a
+    # The ack: recorded with the user's name (not what the body says), published as by MQTT.
+    mark = col.mark()
+    status, body, _ = op.call("POST", f"/api/alarms/{key}/ack", {"note": "门已打开", "by": "x"})
+    assert status == 200 and body["state"] == "acked", body
+    ev = col.wait_json(f"{PREFIX}/events", lambda t, o: o["key"] == key and o["transition"] ==
+                       "ack", 5, "the ack event", since=mark)
+    assert ev["by"] == "wang" and ev["note"] == "门已打开", ev
+    # Wrong state: 409.
+    status, body, _ = op.call("POST", f"/api/alarms/{key}/ack", {})
+    assert status == 409 and "wrong state" in body["error"], body
+    assert op.call("POST", f"/api/alarms/{key}/reset", {})[0] == 409
+    # Sensors out of service and back.
+    status, body, _ = op.call("POST", "/api/sensors/door-1/out-of-service", {"note": "new lock"})
+    assert status == 200 and body["state"] == "out_of_service", body
+    assert op.call("GET", "/api/sensors/door-1")[1]["out_of_service"] is True
+    assert op.call("POST", "/api/sensors/door-1/out-of-service", {})[0] == 409
+    assert op.call("POST", "/api/sensors/door-1/in-service", {})[1]["state"] == "in_service"
+    assert op.call("POST", "/api/sensors/nope/in-service", {})[0] == 404
+
+    # Scripts: a bearer token, no CSRF needed; a wrong one is 401.
+    script = Client(port)
+    script.token = "script-token-0123456789"
+    status, body, _ = script.call("GET", "/api/me")
+    assert status == 200 and body["name"] == "wang", body
+    t0 = time.monotonic()
+    assert script.call("GET", "/api/alarms")[0] == 200
+    log(f"a cached bearer token answers in {1000 * (time.monotonic() - t0):.0f} ms")
+    script.token = "wrong-token-0123456789"
+    assert script.call("GET", "/api/alarms")[0] == 401
+
+    # Logout ends the session.
+    assert op.call("POST", "/api/logout")[0] == 200
+    assert op.call("GET", "/api/alarms")[0] == 401
+
+    # /metrics: Prometheus text that promtool accepts.
+    status, text, _ = viewer.call("GET", "/metrics")
+    assert status == 200 and "campusgw_alarms{" in text, text[:300]
+    if shutil.which("promtool"):
+        p = subprocess.run(["promtool", "check", "metrics"], input=text.encode(),
+                           capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stdout.decode() + p.stderr.decode()
+
+
+def test_failed_logins_are_rate_limited(wd):
+    broker, col, gw, port = setup(wd)
+    c = Client(port)
+    codes = [c.login("wang", f"wrong-{i}")[0] for i in range(7)]
+    log(f"failed logins: {codes}")
+    assert codes[:5] == [401] * 5 and 429 in codes[5:], codes
+    status, _, r = c.login("wang", "op-secret-1")  # even the right password waits now
+    assert status == 429 and int(r.getheader("Retry-After")) > 0, status
+
+
+if __name__ == "__main__":
+    run([test_api, test_failed_logins_are_rate_limited])
