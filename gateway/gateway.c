@@ -102,6 +102,25 @@ static void emit(struct gw_gateway *gw, enum gw_record_type type, int64_t ts_ms,
         return;
     }
     gw_store_append(gw->store, seq, type, ts_ms, topic, json);
+    if (gw_web_listening(gw->web)) {
+        /* The page follows live: the same JSON as the hub, by kind of record. */
+        static const char *const events[] = {
+            [GW_REC_TELEMETRY] = "telemetry",
+            [GW_REC_HEALTH] = "health",
+            [GW_REC_ALARM] = "alarm",
+            [GW_REC_EVENT] = "event",
+        };
+        if ((size_t)type < sizeof(events) / sizeof(events[0]) && events[type]) {
+            if (type == GW_REC_ALARM && json[0] == '\0') {
+                char cleared[GW_KEY_MAX + 32];
+                snprintf(cleared, sizeof(cleared), "{\"key\":\"%s\",\"state\":\"normal\"}",
+                         strncmp(topic, "alarms/", 7) == 0 ? topic + 7 : topic);
+                gw_web_push(gw->web, "alarm", cleared);
+            } else {
+                gw_web_push(gw->web, events[type], json);
+            }
+        }
+    }
     free(json);
     gw_outbox_kick(gw->outbox);
 }

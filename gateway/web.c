@@ -489,6 +489,22 @@ static void on_events(void *ctx, struct gw_http_request *req)
     with_identity(ctx, req, GW_AUTH_READ, events_then);
 }
 
+/* ---- live updates ---- */
+
+static void stream_then(struct gw_web *web, struct gw_http_request *req,
+                        const struct gw_auth_identity *who)
+{
+    (void)web;
+    (void)who;
+    gw_http_sse_accept(req);
+}
+
+/* GET /api/stream: Server-Sent Events "alarm", "event", "health", "telemetry" (their JSON). */
+static void on_stream(void *ctx, struct gw_http_request *req)
+{
+    with_identity(ctx, req, GW_AUTH_READ, stream_then);
+}
+
 /* ---- sessions ---- */
 
 static void me_json(struct gw_web *web, struct gw_http_request *req,
@@ -615,6 +631,9 @@ struct gw_web *gw_web_new(uv_loop_t *loop, struct gw_gateway *gw, const struct g
         {"GET", "/api/events", on_events},   {"GET", "/api/me", on_me},
         {"POST", "/api/login", on_login},    {"POST", "/api/logout", on_logout},
     };
+    if (gw_http_sse(web->http, "/api/stream", on_stream, web) != 0) {
+        gw_error(MOD, "cannot register the event stream");
+    }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (gw_http_route(web->http, routes[i].method, routes[i].path, routes[i].fn, web) != 0) {
             gw_error(MOD, "cannot register route %s", routes[i].path);
@@ -632,6 +651,16 @@ int gw_web_start(struct gw_web *web)
                 web->cfg->http.nusers == 0 ? " (read-only, loopback only)" : "");
     }
     return rc;
+}
+
+bool gw_web_listening(const struct gw_web *web)
+{
+    if (!web || web->closing) {
+        return false;
+    }
+    struct gw_http_stats st;
+    gw_http_stats(web->http, &st);
+    return st.sse_clients > 0;
 }
 
 void gw_web_push(struct gw_web *web, const char *event, const char *json)

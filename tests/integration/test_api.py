@@ -175,6 +175,38 @@ def test_api(wd):
         assert p.returncode == 0, p.stdout.decode() + p.stderr.decode()
 
 
+def test_live_stream(wd):
+    """The page's event stream: an alarm raised shows up live, the stream needs a login."""
+    broker, col, gw, port = setup(wd)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/api/stream")
+    r = c.getresponse()
+    assert r.status == 401, r.status
+    r.read()
+    c.close()
+    viewer = Client(port)
+    viewer.login("zhao", "viewer-secret-1")
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/api/stream", headers={"Cookie": viewer.cookie})
+    r = c.getresponse()
+    assert r.status == 200 and r.getheader("Content-Type").startswith("text/event-stream")
+    raise_locked(broker, col)
+    events, event = [], None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(e == "alarm" for e, _ in events):
+        line = r.fp.readline().decode().rstrip("\n")
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: ") and event:
+            events.append((event, json.loads(line[6:])))
+    c.close()
+    kinds = [e for e, _ in events]
+    log(f"stream events: {kinds}")
+    assert "event" in kinds and "alarm" in kinds, kinds
+    alarm = next(d for e, d in events if e == "alarm")
+    assert alarm["key"] == "door-1/exit-locked" and alarm["state"] == "unacked", alarm
+
+
 def test_failed_logins_are_rate_limited(wd):
     broker, col, gw, port = setup(wd)
     c = Client(port)
@@ -186,4 +218,4 @@ def test_failed_logins_are_rate_limited(wd):
 
 
 if __name__ == "__main__":
-    run([test_api, test_failed_logins_are_rate_limited])
+    run([test_api, test_live_stream, test_failed_logins_are_rate_limited])
