@@ -56,6 +56,7 @@ int gw_codec_cayenne_lpp(const uint8_t *bytes, size_t len, struct gw_reading *ou
  * either way its heap is rebuilt for the next frame. No effect on other codecs.
  */
 #define GW_JS_TIMEOUT_MS 100
+#define GW_JS_LOAD_TIMEOUT_MS 1000 /* the script's top level, once per heap */
 #define GW_JS_MEM_LIMIT (4u * 1024 * 1024)
 void gw_decoder_set_limits(struct gw_decoder *decoder, int timeout_ms, size_t mem_bytes);
 

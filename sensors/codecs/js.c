@@ -706,7 +706,15 @@ static int heap_open(struct gw_js *js, char *err, size_t errlen)
         blocks_free_all(js);
         return -ENOMEM;
     }
+    /* A script's top level (its tables, helper functions) runs once per heap, not per frame:
+     * give it longer than a frame, so a slow machine (or valgrind) does not refuse a good one;
+     * an endless top level is still stopped. */
+    int frame_ms = js->timeout_ms;
+    if (js->timeout_ms < GW_JS_LOAD_TIMEOUT_MS) {
+        js->timeout_ms = GW_JS_LOAD_TIMEOUT_MS;
+    }
     int rc = guarded(js, load_call, js, "script", err, errlen);
+    js->timeout_ms = frame_ms;
     if (rc < 0) {
         heap_destroy(js);
     }
