@@ -594,6 +594,34 @@ static void on_logout(void *ctx, struct gw_http_request *req)
     gw_http_respond(req, r);
 }
 
+/* ---- the page (gateway/www, embedded by cmake/embed.cmake) ---- */
+
+extern const unsigned char gw_www_index_html[], gw_www_app_js[], gw_www_app_css[],
+    gw_www_favicon_svg[];
+extern const size_t gw_www_index_html_len, gw_www_app_js_len, gw_www_app_css_len,
+    gw_www_favicon_svg_len;
+
+static void add_static_routes(struct gw_http_server *http)
+{
+    const struct {
+        const char *path, *type;
+        const unsigned char *data;
+        size_t len;
+    } assets[] = {
+        {"/", "text/html; charset=utf-8", gw_www_index_html, gw_www_index_html_len},
+        {"/index.html", "text/html; charset=utf-8", gw_www_index_html, gw_www_index_html_len},
+        {"/app.js", "text/javascript; charset=utf-8", gw_www_app_js, gw_www_app_js_len},
+        {"/app.css", "text/css; charset=utf-8", gw_www_app_css, gw_www_app_css_len},
+        {"/favicon.svg", "image/svg+xml", gw_www_favicon_svg, gw_www_favicon_svg_len},
+    };
+    for (size_t i = 0; i < sizeof(assets) / sizeof(assets[0]); i++) {
+        if (gw_http_static(http, assets[i].path, assets[i].type, assets[i].data, assets[i].len) !=
+            0) {
+            gw_error(MOD, "cannot register page asset %s", assets[i].path);
+        }
+    }
+}
+
 /* ---- life cycle ---- */
 
 struct gw_web *gw_web_new(uv_loop_t *loop, struct gw_gateway *gw, const struct gw_config *cfg)
@@ -631,6 +659,7 @@ struct gw_web *gw_web_new(uv_loop_t *loop, struct gw_gateway *gw, const struct g
         {"GET", "/api/events", on_events},   {"GET", "/api/me", on_me},
         {"POST", "/api/login", on_login},    {"POST", "/api/logout", on_logout},
     };
+    add_static_routes(web->http);
     if (gw_http_sse(web->http, "/api/stream", on_stream, web) != 0) {
         gw_error(MOD, "cannot register the event stream");
     }

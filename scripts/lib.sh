@@ -26,7 +26,8 @@ gw_install_packages() {
 # Debian's npm conflicts with NodeSource's nodejs (which ships npm itself), so
 # the npm package is installed only when the npm command is missing.
 gw_install_npm() {
-    [ -d "$GW_ROOT/tests/unit/node_modules/lora-packet" ] && return 0
+    [ -d "$GW_ROOT/tests/unit/node_modules/lora-packet" ] &&
+        [ -d "$GW_ROOT/tests/integration/node_modules/playwright-core" ] && return 0
     if ! command -v npm >/dev/null 2>&1; then
         gw_say "installing: npm"
         local sudo=""
@@ -36,6 +37,9 @@ gw_install_npm() {
     fi
     gw_say "installing npm packages of tests/unit (lora-packet)"
     npm ci --prefix "$GW_ROOT/tests/unit" --no-audit --no-fund >/dev/null
+    # playwright-core drives Debian's chromium; it downloads no browser of its own
+    gw_say "installing npm packages of tests/integration (playwright-core)"
+    npm ci --prefix "$GW_ROOT/tests/integration" --no-audit --no-fund >/dev/null
 }
 
 # gw_build DIR [cmake args...]
