@@ -26,7 +26,9 @@ def demo_config(wd, hub_port, sim_port, lora_port):
     text, n2 = re.subn(r"port = 1883;", f"port = {hub_port};", text)
     text, n3 = re.subn(r"127\.0\.0\.1:1502", f"127.0.0.1:{sim_port}", text)
     text, n4 = re.subn(r"127\.0\.0\.1:1700", f"127.0.0.1:{lora_port}", text)
-    assert (n1, n2, n3, n4) == (1, 1, 1, 1), "demo.cfg no longer has the lines scripts/demo rewrites"
+    text, n5 = re.subn(r"127\.0\.0\.1:8080", f"127.0.0.1:{free_port()}", text)
+    assert (n1, n2, n3, n4, n5) == (1, 1, 1, 1, 1), \
+        "demo.cfg no longer has the lines scripts/demo rewrites"
     return text
 
 
