@@ -7,28 +7,18 @@ certificate the gateway must not trust, and mosquitto for mqtt channels.
 A webhook that hangs must not delay the email and mqtt sends issued with it."""
 
 import email
-import logging
 import email.policy
 import json
 import os
 import re
-import ssl
 import subprocess
 import threading
 import time
-import warnings
 from email.utils import parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
-
-from harness import (BUILD_DIR, PREFIX, SANITIZER_MARKS, Collector, Mosquitto, free_port, log, run,
-                     site_config, wait_for)
-
-# aiosmtpd logs a traceback for the refused handshake and warns about the smtps setup.
-logging.getLogger("mail.log").setLevel(logging.CRITICAL)
-warnings.filterwarnings("ignore", module="aiosmtpd")
+# The loopback HTTP receiver and SMTP server are shared with test_alarm_path.py.
+from harness import (BUILD_DIR, PREFIX, SANITIZER_MARKS, Collector, Mailbox, Mosquitto, Receiver,
+                     Smtp, free_port, log, make_cert, run, site_config, wait_for)
 
 SUBJECT = "【火警】A栋 3层 301室 烟感报警，未确认"
 TEXT = ("【火警】A栋 3层 301室 烟感报警 (A-3F-smoke-301) 10:42:05 起，未确认\n"
@@ -36,138 +26,6 @@ TEXT = ("【火警】A栋 3层 301室 烟感报警 (A-3F-smoke-301) 10:42:05 起
         ".a line that starts with a dot\n")
 FROM = "校园网关 <gw@school.cn>"
 LINE = re.compile(r"^(\S+) (\w+):(\S+) (ok|failed) (.*) (\d+) (\d+)$")
-
-
-# ---- loopback HTTP receiver ----
-
-class Receiver:
-    """Answers by path; keeps every request (path, monotonic time, headers, body)."""
-
-    def __init__(self):
-        self.requests = []
-        self.lock = threading.Lock()
-        self.release = threading.Event()  # ends the hanging requests at teardown
-        self.flaky_count = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, fmt, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with receiver.lock:
-                    receiver.requests.append((self.path, time.monotonic(), dict(self.headers),
-                                              body))
-                status, reply = receiver.answer(self.path)
-                if status is None:
-                    return
-                data = reply.encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def answer(self, path):
-        if path == "/ok":
-            return 200, "ok"
-        if path == "/fail500":
-            return 500, "internal error"
-        if path == "/notfound":
-            return 404, "no such hook"
-        if path == "/hang":
-            self.release.wait(60)  # far past the channel's timeout
-            return None, None
-        if path == "/flaky":
-            with self.lock:
-                self.flaky_count += 1
-                first = self.flaky_count == 1
-            return (503, "busy") if first else (200, "ok")
-        if path in ("/wecom-ok", "/dingtalk-ok"):
-            return 200, '{"errcode":0,"errmsg":"ok"}'
-        if path == "/wecom-bad":
-            return 200, '{"errcode":93000,"errmsg":"invalid webhook url"}'
-        return 404, "unknown"
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def got(self, path):
-        with self.lock:
-            return [r for r in self.requests if r[0] == path]
-
-    def close(self):
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-# ---- loopback SMTP receiver ----
-
-def make_cert(wd, name):
-    key, cert = wd.file(f"{name}.key"), wd.file(f"{name}.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                    "-out", cert, "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    return cert, key
-
-
-class Mailbox:
-    def __init__(self):
-        self.messages = []  # (monotonic time, mail_from, rcpt_tos, bytes, over_tls)
-        self.logins = []
-        self.lock = threading.Lock()
-
-    async def handle_DATA(self, server, session, envelope):
-        tls = session.ssl is not None or \
-            server.transport.get_extra_info("ssl_object") is not None
-        with self.lock:
-            self.messages.append((time.monotonic(), envelope.mail_from, list(envelope.rcpt_tos),
-                                  envelope.content, tls))
-        return "250 OK"
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data):
-        if not isinstance(auth_data, LoginPassword):
-            return AuthResult(success=False, handled=False)
-        with self.lock:
-            self.logins.append((auth_data.login, auth_data.password))
-        return AuthResult(success=auth_data.login == b"gw" and auth_data.password == b"s3cret")
-
-
-class Smtp:
-    """aiosmtpd on a free port: mode starttls (required, AUTH required), smtps
-    (implicit TLS), or plain (no STARTTLS offered)."""
-
-    def __init__(self, cert, key, mode):
-        self.box = Mailbox()
-        self.port = free_port()
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(cert, key)
-        kw = dict(hostname="127.0.0.1", port=self.port, authenticator=self.box.authenticate)
-        if mode == "starttls":
-            kw.update(tls_context=ctx, require_starttls=True, auth_required=True)
-        elif mode == "smtps":
-            # The whole session is TLS; aiosmtpd only counts STARTTLS as TLS for AUTH.
-            kw.update(ssl_context=ctx, auth_required=True, auth_require_tls=False)
-        else:
-            # Takes mail from anyone, in clear: a client that does not insist on TLS
-            # would deliver here.
-            kw.update(auth_required=False)
-        self.controller = Controller(self.box, **kw)
-        self.controller.start()
-
-    def close(self):
-        self.controller.stop()
 
 
 # ---- the driver ----
