@@ -1,0 +1,654 @@
+/*
+ * The daily safety log of a scripted school day in Asia/Shanghai: exact summary
+ * JSON, the Markdown lines in zh-CN and en, the CSV parsed back (RFC 4180),
+ * outages across midnight, an empty day, bad input, and the midnight timer
+ * (DST in Europe/Berlin). Times are written as local Shanghai times and turned
+ * into UTC here with the fixed +08:00 offset, independently of the code tested.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <errno.h>
+#include <jansson.h>
+
+#include "daily_log.h"
+
+#define SEC 1000LL
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+
+/* "2026-11-28 10:42:05" Shanghai -> Unix ms (UTC+8, no DST). */
+static int64_t sh(const char *local)
+{
+    struct tm tm = {0};
+    int n = sscanf(local, "%d-%d-%d %d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                   &tm.tm_min, &tm.tm_sec);
+    assert_int_equal(n, 6);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return ((int64_t)timegm(&tm) - 8 * 3600) * SEC;
+}
+
+static json_t *utc(int64_t ms)
+{
+    if (ms == 0) {
+        return json_null();
+    }
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char buf[40];
+    strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+    char out[48];
+    snprintf(out, sizeof(out), "%s.%03dZ", buf, (int)(ms % 1000));
+    return json_string(out);
+}
+
+/* A P/events (transition) or P/alarms (transition NULL) record, as gw_payload_alarm writes it. */
+struct rec {
+    const char *transition, *key, *rule, *cls, *state;
+    const char *raised, *acked, *acked_by, *cleared; /* Shanghai local, NULL = null */
+    int level;
+    const char *by, *note, *shelved_until;
+    double value;
+    int test;
+};
+
+static char *record(const struct rec *r)
+{
+    char sensor[128];
+    snprintf(sensor, sizeof(sensor), "%.*s", (int)(strchr(r->key, '/') - r->key), r->key);
+    json_t *o = json_pack(
+        "{sI ss ss ss ss ss sf so so so so si sb}", "seq", (json_int_t)7, "key", r->key, "sensor",
+        sensor, "rule", r->rule, "class", r->cls, "state", r->state, "value", r->value, "raised_at",
+        utc(r->raised ? sh(r->raised) : 0), "acked_at", utc(r->acked ? sh(r->acked) : 0),
+        "acked_by", r->acked_by ? json_string(r->acked_by) : json_null(), "cleared_at",
+        utc(r->cleared ? sh(r->cleared) : 0), "level", r->level, "condition", r->cleared == NULL);
+    assert_non_null(o);
+    if (r->test) {
+        json_object_set_new(o, "test", json_true());
+    }
+    if (r->transition) {
+        json_object_set_new(o, "transition", json_string(r->transition));
+    }
+    if (r->by) {
+        json_object_set_new(o, "by", json_string(r->by));
+    }
+    if (r->note) {
+        json_object_set_new(o, "note", json_string(r->note));
+    }
+    if (r->shelved_until) {
+        json_object_set_new(o, "shelved_until", utc(sh(r->shelved_until)));
+    }
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    return s;
+}
+
+#define FIRE "A-3F-smoke-301/smoke-detected"
+#define EXIT "B-1F-exit-main/exit-locked-during-school-hours"
+#define TEST "A-2F-smoke-201/smoke-detected"
+#define PUMP "C-1F-pump-01/pump-fault"
+#define HYDR "A-2F-hydrant-02/sensor-offline"
+#define TESTER "王师傅, \"老王\"" /* a comma and a quote for the CSV */
+
+#define NEV 14
+#define NOPEN 2
+
+struct scripted {
+    struct gw_daily_event ev[NEV];
+    char *payload[NEV];
+    char *open[NOPEN];
+    struct gw_daily_input in;
+};
+
+static const char *const offline_rules[] = {"sensor offline"};
+
+static void scripted_day(struct scripted *s, const char *language)
+{
+    /* Open at midnight: the pump since yesterday 22:00 (acked), the hydrant silent since 23:30. */
+    s->open[0] =
+        record(&(struct rec){NULL, PUMP, "pump fault", "trouble", "acked", "2026-11-27 22:00:00",
+                             "2026-11-27 22:10:00", "张工", NULL, 1, NULL, NULL, NULL, 1, 0});
+    s->open[1] =
+        record(&(struct rec){NULL, HYDR, "sensor offline", "trouble", "unacked",
+                             "2026-11-27 23:40:00", NULL, NULL, NULL, 1, NULL, NULL, NULL, 600, 0});
+    const struct {
+        const char *at;
+        struct rec r;
+    } script[NEV] = {
+        {"2026-11-28 00:20:00",
+         {"clear", HYDR, "sensor offline", "trouble", "rtn_unacked", "2026-11-27 23:40:00", NULL,
+          NULL, "2026-11-28 00:20:00", 1, NULL, NULL, NULL, 12, 0}},
+        {"2026-11-28 07:30:00",
+         {"clear", PUMP, "pump fault", "trouble", "normal", "2026-11-27 22:00:00",
+          "2026-11-27 22:10:00", "张工", "2026-11-28 07:30:00", 1, NULL, NULL, NULL, 0, 0}},
+        {"2026-11-28 08:00:00",
+         {"raise", EXIT, "exit locked during school hours", "supervisory", "unacked",
+          "2026-11-28 08:00:00", NULL, NULL, NULL, 0, NULL, NULL, NULL, 1, 0}},
+        {"2026-11-28 09:00:00",
+         {"shelve", EXIT, "exit locked during school hours", "supervisory", "shelved",
+          "2026-11-28 08:00:00", NULL, NULL, NULL, 2, "李老师", "更换门锁", "2026-11-28 10:00:00",
+          1, 0}},
+        {"2026-11-28 10:00:00",
+         {"unshelve", EXIT, "exit locked during school hours", "supervisory", "unacked",
+          "2026-11-28 08:00:00", NULL, NULL, NULL, 2, NULL, "shelve expired", NULL, 1, 0}},
+        {"2026-11-28 10:42:05",
+         {"raise", FIRE, "smoke detected", "alarm", "unacked", "2026-11-28 10:42:05", NULL, NULL,
+          NULL, 1, NULL, NULL, NULL, 1, 0}},
+        {"2026-11-28 10:42:06", {NULL}}, /* a notification: no transition */
+        {"2026-11-28 10:44:35",
+         {"ack", FIRE, "smoke detected", "alarm", "acked", "2026-11-28 10:42:05",
+          "2026-11-28 10:44:35", "王师傅", NULL, 1, "王师傅", "误报，已清洁探头", NULL, 1, 0}},
+        {"2026-11-28 10:50:00",
+         {"clear", FIRE, "smoke detected", "alarm", "acked", "2026-11-28 10:42:05",
+          "2026-11-28 10:44:35", "王师傅", "2026-11-28 10:50:00", 1, NULL, NULL, NULL, 0, 0}},
+        {"2026-11-28 10:51:00",
+         {"reset", FIRE, "smoke detected", "alarm", "normal", "2026-11-28 10:42:05",
+          "2026-11-28 10:44:35", "王师傅", "2026-11-28 10:50:00", 1, "王师傅", NULL, NULL, 0, 0}},
+        {"2026-11-28 14:00:00",
+         {"raise", TEST, "smoke detected", "alarm", "unacked", "2026-11-28 14:00:00", NULL, NULL,
+          NULL, 1, NULL, NULL, NULL, 1, 1}},
+        {"2026-11-28 14:00:30",
+         {"ack", TEST, "smoke detected", "alarm", "acked", "2026-11-28 14:00:00",
+          "2026-11-28 14:00:30", TESTER, NULL, 1, TESTER, NULL, NULL, 1, 1}},
+        {"2026-11-28 14:01:00",
+         {"clear", TEST, "smoke detected", "alarm", "normal", "2026-11-28 14:00:00",
+          "2026-11-28 14:00:30", TESTER, "2026-11-28 14:01:00", 1, NULL, NULL, NULL, 0, 1}},
+        {"2026-11-28 15:00:00", {NULL}}, /* not JSON at all */
+    };
+    for (int i = 0; i < NEV; i++) {
+        if (script[i].r.key) {
+            s->payload[i] = record(&script[i].r);
+        } else if (i == 6) {
+            s->payload[i] =
+                strdup("{\"seq\":9,\"key\":\"" FIRE "\",\"class\":\"alarm\",\"level\":1,"
+                       "\"text\":\"x\",\"kind\":\"raise\"}");
+        } else {
+            s->payload[i] = strdup("{\"key\":");
+        }
+        s->ev[i] = (struct gw_daily_event){sh(script[i].at), s->payload[i]};
+    }
+    s->in = (struct gw_daily_input){
+        .school = "海淀一小",
+        .language = language,
+        .date = "2026-11-28",
+        .start_ms = sh("2026-11-28 00:00:00"),
+        .end_ms = sh("2026-11-29 00:00:00"),
+        .events = s->ev,
+        .nevents = NEV,
+        .open_before = (const char *const *)s->open,
+        .nopen_before = NOPEN,
+        .offline_rules = offline_rules,
+        .noffline_rules = 1,
+        .hazards_opened = 2,
+        .hazards_closed = 1,
+    };
+}
+
+static void scripted_free(struct scripted *s)
+{
+    for (int i = 0; i < NEV; i++) {
+        free(s->payload[i]);
+    }
+    for (int i = 0; i < NOPEN; i++) {
+        free(s->open[i]);
+    }
+}
+
+static void has_line(const char *text, const char *line)
+{
+    size_t n = strlen(line);
+    for (const char *p = text; (p = strstr(p, line)) != NULL; p++) {
+        if ((p == text || p[-1] == '\n') && p[n] == '\n') {
+            return;
+        }
+    }
+    fail_msg("line not found: [%s] in\n%s", line, text);
+}
+
+static int setup_shanghai(void **state)
+{
+    (void)state;
+    setenv("TZ", "Asia/Shanghai", 1);
+    tzset();
+    return 0;
+}
+
+static const char *const expected_summary =
+    "{\"date\":\"2026-11-28\",\"school\":\"海淀一小\",\"alarms\":{\"alarm\":1,\"supervisory\":1,"
+    "\"trouble\":0},\"acked\":1,\"unacked\":1,\"mean_ack_s\":150,\"worst_ack_s\":150,"
+    "\"outages\":1,\"outage_minutes\":20,\"hazards\":{\"opened\":2,\"closed\":1,\"overdue\":0},"
+    "\"commands\":4}";
+
+static void test_summary_exact(void **state)
+{
+    (void)state;
+    struct scripted s;
+    scripted_day(&s, "zh-CN");
+    struct gw_daily_log log;
+    char err[128] = "";
+    assert_int_equal(gw_daily_log_build(&s.in, &log, err, sizeof(err)), 0);
+    assert_string_equal(log.summary, expected_summary);
+    assert_int_equal(log.skipped, 2); /* the notification and the broken record */
+    gw_daily_log_free(&log);
+    gw_daily_log_free(&log); /* twice is harmless */
+    scripted_free(&s);
+}
+
+static void test_markdown_zh(void **state)
+{
+    (void)state;
+    struct scripted s;
+    scripted_day(&s, "zh-CN");
+    struct gw_daily_log log;
+    assert_int_equal(gw_daily_log_build(&s.in, &log, NULL, 0), 0);
+    const char *md = log.markdown;
+    assert_memory_equal(md, "# 安全日志 2026-11-28 海淀一小\n",
+                        strlen("# 安全日志 2026-11-28 海淀一小\n"));
+    has_line(md, "### 火警（2）");
+    has_line(md, "- 10:42:05 报警 **A-3F-smoke-301/smoke-detected**（smoke detected），"
+                 "2 分 30 秒后由 王师傅 确认，10:50:00 恢复");
+    has_line(md, "- [测试] 14:00:00 报警 **A-2F-smoke-201/smoke-detected**（smoke detected），"
+                 "30 秒后由 王师傅, \"老王\" 确认，14:01:00 恢复");
+    has_line(md, "### 监管报警（1）");
+    has_line(md, "- 08:00:00 报警 **B-1F-exit-main/exit-locked-during-school-hours**"
+                 "（exit locked during school hours），未确认，未恢复");
+    has_line(md, "### 故障报警（2）");
+    has_line(md, "- 2026-11-27 22:00:00 报警 **C-1F-pump-01/pump-fault**（pump fault），"
+                 "10 分后由 张工 确认，07:30:00 恢复");
+    has_line(md, "- 2026-11-27 23:40:00 报警 **A-2F-hydrant-02/sensor-offline**（sensor offline），"
+                 "未确认，00:20:00 恢复");
+    has_line(md, "- A-2F-hydrant-02 离线：2026-11-27 23:30:00 至 00:20:00，本日 20 分");
+    has_line(md, "- 新增 2 项，整改关闭 1 项，逾期 0 项");
+    has_line(md, "- 09:00:00 李老师 搁置 B-1F-exit-main/exit-locked-during-school-hours，"
+                 "至 10:00:00，备注：更换门锁");
+    has_line(md, "- 10:44:35 王师傅 确认 A-3F-smoke-301/smoke-detected，备注：误报，已清洁探头");
+    has_line(md, "- 10:51:00 王师傅 复位 A-3F-smoke-301/smoke-detected");
+    has_line(md, "- 14:00:30 王师傅, \"老王\" 确认 A-2F-smoke-201/smoke-detected");
+    has_line(md, "| 火警 | 1 |");
+    has_line(md, "| 监管报警 | 1 |");
+    has_line(md, "| 故障报警 | 0 |");
+    has_line(md, "| 已确认 | 1 |");
+    has_line(md, "| 未确认 | 1 |");
+    has_line(md, "| 平均确认用时 | 2 分 30 秒 |");
+    has_line(md, "| 最长确认用时 | 2 分 30 秒 |");
+    has_line(md, "| 传感器离线 | 1 次，共 20 分钟 |");
+    has_line(md, "| 隐患 新增/关闭/逾期 | 2/1/0 |");
+    has_line(md, "| 操作命令 | 4 |");
+    /* fire first, then supervisory, then trouble */
+    const char *fire = strstr(md, "### 火警"), *sup = strstr(md, "### 监管报警"),
+               *tr = strstr(md, "### 故障报警");
+    assert_true(fire && sup && tr && fire < sup && sup < tr);
+    /* the unshelve by the timer is no one's command */
+    assert_null(strstr(md, "取消搁置"));
+    gw_daily_log_free(&log);
+    scripted_free(&s);
+}
+
+static void test_markdown_en(void **state)
+{
+    (void)state;
+    struct scripted s;
+    scripted_day(&s, "en");
+    struct gw_daily_log log;
+    assert_int_equal(gw_daily_log_build(&s.in, &log, NULL, 0), 0);
+    const char *md = log.markdown;
+    has_line(md, "# Safety log 2026-11-28 海淀一小");
+    has_line(md, "### Fire alarms (2)");
+    has_line(md, "- 10:42:05 raised **A-3F-smoke-301/smoke-detected** (smoke detected), "
+                 "acknowledged by 王师傅 after 2 min 30 s, cleared 10:50:00");
+    has_line(md, "- [test] 14:00:00 raised **A-2F-smoke-201/smoke-detected** (smoke detected), "
+                 "acknowledged by 王师傅, \"老王\" after 30 s, cleared 14:01:00");
+    has_line(md, "- 08:00:00 raised **B-1F-exit-main/exit-locked-during-school-hours** "
+                 "(exit locked during school hours), not acknowledged, not cleared");
+    has_line(md, "### Trouble (2)");
+    has_line(md, "- A-2F-hydrant-02 offline 2026-11-27 23:30:00 to 00:20:00, 20 min this day");
+    has_line(md, "- opened 2, closed 1, overdue 0");
+    has_line(md, "- 09:00:00 李老师 shelved B-1F-exit-main/exit-locked-during-school-hours "
+                 "until 10:00:00, note: 更换门锁");
+    has_line(md, "- 10:51:00 王师傅 reset A-3F-smoke-301/smoke-detected");
+    has_line(md, "| Mean time to acknowledge | 2 min 30 s |");
+    has_line(md, "| Sensor outages | 1, 20 min |");
+    has_line(md, "| Commands | 4 |");
+    assert_string_equal(log.summary, expected_summary); /* the summary has no language */
+    gw_daily_log_free(&log);
+    scripted_free(&s);
+}
+
+/* ---- a small RFC 4180 reader: rows of fields, CRLF line ends ---- */
+
+#define MAXF 16
+#define MAXR 16
+struct csv {
+    char field[MAXR][MAXF][128];
+    int nfields[MAXR];
+    int nrows;
+};
+
+static void parse_csv(const char *p, struct csv *c)
+{
+    memset(c, 0, sizeof(*c));
+    while (*p) {
+        assert_true(c->nrows < MAXR);
+        int f = 0;
+        for (;;) {
+            assert_true(f < MAXF);
+            char *out = c->field[c->nrows][f];
+            size_t n = 0;
+            if (*p == '"') {
+                for (p++;; p++) {
+                    assert_true(*p != '\0'); /* an unterminated quote */
+                    if (*p == '"' && p[1] == '"') {
+                        p++;
+                    } else if (*p == '"') {
+                        p++;
+                        break;
+                    }
+                    assert_true(n < 127);
+                    out[n++] = *p;
+                }
+            } else {
+                for (; *p && *p != ',' && *p != '\r'; p++) {
+                    assert_true(*p != '"' && *p != '\n');
+                    assert_true(n < 127);
+                    out[n++] = *p;
+                }
+            }
+            f++;
+            if (*p == ',') {
+                p++;
+                continue;
+            }
+            assert_memory_equal(p, "\r\n", 2);
+            p += 2;
+            break;
+        }
+        c->nfields[c->nrows++] = f;
+    }
+}
+
+static void row_is(const struct csv *c, int r, const char *const *want)
+{
+    assert_int_equal(c->nfields[r], 12);
+    for (int i = 0; i < 12; i++) {
+        assert_string_equal(c->field[r][i], want[i]);
+    }
+}
+
+static void test_csv(void **state)
+{
+    (void)state;
+    struct scripted s;
+    scripted_day(&s, "zh-CN");
+    struct gw_daily_log log;
+    assert_int_equal(gw_daily_log_build(&s.in, &log, NULL, 0), 0);
+    assert_memory_equal(log.csv, "\xEF\xBB\xBF", 3);
+    static struct csv c;
+    parse_csv(log.csv + 3, &c);
+    assert_int_equal(c.nrows, 6); /* header + 5 occurrences, in raise order */
+    row_is(&c, 0,
+           (const char *const[]){"date", "key", "sensor", "rule", "class", "raised_at", "acked_at",
+                                 "acked_by", "ack_after_s", "cleared_at", "level", "test"});
+    row_is(&c, 1,
+           (const char *const[]){"2026-11-28", PUMP, "C-1F-pump-01", "pump fault", "trouble",
+                                 "2026-11-27 22:00:00", "2026-11-27 22:10:00", "张工", "600",
+                                 "2026-11-28 07:30:00", "1", "false"});
+    row_is(&c, 2,
+           (const char *const[]){"2026-11-28", HYDR, "A-2F-hydrant-02", "sensor offline", "trouble",
+                                 "2026-11-27 23:40:00", "", "", "", "2026-11-28 00:20:00", "1",
+                                 "false"});
+    row_is(&c, 3,
+           (const char *const[]){"2026-11-28", EXIT, "B-1F-exit-main",
+                                 "exit locked during school hours", "supervisory",
+                                 "2026-11-28 08:00:00", "", "", "", "", "2", "false"});
+    row_is(&c, 4,
+           (const char *const[]){"2026-11-28", FIRE, "A-3F-smoke-301", "smoke detected", "alarm",
+                                 "2026-11-28 10:42:05", "2026-11-28 10:44:35", "王师傅", "150",
+                                 "2026-11-28 10:50:00", "1", "false"});
+    row_is(&c, 5,
+           (const char *const[]){"2026-11-28", TEST, "A-2F-smoke-201", "smoke detected", "alarm",
+                                 "2026-11-28 14:00:00", "2026-11-28 14:00:30", TESTER, "30",
+                                 "2026-11-28 14:01:00", "1", "true"});
+    assert_non_null(strstr(log.csv, ",\"王师傅, \"\"老王\"\"\","));
+    gw_daily_log_free(&log);
+    scripted_free(&s);
+}
+
+static void test_empty_day(void **state)
+{
+    (void)state;
+    for (int zh = 0; zh <= 1; zh++) {
+        struct gw_daily_input in = {.school = "No. 1 School",
+                                    .language = zh ? "zh-CN" : "en",
+                                    .date = "2026-11-28",
+                                    .start_ms = sh("2026-11-28 00:00:00"),
+                                    .end_ms = sh("2026-11-29 00:00:00")};
+        struct gw_daily_log log;
+        assert_int_equal(gw_daily_log_build(&in, &log, NULL, 0), 0);
+        assert_string_equal(
+            log.summary,
+            "{\"date\":\"2026-11-28\",\"school\":\"No. 1 School\",\"alarms\":{\"alarm\":0,"
+            "\"supervisory\":0,\"trouble\":0},\"acked\":0,\"unacked\":0,\"mean_ack_s\":null,"
+            "\"worst_ack_s\":null,\"outages\":0,\"outage_minutes\":0,\"hazards\":{\"opened\":0,"
+            "\"closed\":0,\"overdue\":0},\"commands\":0}");
+        assert_string_equal(log.csv, "\xEF\xBB\xBF"
+                                     "date,key,sensor,rule,class,raised_at,acked_at,acked_by,"
+                                     "ack_after_s,cleared_at,level,test\r\n");
+        has_line(log.markdown, zh ? "# 安全日志 2026-11-28 No. 1 School"
+                                  : "# Safety log 2026-11-28 No. 1 School");
+        has_line(log.markdown, zh ? "### 火警（0）" : "### Fire alarms (0)");
+        has_line(log.markdown, zh ? "- 无" : "- none");
+        has_line(log.markdown, zh ? "| 平均确认用时 | - |" : "| Mean time to acknowledge | - |");
+        has_line(log.markdown,
+                 zh ? "| 传感器离线 | 0 次，共 0 分钟 |" : "| Sensor outages | 0, 0 min |");
+        assert_int_equal(log.skipped, 0);
+        gw_daily_log_free(&log);
+    }
+}
+
+/* Outages given by the caller: clipped to the day, one still going. */
+static void test_given_outages(void **state)
+{
+    (void)state;
+    const struct gw_daily_outage outages[] = {
+        {"A-1F-door-01", sh("2026-11-27 20:00:00"), sh("2026-11-27 21:00:00")}, /* yesterday */
+        {"A-2F-hydrant-02", sh("2026-11-28 09:00:00"), sh("2026-11-28 09:45:30")},
+        {"LORA-temp-7", sh("2026-11-28 23:00:00"), 0},
+    };
+    struct gw_daily_input in = {.school = "S",
+                                .language = "zh-CN",
+                                .date = "2026-11-28",
+                                .start_ms = sh("2026-11-28 00:00:00"),
+                                .end_ms = sh("2026-11-29 00:00:00"),
+                                .outages = outages,
+                                .noutages = 3,
+                                .hazards_overdue = 3};
+    struct gw_daily_log log;
+    assert_int_equal(gw_daily_log_build(&in, &log, NULL, 0), 0);
+    /* 45.5 + 60 min = 105.5 -> 106 */
+    assert_non_null(strstr(log.summary, "\"outages\":2,\"outage_minutes\":106,"));
+    assert_non_null(strstr(log.summary, "\"overdue\":3}"));
+    has_line(log.markdown, "- A-2F-hydrant-02 离线：09:00:00 至 09:45:30，本日 45 分 30 秒");
+    has_line(log.markdown, "- LORA-temp-7 离线：23:00:00 起，仍未恢复，本日 1 小时");
+    assert_null(strstr(log.markdown, "A-1F-door-01"));
+    gw_daily_log_free(&log);
+}
+
+/* Rows without a recorded time: an ack falls back to its acked_at; Markdown-active text escaped. */
+static void test_untimed_and_escaped(void **state)
+{
+    (void)state;
+    char *raise =
+        record(&(struct rec){"raise", "X-1/a_b", "rule *bold* | pipe", "trouble", "unacked",
+                             "2026-11-28 12:00:00", NULL, NULL, NULL, 1, NULL, NULL, NULL, 1, 0});
+    char *ack = record(&(struct rec){"ack", "X-1/a_b", "rule *bold* | pipe", "trouble", "acked",
+                                     "2026-11-28 12:00:00", "2026-11-28 13:01:01", "=cmd|x", NULL,
+                                     1, "=cmd|x", "line1\nline2", NULL, 1, 0});
+    const struct gw_daily_event ev[] = {{0, raise}, {0, ack}, {0, NULL}};
+    struct gw_daily_input in = {.school = "S",
+                                .language = "en",
+                                .date = "2026-11-28",
+                                .start_ms = sh("2026-11-28 00:00:00"),
+                                .end_ms = sh("2026-11-29 00:00:00"),
+                                .events = ev,
+                                .nevents = 3};
+    struct gw_daily_log log;
+    assert_int_equal(gw_daily_log_build(&in, &log, NULL, 0), 0);
+    has_line(log.markdown, "- 12:00:00 raised **X-1/a\\_b** (rule \\*bold\\* \\| pipe), "
+                           "acknowledged by =cmd\\|x after 1 h 1 min, not cleared");
+    has_line(log.markdown, "- 13:01:01 =cmd\\|x acknowledged X-1/a\\_b, note: line1 line2");
+    /* a name that looks like a formula is not one in Excel */
+    assert_non_null(strstr(log.csv, ",'=cmd|x,3661,"));
+    assert_non_null(strstr(log.summary, "\"trouble\":1},\"acked\":1,\"unacked\":0,"
+                                        "\"mean_ack_s\":3661,\"worst_ack_s\":3661,"));
+    assert_int_equal(log.skipped, 1);
+    gw_daily_log_free(&log);
+    free(raise);
+    free(ack);
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    struct gw_daily_log log;
+    char err[128];
+    struct gw_daily_input in = {.school = "S",
+                                .date = "2026-11-28",
+                                .start_ms = sh("2026-11-28 00:00:00"),
+                                .end_ms = sh("2026-11-29 00:00:00")};
+    struct gw_daily_input bad = in;
+    bad.school = NULL;
+    assert_int_equal(gw_daily_log_build(&bad, &log, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "school and date are required");
+    assert_null(log.markdown);
+    bad = in;
+    bad.date = "2026-11-31";
+    assert_int_equal(gw_daily_log_build(&bad, &log, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "date is not YYYY-MM-DD");
+    bad = in;
+    bad.end_ms = bad.start_ms;
+    assert_int_equal(gw_daily_log_build(&bad, &log, err, sizeof(err)), -EINVAL);
+    bad = in;
+    bad.nevents = 3;
+    assert_int_equal(gw_daily_log_build(&bad, &log, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "a list has a count but no items");
+    const struct gw_daily_outage nameless = {NULL, 1, 2};
+    bad = in;
+    bad.outages = &nameless;
+    bad.noutages = 1;
+    assert_int_equal(gw_daily_log_build(&bad, &log, err, sizeof(err)), -EINVAL);
+    assert_int_equal(gw_daily_log_build(NULL, &log, NULL, 0), -EINVAL);
+    assert_int_equal(gw_daily_log_build(&in, NULL, NULL, 0), -EINVAL);
+    gw_daily_log_free(NULL);
+
+    /* garbage records: skipped, never a crash */
+    const char *junk[] = {"",
+                          "[]",
+                          "{}",
+                          "null",
+                          "{\"key\":5,\"class\":\"alarm\",\"transition\":\"raise\"}",
+                          "{\"key\":\"a/b\",\"class\":\"fire\",\"transition\":\"raise\"}",
+                          "{\"key\":\"a/b\",\"class\":\"alarm\",\"transition\":\"raise\","
+                          "\"raised_at\":\"yesterday\",\"level\":-4,\"by\":7}"};
+    struct gw_daily_event ev[7];
+    for (int i = 0; i < 7; i++) {
+        ev[i] = (struct gw_daily_event){sh("2026-11-28 01:00:00"), junk[i]};
+    }
+    in.events = ev;
+    in.nevents = 7;
+    assert_int_equal(gw_daily_log_build(&in, &log, err, sizeof(err)), 0);
+    assert_int_equal(log.skipped, 6);
+    /* the last one is an alarm with no known raise time: listed, not counted in the day */
+    has_line(log.markdown, "- ? 报警 **a/b**（），未确认，未恢复");
+    assert_non_null(strstr(log.summary, "\"alarm\":0,"));
+    gw_daily_log_free(&log);
+}
+
+static void test_day_bounds(void **state)
+{
+    (void)state;
+    int64_t a, b;
+    assert_int_equal(gw_daily_log_day_bounds("2026-11-28", &a, &b), 0);
+    assert_int_equal(a, sh("2026-11-28 00:00:00"));
+    assert_int_equal(b, sh("2026-11-29 00:00:00"));
+    assert_int_equal(gw_daily_log_day_bounds("2028-02-29", &a, &b), 0);
+    assert_int_equal(b - a, 24 * HOUR);
+    const char *bad[] = {"2026-02-29", "2026-13-01", "2026-1-01",  "2026-11-28x",
+                         "20261128",   "abcd-ef-gh", "2026-11-00", "2026/11/28",
+                         "",           "2026-+1-28"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(gw_daily_log_day_bounds(bad[i], &a, &b), -EINVAL);
+    }
+    assert_int_equal(gw_daily_log_day_bounds(NULL, &a, &b), -EINVAL);
+
+    char date[11];
+    assert_int_equal(gw_daily_log_previous_day(sh("2026-11-29 00:05:00"), date, &a, &b), 0);
+    assert_string_equal(date, "2026-11-28");
+    assert_int_equal(a, sh("2026-11-28 00:00:00"));
+    assert_int_equal(b, sh("2026-11-29 00:00:00"));
+    assert_int_equal(gw_daily_log_previous_day(sh("2027-01-01 00:05:00"), date, &a, &b), 0);
+    assert_string_equal(date, "2026-12-31");
+}
+
+static void test_next_run(void **state)
+{
+    (void)state;
+    assert_int_equal(gw_daily_log_next_run_ms(sh("2026-11-28 10:00:00")),
+                     sh("2026-11-29 00:05:00"));
+    assert_int_equal(gw_daily_log_next_run_ms(sh("2026-11-29 00:03:00")),
+                     sh("2026-11-29 00:05:00"));
+    assert_int_equal(gw_daily_log_next_run_ms(sh("2026-11-29 00:05:00")),
+                     sh("2026-11-30 00:05:00"));
+    assert_int_equal(gw_daily_log_next_run_ms(sh("2026-12-31 23:59:59")),
+                     sh("2027-01-01 00:05:00"));
+}
+
+/* Europe/Berlin: 2026-03-29 has 23 hours, 2026-10-25 has 25; 00:05 stays 00:05 local. */
+static void test_dst(void **state)
+{
+    (void)state;
+    setenv("TZ", "Europe/Berlin", 1);
+    tzset();
+    int64_t a, b;
+    assert_int_equal(gw_daily_log_day_bounds("2026-03-29", &a, &b), 0);
+    assert_int_equal(a, 1774738800LL * SEC); /* 2026-03-28T23:00:00Z */
+    assert_int_equal(b - a, 23 * HOUR);
+    assert_int_equal(gw_daily_log_day_bounds("2026-10-25", &a, &b), 0);
+    assert_int_equal(b - a, 25 * HOUR);
+    /* 2026-03-28 13:00 CET -> 2026-03-29 00:05 CET = 2026-03-28T23:05Z */
+    assert_int_equal(gw_daily_log_next_run_ms(1774699200LL * SEC), 1774739100LL * SEC);
+    /* 2026-03-29 12:00 CEST -> 2026-03-30 00:05 CEST = 2026-03-29T22:05Z */
+    assert_int_equal(gw_daily_log_next_run_ms(1774778400LL * SEC), 1774821900LL * SEC);
+    char date[11];
+    assert_int_equal(gw_daily_log_previous_day(1774821900LL * SEC, date, &a, &b), 0);
+    assert_string_equal(date, "2026-03-29");
+    assert_int_equal(b - a, 23 * HOUR);
+    setenv("TZ", "Asia/Shanghai", 1);
+    tzset();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_summary_exact),
+        cmocka_unit_test(test_markdown_zh),
+        cmocka_unit_test(test_markdown_en),
+        cmocka_unit_test(test_csv),
+        cmocka_unit_test(test_empty_day),
+        cmocka_unit_test(test_given_outages),
+        cmocka_unit_test(test_untimed_and_escaped),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_day_bounds),
+        cmocka_unit_test(test_next_run),
+        cmocka_unit_test(test_dst),
+    };
+    return cmocka_run_group_tests(tests, setup_shanghai, NULL);
+}
