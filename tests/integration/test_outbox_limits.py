@@ -4,11 +4,12 @@ full file system under state_dir (commits fail, alarms still go out from memory,
 the store recovers when space returns)."""
 
 import errno
+import http.client
 import os
 import subprocess
 import time
 
-from harness import (PREFIX, Collector, Gateway, ModbusSlave, Mosquitto, Sim, log, run,
+from harness import (PREFIX, Collector, Gateway, ModbusSlave, Mosquitto, Sim, free_port, log, run,
                      sim_hydrants, site_config, state_db_rows, wait_for)
 
 # P/status goes out at start, every 60 s and on a reload (SIGHUP). A test that wants
@@ -200,6 +201,16 @@ def fill(path):
     return n
 
 
+def healthz(port):
+    """GET /healthz: (status, body)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("GET", "/healthz")
+    r = c.getresponse()
+    body = r.read().decode()
+    c.close()
+    return r.status, body
+
+
 def test_disk_full(wd):
     # A real ENOSPC: state_dir on a 2 MB tmpfs (or loop ext4), filled by a file. A
     # read-only directory is no substitute: SQLite keeps its open WAL writable.
@@ -214,8 +225,10 @@ def test_disk_full(wd):
         broker = Mosquitto(wd).start()
         sim, bus, profile, sensors, ids = sim_hydrants(wd, 5)
         slave = ModbusSlave(wd, {1: {"holding": [40]}}).start()
+        http_port = free_port()
         body = f'''
 store = {{ commit_ms = 100; }};
+http = {{ listen = "127.0.0.1:{http_port}"; }};
 modbus = ( {bus}, {{ name = "bus2"; tcp = "127.0.0.1:{slave.port}"; timeout_ms = 500; }} );
 profiles = {{ {profile} tank = {{ points = ( {{ name = "level"; address = 0; }} ); }}; }};
 sensors = (
@@ -235,6 +248,8 @@ rules = ( {{ name = "tank high"; kind = "tank"; point = "level"; above = 80; cla
         st = status_now(gw, col)
         assert st.get("store_error"), f"P/status has no store_error while commits fail: {st}"
         log(f"P/status store_error: {st['store_error']!r}")
+        code, text = healthz(http_port)
+        assert code == 503 and "store cannot write" in text, (code, text)
         # An alarm now cannot be written to disk; it must still reach the hub.
         mark = col.mark()
         slave.set(1, "holding", 0, 95)
@@ -254,6 +269,7 @@ rules = ( {{ name = "tank high"; kind = "tank"; point = "level"; above = 80; cla
         gw.wait_output("INFO store: commits work again", 20, start=at)
         st = status_now(gw, col)
         assert "store_error" not in st, f"store_error still on P/status after recovery: {st}"
+        assert healthz(http_port) == (200, "ok\n")
         # What waited in memory is on disk now: the alarm state, with the seq the hub saw.
         retained_alarm = [o for t, o, _, _ in col.json(f"{PREFIX}/alarms/tank-1/tank-high") if o][-1]
         rows = state_db_rows(state, "SELECT seq FROM alarm_state WHERE key = ?",
