@@ -234,7 +234,10 @@ static void next_id(const struct gw_hazards *hz, int64_t now_ms, char id[GW_HZ_I
         }
     }
     snprintf(full, sizeof(full), "%s%03ld", prefix, top + 1);
-    copy_str(id, GW_HZ_ID_MAX, full); /* fits: years 0..9999, under 10^9 a day */
+    /* fits: years 0..9999, under 10^9 a day; cut explicitly all the same */
+    size_t n = strnlen(full, GW_HZ_ID_MAX - 1);
+    memcpy(id, full, n);
+    id[n] = '\0';
 }
 
 /* ---- settings, new, free ---- */
