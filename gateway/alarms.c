@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "text.h"
 
 struct oos_entry {
     bool on;
@@ -116,34 +117,6 @@ static void copy_name(char *dst, size_t size, const char *src)
         memcpy(dst, src, n);
     }
     dst[n] = '\0';
-}
-
-/* Well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF). */
-static bool valid_utf8(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned char c = *s;
-        int len = c < 0x80                 ? 1
-                  : c >= 0xC2 && c <= 0xDF ? 2
-                  : c >= 0xE0 && c <= 0xEF ? 3
-                  : c >= 0xF0 && c <= 0xF4 ? 4
-                                           : 0;
-        if (len == 0) {
-            return false;
-        }
-        for (int i = 1; i < len; i++) {
-            if ((s[i] & 0xC0) != 0x80) {
-                return false;
-            }
-        }
-        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) ||
-            (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F)) {
-            return false;
-        }
-        s += len;
-    }
-    return true;
 }
 
 static bool rule_applies(const struct gw_config *cfg, int ri, int si)
@@ -636,7 +609,7 @@ int gw_alarms_system_raise(struct gw_alarms *al, const char *key, const char *na
 {
     struct gw_alarm *a = NULL;
     if (!system_key_ok(al, key) || name == NULL || name[0] == '\0' ||
-        strlen(name) >= sizeof(a->name) || !valid_utf8(name) || !class_valid(cls)) {
+        strlen(name) >= sizeof(a->name) || !gw_utf8_valid(name) || !class_valid(cls)) {
         return -EINVAL;
     }
     if (out == NULL || max < GW_ALARMS_TRANSITION_CHANGES) {

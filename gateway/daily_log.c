@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "text.h"
 
 #define NCLASSES 3 /* alarm, supervisory, trouble: fire first everywhere */
 
@@ -15,82 +16,18 @@ static const char *const class_key[NCLASSES] = {"alarm", "supervisory", "trouble
 static const char *const class_zh[NCLASSES] = {"火警", "监管报警", "故障报警"};
 static const char *const class_en[NCLASSES] = {"Fire alarms", "Supervisory", "Trouble"};
 
-/* ---- a growing string; on no memory it stays broken and the build fails with -ENOMEM ---- */
-
-struct sb {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void sb_addn(struct sb *b, const char *s, size_t n)
-{
-    if (b->oom) {
-        return;
-    }
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1) {
-            cap *= 2;
-        }
-        char *p = realloc(b->p, cap);
-        if (p == NULL) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_add(struct sb *b, const char *s)
-{
-    if (s) {
-        sb_addn(b, s, strlen(s));
-    }
-}
-
-__attribute__((format(printf, 2, 3))) static void sb_printf(struct sb *b, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        return;
-    }
-    if ((size_t)n < sizeof(buf)) {
-        sb_addn(b, buf, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (big == NULL) {
-        b->oom = true;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb_addn(b, big, (size_t)n);
-    free(big);
-}
-
 /* Text from records goes into Markdown as text: no emphasis, links, tables or line breaks. */
-static void sb_md(struct sb *b, const char *s)
+static void sb_md(struct gw_sb *b, const char *s)
 {
     for (; s && *s; s++) {
         if (*s == '\n' || *s == '\r' || *s == '\t') {
-            sb_addn(b, " ", 1);
+            gw_sb_addn(b, " ", 1);
             continue;
         }
         if (strchr("\\`*_[]<>|#", *s)) {
-            sb_addn(b, "\\", 1);
+            gw_sb_addn(b, "\\", 1);
         }
-        sb_addn(b, s, 1);
+        gw_sb_addn(b, s, 1);
     }
 }
 
@@ -98,7 +35,7 @@ static void sb_md(struct sb *b, const char *s)
  * One RFC 4180 field. A text that starts like a formula (= + - @) gets a leading
  * apostrophe, so that a name typed into a command cannot run as one in Excel.
  */
-static void sb_csv(struct sb *b, const char *s, bool text)
+static void sb_csv(struct gw_sb *b, const char *s, bool text)
 {
     if (s == NULL) {
         s = "";
@@ -106,19 +43,19 @@ static void sb_csv(struct sb *b, const char *s, bool text)
     bool formula = text && s[0] && strchr("=+-@", s[0]);
     bool quote = strpbrk(s, ",\"\r\n") != NULL;
     if (quote) {
-        sb_addn(b, "\"", 1);
+        gw_sb_addn(b, "\"", 1);
     }
     if (formula) {
-        sb_addn(b, "'", 1);
+        gw_sb_addn(b, "'", 1);
     }
     for (; *s; s++) {
         if (*s == '"') {
-            sb_addn(b, "\"", 1);
+            gw_sb_addn(b, "\"", 1);
         }
-        sb_addn(b, s, 1);
+        gw_sb_addn(b, s, 1);
     }
     if (quote) {
-        sb_addn(b, "\"", 1);
+        gw_sb_addn(b, "\"", 1);
     }
 }
 
@@ -197,7 +134,7 @@ static void fmt_local_full(int64_t ms, char *out, size_t size)
 }
 
 /* zh "2 分 30 秒", en "2 min 30 s": the two largest units, a zero second one left out. */
-static void sb_duration(struct sb *b, int64_t s, bool zh)
+static void sb_duration(struct gw_sb *b, int64_t s, bool zh)
 {
     if (s < 0) {
         s = 0;
@@ -210,11 +147,11 @@ static void sb_duration(struct sb *b, int64_t s, bool zh)
         i++;
     }
     long long major = (long long)(s / unit[i]);
-    sb_printf(b, "%lld %s", major, zh ? name_zh[i] : name_en[i]);
+    gw_sb_printf(b, "%lld %s", major, zh ? name_zh[i] : name_en[i]);
     if (i < 3) {
         long long minor = (long long)(s % unit[i] / unit[i + 1]);
         if (minor > 0) {
-            sb_printf(b, " %lld %s", minor, zh ? name_zh[i + 1] : name_en[i + 1]);
+            gw_sb_printf(b, " %lld %s", minor, zh ? name_zh[i + 1] : name_en[i + 1]);
         }
     }
 }
@@ -600,123 +537,123 @@ static const char *verb_text(const char *verb, bool zh)
     return verb;
 }
 
-static void md_alarm(struct sb *b, const struct day *d, const struct occ *o)
+static void md_alarm(struct gw_sb *b, const struct day *d, const struct occ *o)
 {
     const struct gw_daily_input *in = d->in;
     bool zh = d->zh;
     char t[40];
-    sb_add(b, "- ");
+    gw_sb_add(b, "- ");
     if (o->test) {
-        sb_add(b, zh ? "[测试] " : "[test] ");
+        gw_sb_add(b, zh ? "[测试] " : "[test] ");
     }
     if (o->raised) {
         fmt_local(o->raised, in->start_ms, in->end_ms, t, sizeof(t));
     } else {
         snprintf(t, sizeof(t), "?");
     }
-    sb_printf(b, zh ? "%s 报警 **" : "%s raised **", t);
+    gw_sb_printf(b, zh ? "%s 报警 **" : "%s raised **", t);
     sb_md(b, o->key);
-    sb_add(b, zh ? "**（" : "** (");
+    gw_sb_add(b, zh ? "**（" : "** (");
     sb_md(b, o->rule);
-    sb_add(b, zh ? "）" : ")");
+    gw_sb_add(b, zh ? "）" : ")");
     if (o->acked) {
         if (zh) {
-            sb_add(b, "，");
+            gw_sb_add(b, "，");
             sb_duration(b, ack_after_s(o), zh);
-            sb_add(b, "后");
+            gw_sb_add(b, "后");
             if (o->acked_by[0]) {
-                sb_add(b, "由 ");
+                gw_sb_add(b, "由 ");
                 sb_md(b, o->acked_by);
-                sb_add(b, " ");
+                gw_sb_add(b, " ");
             }
-            sb_add(b, "确认");
+            gw_sb_add(b, "确认");
         } else {
-            sb_add(b, ", acknowledged ");
+            gw_sb_add(b, ", acknowledged ");
             if (o->acked_by[0]) {
-                sb_add(b, "by ");
+                gw_sb_add(b, "by ");
                 sb_md(b, o->acked_by);
-                sb_add(b, " ");
+                gw_sb_add(b, " ");
             }
-            sb_add(b, "after ");
+            gw_sb_add(b, "after ");
             sb_duration(b, ack_after_s(o), zh);
         }
     } else {
-        sb_add(b, zh ? "，未确认" : ", not acknowledged");
+        gw_sb_add(b, zh ? "，未确认" : ", not acknowledged");
     }
     if (o->cleared) {
         fmt_local(o->cleared, in->start_ms, in->end_ms, t, sizeof(t));
-        sb_printf(b, zh ? "，%s 恢复" : ", cleared %s", t);
+        gw_sb_printf(b, zh ? "，%s 恢复" : ", cleared %s", t);
     } else {
-        sb_add(b, zh ? "，未恢复" : ", not cleared");
+        gw_sb_add(b, zh ? "，未恢复" : ", not cleared");
     }
-    sb_add(b, "\n");
+    gw_sb_add(b, "\n");
 }
 
-static void md_row(struct sb *b, const char *label, const char *value)
+static void md_row(struct gw_sb *b, const char *label, const char *value)
 {
-    sb_printf(b, "| %s | %s |\n", label, value);
+    gw_sb_printf(b, "| %s | %s |\n", label, value);
 }
 
-static void md_row_n(struct sb *b, const char *label, long long n)
+static void md_row_n(struct gw_sb *b, const char *label, long long n)
 {
-    sb_printf(b, "| %s | %lld |\n", label, n);
+    gw_sb_printf(b, "| %s | %lld |\n", label, n);
 }
 
-static void build_markdown(struct sb *b, const struct day *d, const struct occ *sorted,
+static void build_markdown(struct gw_sb *b, const struct day *d, const struct occ *sorted,
                            const struct outage *out, int nout, const struct figures *f)
 {
     const struct gw_daily_input *in = d->in;
     bool zh = d->zh;
     char t1[40], t2[40];
 
-    sb_add(b, zh ? "# 安全日志 " : "# Safety log ");
+    gw_sb_add(b, zh ? "# 安全日志 " : "# Safety log ");
     sb_md(b, in->date);
-    sb_add(b, " ");
+    gw_sb_add(b, " ");
     sb_md(b, in->school);
-    sb_add(b, zh ? "\n\n## 报警\n" : "\n\n## Alarms\n");
+    gw_sb_add(b, zh ? "\n\n## 报警\n" : "\n\n## Alarms\n");
     for (int c = 0; c < NCLASSES; c++) {
         int n = 0;
         for (int i = 0; i < d->nocc; i++) {
             n += sorted[i].cls == c;
         }
-        sb_printf(b, zh ? "\n### %s（%d）\n\n" : "\n### %s (%d)\n\n",
-                  zh ? class_zh[c] : class_en[c], n);
+        gw_sb_printf(b, zh ? "\n### %s（%d）\n\n" : "\n### %s (%d)\n\n",
+                     zh ? class_zh[c] : class_en[c], n);
         for (int i = 0; i < d->nocc; i++) {
             if (sorted[i].cls == c) {
                 md_alarm(b, d, &sorted[i]);
             }
         }
         if (n == 0) {
-            sb_add(b, zh ? "- 无\n" : "- none\n");
+            gw_sb_add(b, zh ? "- 无\n" : "- none\n");
         }
     }
 
-    sb_add(b, zh ? "\n## 传感器离线\n\n" : "\n## Sensor outages\n\n");
+    gw_sb_add(b, zh ? "\n## 传感器离线\n\n" : "\n## Sensor outages\n\n");
     for (int i = 0; i < nout; i++) {
         fmt_local(out[i].from, in->start_ms, in->end_ms, t1, sizeof(t1));
-        sb_add(b, "- ");
+        gw_sb_add(b, "- ");
         sb_md(b, out[i].sensor);
         if (out[i].to) {
             fmt_local(out[i].to, in->start_ms, in->end_ms, t2, sizeof(t2));
-            sb_printf(b, zh ? " 离线：%s 至 %s，本日 " : " offline %s to %s, ", t1, t2);
+            gw_sb_printf(b, zh ? " 离线：%s 至 %s，本日 " : " offline %s to %s, ", t1, t2);
         } else {
-            sb_printf(
+            gw_sb_printf(
                 b, zh ? " 离线：%s 起，仍未恢复，本日 " : " offline since %s, still offline, ", t1);
         }
         sb_duration(b, clipped_ms(&out[i], in->start_ms, in->end_ms) / 1000, zh);
-        sb_add(b, zh ? "\n" : " this day\n");
+        gw_sb_add(b, zh ? "\n" : " this day\n");
     }
     if (nout == 0) {
-        sb_add(b, zh ? "- 无\n" : "- none\n");
+        gw_sb_add(b, zh ? "- 无\n" : "- none\n");
     }
 
-    sb_add(b, zh ? "\n## 隐患\n\n" : "\n## Hazards\n\n");
-    sb_printf(b,
-              zh ? "- 新增 %d 项，整改关闭 %d 项，逾期 %d 项\n"
-                 : "- opened %d, closed %d, overdue %d\n",
-              in->hazards_opened, in->hazards_closed, in->hazards_overdue);
+    gw_sb_add(b, zh ? "\n## 隐患\n\n" : "\n## Hazards\n\n");
+    gw_sb_printf(b,
+                 zh ? "- 新增 %d 项，整改关闭 %d 项，逾期 %d 项\n"
+                    : "- opened %d, closed %d, overdue %d\n",
+                 in->hazards_opened, in->hazards_closed, in->hazards_overdue);
 
-    sb_add(b, zh ? "\n## 操作记录\n\n" : "\n## Commands\n\n");
+    gw_sb_add(b, zh ? "\n## 操作记录\n\n" : "\n## Commands\n\n");
     for (int i = 0; i < d->ncmd; i++) {
         const struct cmd *c = &d->cmd[i];
         if (c->ts) {
@@ -724,32 +661,32 @@ static void build_markdown(struct sb *b, const struct day *d, const struct occ *
         } else {
             snprintf(t1, sizeof(t1), "--:--:--");
         }
-        sb_printf(b, "- %s ", t1);
+        gw_sb_printf(b, "- %s ", t1);
         sb_md(b, c->by);
-        sb_printf(b, " %s ", verb_text(c->verb, zh));
+        gw_sb_printf(b, " %s ", verb_text(c->verb, zh));
         sb_md(b, c->key);
         if (c->shelved_until) {
             fmt_local(c->shelved_until, in->start_ms, in->end_ms, t2, sizeof(t2));
-            sb_printf(b, zh ? "，至 %s" : " until %s", t2);
+            gw_sb_printf(b, zh ? "，至 %s" : " until %s", t2);
         }
         if (c->note[0]) {
-            sb_add(b, zh ? "，备注：" : ", note: ");
+            gw_sb_add(b, zh ? "，备注：" : ", note: ");
             sb_md(b, c->note);
         }
-        sb_add(b, "\n");
+        gw_sb_add(b, "\n");
     }
     if (d->ncmd == 0) {
-        sb_add(b, zh ? "- 无\n" : "- none\n");
+        gw_sb_add(b, zh ? "- 无\n" : "- none\n");
     }
 
-    sb_add(b, zh ? "\n## 汇总\n\n| 项目 | 数值 |\n|---|---|\n"
-                 : "\n## Summary\n\n| Item | Value |\n|---|---|\n");
+    gw_sb_add(b, zh ? "\n## 汇总\n\n| 项目 | 数值 |\n|---|---|\n"
+                    : "\n## Summary\n\n| Item | Value |\n|---|---|\n");
     for (int c = 0; c < NCLASSES; c++) {
         md_row_n(b, zh ? class_zh[c] : class_en[c], f->alarms[c]);
     }
     md_row_n(b, zh ? "已确认" : "Acknowledged", f->acked);
     md_row_n(b, zh ? "未确认" : "Not acknowledged", f->unacked);
-    struct sb dur = {0};
+    struct gw_sb dur = {0};
     if (f->acked) {
         sb_duration(&dur, mean_ack_s(f), zh);
     }
@@ -761,52 +698,53 @@ static void build_markdown(struct sb *b, const struct day *d, const struct occ *
     md_row(b, zh ? "最长确认用时" : "Worst time to acknowledge", f->acked && dur.p ? dur.p : "-");
     b->oom |= dur.oom;
     free(dur.p);
-    sb_printf(b,
-              zh ? "| 传感器离线 | %d 次，共 %lld 分钟 |\n" : "| Sensor outages | %d, %lld min |\n",
-              f->outages, (long long)outage_minutes(f));
-    sb_printf(b,
-              zh ? "| 隐患 新增/关闭/逾期 | %d/%d/%d |\n"
-                 : "| Hazards opened/closed/overdue | %d/%d/%d |\n",
-              in->hazards_opened, in->hazards_closed, in->hazards_overdue);
+    gw_sb_printf(
+        b, zh ? "| 传感器离线 | %d 次，共 %lld 分钟 |\n" : "| Sensor outages | %d, %lld min |\n",
+        f->outages, (long long)outage_minutes(f));
+    gw_sb_printf(b,
+                 zh ? "| 隐患 新增/关闭/逾期 | %d/%d/%d |\n"
+                    : "| Hazards opened/closed/overdue | %d/%d/%d |\n",
+                 in->hazards_opened, in->hazards_closed, in->hazards_overdue);
     md_row_n(b, zh ? "操作命令" : "Commands", d->ncmd);
 }
 
 /* ---- CSV ---- */
 
-static void build_csv(struct sb *b, const struct day *d, const struct occ *sorted)
+static void build_csv(struct gw_sb *b, const struct day *d, const struct occ *sorted)
 {
     /* The BOM makes Excel (zh-CN Windows defaults to GBK) read the file as UTF-8. */
-    sb_add(b, "\xEF\xBB\xBF"
+    gw_sb_add(b,
+              "\xEF\xBB\xBF"
               "date,key,sensor,rule,class,raised_at,acked_at,acked_by,ack_after_s,cleared_at,level,"
               "test\r\n");
     char t[40];
     for (int i = 0; i < d->nocc; i++) {
         const struct occ *o = &sorted[i];
         sb_csv(b, d->in->date, false);
-        sb_add(b, ",");
+        gw_sb_add(b, ",");
         sb_csv(b, o->key, true);
-        sb_add(b, ",");
+        gw_sb_add(b, ",");
         sb_csv(b, o->sensor, true);
-        sb_add(b, ",");
+        gw_sb_add(b, ",");
         sb_csv(b, o->rule, true);
-        sb_add(b, ",");
+        gw_sb_add(b, ",");
         sb_csv(b, class_key[o->cls], false);
-        sb_add(b, ",");
+        gw_sb_add(b, ",");
         fmt_local_full(o->raised, t, sizeof(t));
         sb_csv(b, t, false);
-        sb_add(b, ",");
+        gw_sb_add(b, ",");
         fmt_local_full(o->acked, t, sizeof(t));
         sb_csv(b, t, false);
-        sb_add(b, ",");
+        gw_sb_add(b, ",");
         sb_csv(b, o->acked_by, true);
-        sb_add(b, ",");
+        gw_sb_add(b, ",");
         if (o->acked) {
-            sb_printf(b, "%lld", (long long)ack_after_s(o));
+            gw_sb_printf(b, "%lld", (long long)ack_after_s(o));
         }
-        sb_add(b, ",");
+        gw_sb_add(b, ",");
         fmt_local_full(o->cleared, t, sizeof(t));
         sb_csv(b, t, false);
-        sb_printf(b, ",%d,%s\r\n", o->level, o->test ? "true" : "false");
+        gw_sb_printf(b, ",%d,%s\r\n", o->level, o->test ? "true" : "false");
     }
 }
 
@@ -888,7 +826,7 @@ int gw_daily_log_build(const struct gw_daily_input *in, struct gw_daily_log *out
     d.zh = strncmp(lang, "en", 2) != 0;
     struct occ *sorted = NULL;
     struct outage *outages = NULL;
-    struct sb md = {0}, csv = {0};
+    struct gw_sb md = {0}, csv = {0};
     int rc = -ENOMEM;
 
     for (int i = 0; i < in->nopen_before; i++) {

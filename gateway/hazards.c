@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 #include <openssl/evp.h>
+#include "text.h"
 
 struct gw_hazards {
     int deadline_days[GW_HZ_NCATEGORIES];
@@ -149,34 +150,6 @@ static void copy_str(char *dst, size_t size, const char *src)
     snprintf(dst, size, "%s", src ? src : "");
 }
 
-/* Well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF). */
-static bool valid_utf8(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    while (*s) {
-        unsigned char c = *s;
-        int len = c < 0x80                 ? 1
-                  : c >= 0xC2 && c <= 0xDF ? 2
-                  : c >= 0xE0 && c <= 0xEF ? 3
-                  : c >= 0xF0 && c <= 0xF4 ? 4
-                                           : 0;
-        if (len == 0) {
-            return false;
-        }
-        for (int i = 1; i < len; i++) {
-            if ((s[i] & 0xC0) != 0x80) {
-                return false;
-            }
-        }
-        if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) ||
-            (c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] > 0x8F)) {
-            return false;
-        }
-        s += len;
-    }
-    return true;
-}
-
 /* A text input: UTF-8, shorter than size, non-empty when required. */
 static int check_text(const char *what, const char *value, size_t size, bool required, char *err,
                       size_t errlen)
@@ -187,7 +160,7 @@ static int check_text(const char *what, const char *value, size_t size, bool req
     if (strlen(value) >= size) {
         return fail(err, errlen, -EINVAL, "%s is too long (at most %zu bytes)", what, size - 1);
     }
-    if (!valid_utf8(value)) {
+    if (!gw_utf8_valid(value)) {
         return fail(err, errlen, -EINVAL, "%s is not valid UTF-8", what);
     }
     return 0;
@@ -427,14 +400,14 @@ fail:
 /* Every string of e is UTF-8 (JSON cannot carry anything else). */
 static bool entry_utf8(const struct gw_hazard_entry *e)
 {
-    if (!valid_utf8(e->hazard.id) || !valid_utf8(e->by) || !valid_utf8(e->note) ||
-        !valid_utf8(e->prev_hash) || !valid_utf8(e->hash)) {
+    if (!gw_utf8_valid(e->hazard.id) || !gw_utf8_valid(e->by) || !gw_utf8_valid(e->note) ||
+        !gw_utf8_valid(e->prev_hash) || !gw_utf8_valid(e->hash)) {
         return false;
     }
     for (int i = 0; i < NFIELDS; i++) {
         size_t size;
         const char *text = text_field((struct gw_hazard *)&e->hazard, field_names[i].bit, &size);
-        if ((e->fields & field_names[i].bit) && text != NULL && !valid_utf8(text)) {
+        if ((e->fields & field_names[i].bit) && text != NULL && !gw_utf8_valid(text)) {
             return false;
         }
     }

@@ -8,88 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "text.h"
 
 #define ELLIPSIS "\xe2\x80\xa6" /* … */
-
-/* ---- a growing string; on no memory it stays broken and build returns NULL ---- */
-
-struct sb {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void sb_reserve(struct sb *b, size_t more)
-{
-    if (b->oom || b->len + more + 1 <= b->cap) {
-        return;
-    }
-    size_t cap = b->cap ? b->cap : 128;
-    while (cap < b->len + more + 1) {
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (p == NULL) {
-        b->oom = true;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-}
-
-static void sb_addn(struct sb *b, const char *s, size_t n)
-{
-    sb_reserve(b, n);
-    if (b->oom) {
-        return;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_add(struct sb *b, const char *s)
-{
-    if (s) {
-        sb_addn(b, s, strlen(s));
-    }
-}
-
-__attribute__((format(printf, 2, 3))) static void sb_printf(struct sb *b, const char *fmt, ...)
-{
-    char buf[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    if (n < 0) {
-        return;
-    }
-    if ((size_t)n < sizeof(buf)) {
-        sb_addn(b, buf, (size_t)n);
-        return;
-    }
-    sb_reserve(b, (size_t)n);
-    if (b->oom) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-static char *sb_finish(struct sb *b)
-{
-    if (b->oom || b->p == NULL) {
-        if (!b->oom) {
-            return strdup("");
-        }
-        free(b->p);
-        return NULL;
-    }
-    return b->p;
-}
 
 /* ---- UTF-8 ---- */
 
@@ -127,7 +48,7 @@ static size_t utf8_char(const unsigned char *s, size_t n)
 }
 
 /* s with each malformed byte replaced by '?' and control characters other than \n by ' '. */
-static void sb_add_clean(struct sb *b, const char *s, bool keep_newlines)
+static void sb_add_clean(struct gw_sb *b, const char *s, bool keep_newlines)
 {
     if (s == NULL) {
         return;
@@ -137,13 +58,13 @@ static void sb_add_clean(struct sb *b, const char *s, bool keep_newlines)
     for (size_t i = 0; i < n;) {
         size_t k = utf8_char(u + i, n - i);
         if (k == 0) {
-            sb_add(b, "?");
+            gw_sb_add(b, "?");
             i++;
         } else if (k == 1 && (u[i] < 0x20 || u[i] == 0x7f) && !(keep_newlines && u[i] == '\n')) {
-            sb_add(b, " ");
+            gw_sb_add(b, " ");
             i++;
         } else {
-            sb_addn(b, s + i, k);
+            gw_sb_addn(b, s + i, k);
             i += k;
         }
     }
@@ -152,9 +73,9 @@ static void sb_add_clean(struct sb *b, const char *s, bool keep_newlines)
 /* A clean copy (see sb_add_clean); NULL when out of memory. */
 static char *clean_dup(const char *s, bool keep_newlines)
 {
-    struct sb b = {0};
+    struct gw_sb b = {0};
     sb_add_clean(&b, s ? s : "", keep_newlines);
-    return sb_finish(&b);
+    return gw_sb_finish(&b);
 }
 
 /* The longest prefix of s no longer than max bytes that ends on a character boundary. */
@@ -251,33 +172,33 @@ static bool has_location(const struct gw_notify_fields *f)
 }
 
 /* zh "A栋 3层 301室", en "Building A, floor 3, room 301". */
-static void add_location(struct sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
+static void add_location(struct gw_sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
 {
     const char *sep = lang == GW_LANG_ZH ? " " : ", ";
     bool first = true;
     if (present(f->building)) {
         if (lang == GW_LANG_EN && is_code(f->building)) {
-            sb_add(b, "Building ");
+            gw_sb_add(b, "Building ");
         }
         sb_add_clean(b, f->building, false);
         if (lang == GW_LANG_ZH && is_code(f->building)) {
-            sb_add(b, "栋");
+            gw_sb_add(b, "栋");
         }
         first = false;
     }
     if (present(f->floor)) {
-        sb_add(b, first ? "" : sep);
+        gw_sb_add(b, first ? "" : sep);
         if (lang == GW_LANG_EN && is_code(f->floor)) {
-            sb_add(b, "floor ");
+            gw_sb_add(b, "floor ");
         }
         sb_add_clean(b, f->floor, false);
         if (lang == GW_LANG_ZH && is_code(f->floor)) {
-            sb_add(b, "层");
+            gw_sb_add(b, "层");
         }
         first = false;
     }
     if (present(f->zone)) {
-        sb_add(b, first ? "" : sep);
+        gw_sb_add(b, first ? "" : sep);
         sb_add_clean(b, f->zone, false);
     }
 }
@@ -311,39 +232,39 @@ static void format_utc(int64_t ms, char *out, size_t size)
     snprintf(out + n, size - n, ".%03dZ", millis);
 }
 
-static void add_number(struct sb *b, double v)
+static void add_number(struct gw_sb *b, double v)
 {
     if (!isfinite(v)) {
-        sb_add(b, "?");
+        gw_sb_add(b, "?");
         return;
     }
-    sb_printf(b, "%.10g", v + 0.0); /* + 0.0: no "-0" */
+    gw_sb_printf(b, "%.10g", v + 0.0); /* + 0.0: no "-0" */
 }
 
-static void add_unit(struct sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
+static void add_unit(struct gw_sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
 {
     bool rate = f->cond == GW_COND_RATE_ABOVE || f->cond == GW_COND_RATE_BELOW;
     if (present(f->unit)) {
-        sb_add(b, " ");
+        gw_sb_add(b, " ");
         sb_add_clean(b, f->unit, false);
     }
     if (rate) {
-        sb_add(b, lang == GW_LANG_ZH ? "/分钟" : "/min");
+        gw_sb_add(b, lang == GW_LANG_ZH ? "/分钟" : "/min");
     }
 }
 
-static void add_duration(struct sb *b, double secs, enum gw_lang lang)
+static void add_duration(struct gw_sb *b, double secs, enum gw_lang lang)
 {
     bool zh = lang == GW_LANG_ZH;
     long long s = isfinite(secs) && secs > 0 ? (long long)(secs < 1e12 ? secs : 1e12) : 0;
     if (s < 120) {
-        sb_printf(b, zh ? "%lld 秒" : "%lld s", s);
+        gw_sb_printf(b, zh ? "%lld 秒" : "%lld s", s);
     } else if (s < 7200) {
-        sb_printf(b, zh ? "%lld 分钟" : "%lld min", s / 60);
+        gw_sb_printf(b, zh ? "%lld 分钟" : "%lld min", s / 60);
     } else if (s < 172800) {
-        sb_printf(b, zh ? "%lld 小时" : "%lld h", s / 3600);
+        gw_sb_printf(b, zh ? "%lld 小时" : "%lld h", s / 3600);
     } else {
-        sb_printf(b, zh ? "%lld 天" : "%lld d", s / 86400);
+        gw_sb_printf(b, zh ? "%lld 天" : "%lld d", s / 86400);
     }
 }
 
@@ -357,7 +278,7 @@ static bool shows_value(const struct gw_notify_fields *f)
  * zh "当前 0.08 MPa，低于 0.1 MPa，", en "value 0.08 MPa, below 0.1 MPa, ";
  * offline zh "已 62 分钟无数据，", en "silent for 62 min, ".
  */
-static void add_value(struct sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
+static void add_value(struct gw_sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
 {
     bool zh = lang == GW_LANG_ZH;
     const char *sep = zh ? "，" : ", ";
@@ -365,48 +286,48 @@ static void add_value(struct sb *b, const struct gw_notify_fields *f, enum gw_la
         return;
     }
     if (f->cond == GW_COND_OFFLINE && f->value.type == GW_VALUE_NUMBER) {
-        sb_add(b, zh ? "已 " : "silent for ");
+        gw_sb_add(b, zh ? "已 " : "silent for ");
         add_duration(b, f->value.num, lang);
-        sb_add(b, zh ? "无数据" : "");
-        sb_add(b, sep);
+        gw_sb_add(b, zh ? "无数据" : "");
+        gw_sb_add(b, sep);
         return;
     }
     bool rate = f->cond == GW_COND_RATE_ABOVE || f->cond == GW_COND_RATE_BELOW;
-    sb_add(b, zh ? (rate ? "变化率 " : "当前 ") : (rate ? "rate " : "value "));
+    gw_sb_add(b, zh ? (rate ? "变化率 " : "当前 ") : (rate ? "rate " : "value "));
     if (f->value.type == GW_VALUE_STRING) {
         sb_add_clean(b, f->value.str, false);
-        sb_add(b, sep);
+        gw_sb_add(b, sep);
         return;
     }
     add_number(b, f->value.num);
     add_unit(b, f, lang);
-    sb_add(b, sep);
+    gw_sb_add(b, sep);
     if (f->has_threshold) {
         bool above = f->cond == GW_COND_ABOVE || f->cond == GW_COND_RATE_ABOVE;
-        sb_add(b, zh ? (above ? "高于 " : "低于 ") : (above ? "above " : "below "));
+        gw_sb_add(b, zh ? (above ? "高于 " : "低于 ") : (above ? "above " : "below "));
         add_number(b, f->threshold);
         add_unit(b, f, lang);
-        sb_add(b, sep);
+        gw_sb_add(b, sep);
     }
 }
 
-static void add_tag(struct sb *b, enum gw_alarm_class cls, bool test, enum gw_lang lang)
+static void add_tag(struct gw_sb *b, enum gw_alarm_class cls, bool test, enum gw_lang lang)
 {
     int c = cls_index(cls);
     if (lang == GW_LANG_ZH) {
-        sb_printf(b, "【%s%s】", class_zh[c], test ? "·测试" : "");
+        gw_sb_printf(b, "【%s%s】", class_zh[c], test ? "·测试" : "");
     } else {
-        sb_printf(b, "[%s%s]", class_en[c], test ? " TEST" : "");
+        gw_sb_printf(b, "[%s%s]", class_en[c], test ? " TEST" : "");
     }
 }
 
 /* zh "A栋 3层 301室 烟感报警 (A-3F-smoke-301)", en "Building A, ...: smoke detected (A-3F-...)". */
-static void add_what(struct sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
+static void add_what(struct gw_sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
 {
     bool any = false;
     if (has_location(f)) {
         add_location(b, f, lang);
-        sb_add(b, lang == GW_LANG_ZH ? " " : ": ");
+        gw_sb_add(b, lang == GW_LANG_ZH ? " " : ": ");
     }
     if (present(f->rule)) {
         sb_add_clean(b, f->rule, false);
@@ -414,71 +335,71 @@ static void add_what(struct sb *b, const struct gw_notify_fields *f, enum gw_lan
     }
     const char *id = present(f->sensor) ? f->sensor : f->key;
     if (present(id)) {
-        sb_add(b, any ? " (" : "(");
+        gw_sb_add(b, any ? " (" : "(");
         sb_add_clean(b, id, false);
-        sb_add(b, ")");
+        gw_sb_add(b, ")");
     }
 }
 
-static void add_ack_hint(struct sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
+static void add_ack_hint(struct gw_sb *b, const struct gw_notify_fields *f, enum gw_lang lang)
 {
-    sb_add(b, lang == GW_LANG_ZH ? "确认: campusgw-ctl ack " : "Acknowledge: campusgw-ctl ack ");
+    gw_sb_add(b, lang == GW_LANG_ZH ? "确认: campusgw-ctl ack " : "Acknowledge: campusgw-ctl ack ");
     sb_add_clean(b, present(f->key) ? f->key : "KEY", false);
-    sb_add(b, lang == GW_LANG_ZH ? " --by 姓名" : " --by NAME");
+    gw_sb_add(b, lang == GW_LANG_ZH ? " --by 姓名" : " --by NAME");
 }
 
-static void add_summary_counts(struct sb *b, const struct gw_esc_summary *s, enum gw_lang lang)
+static void add_summary_counts(struct gw_sb *b, const struct gw_esc_summary *s, enum gw_lang lang)
 {
     bool zh = lang == GW_LANG_ZH;
     bool first = true;
-    sb_add(b, zh ? "（" : " (");
+    gw_sb_add(b, zh ? "（" : " (");
     for (int c = 0; c < GW_NCLASSES; c++) {
         if (s->per_class[c] > 0) {
-            sb_printf(b, "%s%s %d", first ? "" : (zh ? "，" : ", "),
-                      zh ? class_zh_short[c] : class_en_short[c], s->per_class[c]);
+            gw_sb_printf(b, "%s%s %d", first ? "" : (zh ? "，" : ", "),
+                         zh ? class_zh_short[c] : class_en_short[c], s->per_class[c]);
             first = false;
         }
     }
     if (s->tests > 0) {
-        sb_printf(b, zh ? "，其中测试 %d" : ", %d test", s->tests);
+        gw_sb_printf(b, zh ? "，其中测试 %d" : ", %d test", s->tests);
     }
-    sb_add(b, zh ? "）" : ")");
+    gw_sb_add(b, zh ? "）" : ")");
 }
 
-static void add_summary_keys(struct sb *b, const struct gw_esc_summary *s, enum gw_lang lang,
+static void add_summary_keys(struct gw_sb *b, const struct gw_esc_summary *s, enum gw_lang lang,
                              const char *sep)
 {
     for (int i = 0; i < s->nlisted; i++) {
-        sb_add(b, i ? sep : "");
+        gw_sb_add(b, i ? sep : "");
         sb_add_clean(b, s->keys[i], false);
     }
     int more = s->total - s->nlisted;
     if (more > 0) {
-        sb_printf(b, lang == GW_LANG_ZH ? " 及另外 %d 个" : " and %d more", more);
+        gw_sb_printf(b, lang == GW_LANG_ZH ? " 及另外 %d 个" : " and %d more", more);
     }
 }
 
 static char *summary_text(const struct gw_notify_fields *f, enum gw_lang lang, int64_t now_ms)
 {
     const struct gw_esc_summary *s = f->summary;
-    struct sb b = {0};
+    struct gw_sb b = {0};
     char since[40];
     format_local(s->first_ms, now_ms, false, since, sizeof(since));
     if (lang == GW_LANG_ZH) {
-        sb_printf(&b, "【报警风暴】%s 起 %d 个新报警", since, s->total);
+        gw_sb_printf(&b, "【报警风暴】%s 起 %d 个新报警", since, s->total);
         add_summary_counts(&b, s, lang);
-        sb_add(&b, "：");
+        gw_sb_add(&b, "：");
         add_summary_keys(&b, s, lang, "、");
-        sb_add(&b, "\n逐个查看和确认: campusgw-ctl alarms");
+        gw_sb_add(&b, "\n逐个查看和确认: campusgw-ctl alarms");
     } else {
-        sb_printf(&b, "[ALARM STORM] %d new alarm%s since %s", s->total, s->total == 1 ? "" : "s",
-                  since);
+        gw_sb_printf(&b, "[ALARM STORM] %d new alarm%s since %s", s->total,
+                     s->total == 1 ? "" : "s", since);
         add_summary_counts(&b, s, lang);
-        sb_add(&b, ": ");
+        gw_sb_add(&b, ": ");
         add_summary_keys(&b, s, lang, ", ");
-        sb_add(&b, "\nSee and acknowledge each: campusgw-ctl alarms");
+        gw_sb_add(&b, "\nSee and acknowledge each: campusgw-ctl alarms");
     }
-    return sb_finish(&b);
+    return gw_sb_finish(&b);
 }
 
 char *gw_notify_text_message(const struct gw_notify_fields *f, enum gw_lang lang, int64_t now_ms)
@@ -494,52 +415,52 @@ char *gw_notify_text_message(const struct gw_notify_fields *f, enum gw_lang lang
     }
     bool zh = lang == GW_LANG_ZH;
     bool clear = f->kind == GW_ESC_CLEAR;
-    struct sb b = {0};
+    struct gw_sb b = {0};
     char when[40];
     add_tag(&b, f->alarm_class, f->test, lang);
     if (!zh) {
-        sb_add(&b, " ");
+        gw_sb_add(&b, " ");
     }
     add_what(&b, f, lang);
-    sb_add(&b, " ");
+    gw_sb_add(&b, " ");
     if (!clear) {
         add_value(&b, f, lang);
     }
     if (f->since_ms != 0) {
         format_local(f->since_ms, now_ms, false, when, sizeof(when));
-        sb_printf(&b, zh ? "%s 起，" : "since %s, ", when);
+        gw_sb_printf(&b, zh ? "%s 起，" : "since %s, ", when);
     }
     if (clear) {
         format_local(f->cleared_ms ? f->cleared_ms : now_ms, now_ms, false, when, sizeof(when));
-        sb_printf(&b, zh ? "%s 已恢复" : "cleared %s", when);
+        gw_sb_printf(&b, zh ? "%s 已恢复" : "cleared %s", when);
         if (needs_ack(f->state)) {
-            sb_add(&b, zh ? "，未确认" : ", unacknowledged");
+            gw_sb_add(&b, zh ? "，未确认" : ", unacknowledged");
         }
     } else {
-        sb_add(&b, state_label(f->state, lang));
+        gw_sb_add(&b, state_label(f->state, lang));
     }
 
     /* The second line: the level, and how to acknowledge while that is wanted. */
     bool level = !clear && f->level > 0;
     bool ack = needs_ack(f->state);
     if (level || ack) {
-        sb_add(&b, "\n");
+        gw_sb_add(&b, "\n");
     }
     if (level) {
         bool repeat = f->kind == GW_ESC_REPEAT;
         if (zh) {
-            sb_printf(&b, "第%d级%s", f->level, repeat ? "重复提醒" : "通知");
+            gw_sb_printf(&b, "第%d级%s", f->level, repeat ? "重复提醒" : "通知");
         } else {
-            sb_printf(&b, "Level %d%s", f->level, repeat ? " reminder" : "");
+            gw_sb_printf(&b, "Level %d%s", f->level, repeat ? " reminder" : "");
         }
         if (ack) {
-            sb_add(&b, zh ? "。" : ". ");
+            gw_sb_add(&b, zh ? "。" : ". ");
         }
     }
     if (ack) {
         add_ack_hint(&b, f, lang);
     }
-    return sb_finish(&b);
+    return gw_sb_finish(&b);
 }
 
 /* ---- fields from the config ---- */
@@ -706,13 +627,13 @@ char *gw_notify_text_json(uint64_t seq, const struct gw_notify_fields *f, const 
 /* text + "\n— campusgw · <site>", within GW_ROBOT_CONTENT_MAX bytes. */
 static char *robot_content(const struct gw_notify_fields *f, const char *text)
 {
-    struct sb foot = {0};
-    sb_add(&foot, "\n— campusgw");
+    struct gw_sb foot = {0};
+    gw_sb_add(&foot, "\n— campusgw");
     if (present(f->site)) {
-        sb_add(&foot, " · ");
+        gw_sb_add(&foot, " · ");
         sb_add_clean(&foot, f->site, false);
     }
-    char *footer = sb_finish(&foot);
+    char *footer = gw_sb_finish(&foot);
     char *body = clean_dup(text, true);
     if (footer == NULL || body == NULL) {
         free(footer);
@@ -722,17 +643,17 @@ static char *robot_content(const struct gw_notify_fields *f, const char *text)
     size_t flen = utf8_cut(footer, GW_ROBOT_CONTENT_MAX / 2); /* a huge site name yields */
     footer[flen] = '\0';
     size_t room = GW_ROBOT_CONTENT_MAX - flen;
-    struct sb b = {0};
+    struct gw_sb b = {0};
     if (strlen(body) <= room) {
-        sb_add(&b, body);
+        gw_sb_add(&b, body);
     } else {
-        sb_addn(&b, body, utf8_cut(body, room - strlen(ELLIPSIS)));
-        sb_add(&b, ELLIPSIS);
+        gw_sb_addn(&b, body, utf8_cut(body, room - strlen(ELLIPSIS)));
+        gw_sb_add(&b, ELLIPSIS);
     }
-    sb_add(&b, footer);
+    gw_sb_add(&b, footer);
     free(footer);
     free(body);
-    return sb_finish(&b);
+    return gw_sb_finish(&b);
 }
 
 static char *robot_text_body(const struct gw_notify_fields *f, const char *text)
@@ -782,48 +703,48 @@ char *gw_notify_text_subject(const struct gw_notify_fields *f, enum gw_lang lang
         return NULL;
     }
     bool zh = lang == GW_LANG_ZH;
-    struct sb b = {0};
-    sb_add(&b, "[campusgw] ");
+    struct gw_sb b = {0};
+    gw_sb_add(&b, "[campusgw] ");
     if (f->kind == GW_ESC_SUMMARY) {
         int total = f->summary ? f->summary->total : 0;
         if (zh) {
-            sb_printf(&b, "【报警风暴】%d 个新报警", total);
+            gw_sb_printf(&b, "【报警风暴】%d 个新报警", total);
         } else {
-            sb_printf(&b, "[ALARM STORM] %d new alarm%s", total, total == 1 ? "" : "s");
+            gw_sb_printf(&b, "[ALARM STORM] %d new alarm%s", total, total == 1 ? "" : "s");
         }
-        return sb_finish(&b);
+        return gw_sb_finish(&b);
     }
     add_tag(&b, f->alarm_class, f->test, lang);
-    sb_add(&b, zh ? "" : " ");
+    gw_sb_add(&b, zh ? "" : " ");
     sb_add_clean(&b, present(f->sensor) ? f->sensor : (f->key ? f->key : ""), false);
     if (present(f->rule)) {
-        sb_add(&b, " ");
+        gw_sb_add(&b, " ");
         sb_add_clean(&b, f->rule, false);
     }
     switch (f->kind) {
     case GW_ESC_RAISE:
         if (f->level > 1) {
-            sb_printf(&b, zh ? " 第%d级" : " (level %d)", f->level);
+            gw_sb_printf(&b, zh ? " 第%d级" : " (level %d)", f->level);
         }
         break;
     case GW_ESC_REPEAT:
-        sb_printf(&b, zh ? " 第%d级 仍未确认" : " (level %d) still unacknowledged", f->level);
+        gw_sb_printf(&b, zh ? " 第%d级 仍未确认" : " (level %d) still unacknowledged", f->level);
         break;
     case GW_ESC_CLEAR:
-        sb_add(&b, zh ? " 已恢复" : " cleared");
+        gw_sb_add(&b, zh ? " 已恢复" : " cleared");
         break;
     case GW_ESC_SUMMARY:
         break;
     }
-    return sb_finish(&b);
+    return gw_sb_finish(&b);
 }
 
-static void detail(struct sb *b, const char *label, const char *value)
+static void detail(struct gw_sb *b, const char *label, const char *value)
 {
     if (present(value)) {
-        sb_add(b, label);
+        gw_sb_add(b, label);
         sb_add_clean(b, value, false);
-        sb_add(b, "\n");
+        gw_sb_add(b, "\n");
     }
 }
 
@@ -834,38 +755,38 @@ char *gw_notify_text_email_body(const struct gw_notify_fields *f, enum gw_lang l
         return NULL;
     }
     bool zh = lang == GW_LANG_ZH;
-    struct sb b = {0};
+    struct gw_sb b = {0};
     sb_add_clean(&b, text, true);
-    sb_add(&b, "\n\n");
+    gw_sb_add(&b, "\n\n");
     detail(&b, zh ? "学校: " : "School: ", f->site);
     if (f->kind == GW_ESC_SUMMARY && f->summary) {
-        sb_add(&b, zh ? "报警列表:\n" : "Alarms:\n");
+        gw_sb_add(&b, zh ? "报警列表:\n" : "Alarms:\n");
         for (int i = 0; i < f->summary->nlisted; i++) {
-            sb_add(&b, "  ");
+            gw_sb_add(&b, "  ");
             sb_add_clean(&b, f->summary->keys[i], false);
-            sb_add(&b, "\n");
+            gw_sb_add(&b, "\n");
         }
         int more = f->summary->total - f->summary->nlisted;
         if (more > 0) {
-            sb_printf(&b, zh ? "  及另外 %d 个\n" : "  and %d more\n", more);
+            gw_sb_printf(&b, zh ? "  及另外 %d 个\n" : "  and %d more\n", more);
         }
-        return sb_finish(&b);
+        return gw_sb_finish(&b);
     }
     int c = cls_index(f->alarm_class);
     detail(&b, zh ? "报警: " : "Alarm: ", f->key);
-    sb_printf(&b, "%s%s%s\n", zh ? "类别: " : "Class: ", zh ? class_zh[c] : class_en[c],
-              f->test ? (zh ? "（测试）" : " (test)") : "");
+    gw_sb_printf(&b, "%s%s%s\n", zh ? "类别: " : "Class: ", zh ? class_zh[c] : class_en[c],
+                 f->test ? (zh ? "（测试）" : " (test)") : "");
     if (has_location(f)) {
-        sb_add(&b, zh ? "位置: " : "Location: ");
+        gw_sb_add(&b, zh ? "位置: " : "Location: ");
         add_location(&b, f, lang);
-        sb_add(&b, "\n");
+        gw_sb_add(&b, "\n");
     }
     detail(&b, zh ? "传感器: " : "Sensor: ", f->sensor);
     detail(&b, zh ? "规则: " : "Rule: ", f->rule);
     if (shows_value(f)) {
-        struct sb v = {0};
+        struct gw_sb v = {0};
         add_value(&v, f, lang);
-        char *vs = sb_finish(&v);
+        char *vs = gw_sb_finish(&v);
         if (vs) {
             /* Drop the trailing separator of the inline phrase. */
             size_t n = strlen(vs);
@@ -890,9 +811,9 @@ char *gw_notify_text_email_body(const struct gw_notify_fields *f, enum gw_lang l
     }
     detail(&b, zh ? "状态: " : "State: ", state_label(f->state, lang));
     if (f->level > 0) {
-        sb_printf(&b, zh ? "通知级别: 第%d级\n" : "Level: %d\n", f->level);
+        gw_sb_printf(&b, zh ? "通知级别: 第%d级\n" : "Level: %d\n", f->level);
     }
-    return sb_finish(&b);
+    return gw_sb_finish(&b);
 }
 
 void gw_notify_text_release(struct gw_notify_texts *t)
