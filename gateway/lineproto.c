@@ -806,6 +806,10 @@ int gw_lp_from_record(struct gw_lp_buf *b, const struct gw_config *cfg, const st
     case GW_REC_FORWARDER:
     case GW_REC_NOTIFY:
     case GW_REC_CMD_RESULT:
+    case GW_REC_HAZARD:
+    case GW_REC_HAZARD_LOG:
+    case GW_REC_KPI:
+    case GW_REC_DAILY_LOG:
         break;
     }
     json_decref(root);

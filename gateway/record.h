@@ -19,6 +19,10 @@ enum gw_record_type {
     GW_REC_FORWARDER = 5,  /* P/forwarders/<EUI>: a LoRa packet forwarder's health, retained */
     GW_REC_NOTIFY = 6,     /* P/notify/<contact>: a notification to people */
     GW_REC_CMD_RESULT = 7, /* P/cmd/result: the answer to a command */
+    GW_REC_HAZARD = 8,     /* P/hazards/<id>, retained: a hazard as it is now */
+    GW_REC_HAZARD_LOG = 9, /* P/hazards/log: one entry of the hazard register's hash chain */
+    GW_REC_KPI = 10,       /* P/kpi, retained: the school's figures (InfluxDB `school_kpi`) */
+    GW_REC_DAILY_LOG = 11, /* P/log, retained: the summary of yesterday's safety log */
 };
 
 /*
@@ -32,7 +36,8 @@ enum gw_stream { GW_STREAM_ALARM = 0, GW_STREAM_DATA = 1 };
 static inline enum gw_stream gw_record_stream(enum gw_record_type type)
 {
     return type == GW_REC_ALARM || type == GW_REC_EVENT || type == GW_REC_NOTIFY ||
-                   type == GW_REC_CMD_RESULT
+                   type == GW_REC_CMD_RESULT || type == GW_REC_HAZARD ||
+                   type == GW_REC_HAZARD_LOG || type == GW_REC_DAILY_LOG
                ? GW_STREAM_ALARM
                : GW_STREAM_DATA;
 }

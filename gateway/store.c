@@ -688,7 +688,7 @@ int gw_store_history_since(struct gw_store *st, int64_t since_ms, uint64_t after
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const char *payload = (const char *)sqlite3_column_text(s, 1);
         if (payload) {
-            fn(ctx, (uint64_t)sqlite3_column_int64(s, 0), payload);
+            fn(ctx, (uint64_t)sqlite3_column_int64(s, 0), sqlite3_column_int64(s, 2), payload);
             n++;
         }
     }

@@ -112,8 +112,10 @@ int gw_store_history(struct gw_store *st, const char *key, uint64_t after, int m
                      gw_store_history_fn fn, void *ctx);
 
 /* Every alarm's history from since_ms on (and after seq `after`), oldest first, at most max:
- * the page's and the API's event list. Committed rows only. Returns how many or -errno. */
-typedef void (*gw_store_history_seq_fn)(void *ctx, uint64_t seq, const char *payload);
+ * the page's and the API's event list, the daily log. ts_ms: when it was recorded. Committed
+ * rows only. Returns how many or -errno. */
+typedef void (*gw_store_history_seq_fn)(void *ctx, uint64_t seq, int64_t ts_ms,
+                                        const char *payload);
 int gw_store_history_since(struct gw_store *st, int64_t since_ms, uint64_t after, int max,
                            gw_store_history_seq_fn fn, void *ctx);
 

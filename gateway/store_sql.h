@@ -79,7 +79,7 @@ static const char *const store_sql[ST_NSTMTS] = {
         "INSERT OR IGNORE INTO alarm_history(seq, key, ts, payload) VALUES (?,?,?,?)",
     [ST_HISTORY_KEY] = "SELECT payload FROM alarm_history WHERE key = ? AND seq > ? ORDER BY seq"
                        " LIMIT ?",
-    [ST_HISTORY_SINCE] = "SELECT seq, payload FROM alarm_history WHERE ts >= ? AND seq > ?"
+    [ST_HISTORY_SINCE] = "SELECT seq, payload, ts FROM alarm_history WHERE ts >= ? AND seq > ?"
                          " ORDER BY seq LIMIT ?",
     [ST_KV_PREFIX] = "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
 };

@@ -298,8 +298,9 @@ static const char *arg(const struct gw_http_request *req, const char *key)
     return NULL;
 }
 
-static void collect_event(void *ctx, uint64_t seq, const char *payload)
+static void collect_event(void *ctx, uint64_t seq, int64_t ts_ms, const char *payload)
 {
+    (void)ts_ms;
     json_t *list = ctx;
     json_t *o = json_loads(payload, 0, NULL);
     if (o) {

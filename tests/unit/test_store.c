@@ -518,9 +518,9 @@ static void on_history(void *ctx, const char *payload)
     h->n++;
 }
 
-static void on_history_seq(void *ctx, uint64_t seq, const char *payload)
+static void on_history_seq(void *ctx, uint64_t seq, int64_t ts_ms, const char *payload)
 {
-    (void)seq;
+    assert_int_equal(ts_ms, 1000 + (int64_t)seq); /* the record's time, as add() gave it */
     on_history(ctx, payload);
 }
 
