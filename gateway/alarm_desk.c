@@ -22,6 +22,7 @@
 #include "alarms.h"
 #include "commands.h"
 #include "escalation.h"
+#include "hazard_desk.h"
 #include "log.h"
 #include "notify.h"
 #include "notify_text.h"
@@ -54,6 +55,11 @@ struct gw_desk {
     struct gw_desk_host host;
     struct gw_alarms *alarms;
     struct gw_escalation *esc;
+    /* Overdue hazards ("<id>/overdue") escalate by hazards.escalation: their own escalation, on
+     * a copy of the config whose supervisory levels are those (shallow: it owns nothing). */
+    struct gw_escalation *hz_esc;
+    struct gw_config *hz_esc_cfg;
+    struct gw_hazard_desk *hazards;
     struct gw_notifier *notifier;
     uv_timer_t timer;
     struct gw_alarm_change *changes; /* room for the largest command (every rule of a sensor) */
@@ -88,6 +94,28 @@ static int64_t now_ms_of(const struct gw_desk *desk)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The escalation an alarm belongs to: the overdue hazards' (system alarms "HZ-.../overdue"),
+ * or the classes'. */
+static struct gw_escalation *esc_of(const struct gw_desk *desk, const struct gw_alarm *a)
+{
+    return a->system && gw_hazard_overdue_key(a->key) ? desk->hz_esc : desk->esc;
+}
+
+/* cfg with hazards.escalation as its supervisory levels (malloc'd; shares cfg's memory). */
+static struct gw_config *hazard_escalation_cfg(const struct gw_config *cfg)
+{
+    struct gw_config *c = malloc(sizeof(*c));
+    if (!c) {
+        return NULL;
+    }
+    *c = *cfg;
+    if (cfg->hazards.nlevels > 0) {
+        c->escalation.nlevels[GW_CLASS_SUPERVISORY] = cfg->hazards.nlevels;
+        c->escalation.levels[GW_CLASS_SUPERVISORY] = cfg->hazards.levels;
+    }
+    return c;
 }
 
 /* ---- records ---- */
@@ -215,6 +243,20 @@ static void deliver(struct gw_desk *desk, const struct gw_esc_notification *n,
     const struct gw_contact_cfg *contact = &desk->cfg->contacts[n->contact];
     struct gw_notify_fields f;
     gw_notify_text_fields(&f, desk->cfg, alarm, n);
+    /* An overdue hazard: the text names the hazard, where it is, who fixes it, by when. */
+    const struct gw_hazard *h =
+        alarm && alarm->system ? gw_hazard_desk_overdue_hazard(desk->hazards, alarm->key) : NULL;
+    struct gw_notify_hazard nh;
+    if (h) {
+        nh = (struct gw_notify_hazard){.id = h->id,
+                                       .description = h->description,
+                                       .responsible = h->responsible,
+                                       .deadline_ms = h->deadline_ms};
+        f.hazard = &nh;
+        f.building = h->building;
+        f.floor = h->floor;
+        f.zone = h->zone;
+    }
     struct gw_notify_texts t;
     if (gw_notify_text_build(&t, &f, desk->cfg->site.language, 0, now) != 0) {
         gw_error("notify", "cannot build the message contact=%s key=%s (out of memory)",
@@ -267,11 +309,11 @@ static void note_level(struct gw_desk *desk, const struct gw_esc_notification *n
     }
 }
 
-static void run_due(struct gw_desk *desk, int64_t now)
+static void run_due_of(struct gw_desk *desk, struct gw_escalation *esc, int64_t now)
 {
     int n;
     do {
-        n = gw_escalation_due(desk->esc, now, desk->notes, desk->max_notes);
+        n = gw_escalation_due(esc, now, desk->notes, desk->max_notes);
         if (n <= 0) {
             break;
         }
@@ -286,8 +328,21 @@ static void run_due(struct gw_desk *desk, int64_t now)
             note_level(desk, &desk->notes[i], now);
         }
     } while (n == desk->max_notes);
-    gw_escalation_flush(desk->esc, save_escalation, desk);
+    gw_escalation_flush(esc, save_escalation, desk);
+}
+
+static void run_due(struct gw_desk *desk, int64_t now)
+{
+    run_due_of(desk, desk->esc, now);
+    run_due_of(desk, desk->hz_esc, now);
     reschedule(desk, now);
+}
+
+static int64_t next_deadline(const struct gw_desk *desk)
+{
+    int64_t a = gw_escalation_next_deadline(desk->esc);
+    int64_t b = gw_escalation_next_deadline(desk->hz_esc);
+    return a < b ? a : b;
 }
 
 static void on_timer(uv_timer_t *t)
@@ -301,7 +356,7 @@ static void reschedule(struct gw_desk *desk, int64_t now)
     if (desk->closing) {
         return;
     }
-    int64_t next = gw_escalation_next_deadline(desk->esc);
+    int64_t next = next_deadline(desk);
     if (next == GW_ESC_NEVER) {
         uv_timer_stop(&desk->timer);
         return;
@@ -544,16 +599,16 @@ static void apply(struct gw_desk *desk, const struct gw_config *cfg,
                 gw_info(MOD, "key=%s not escalated on its own: its bus or network is down", a->key);
                 break;
             }
-            if (gw_escalation_start(desk->esc, a->key, cls, a->raised_at_ms, test || a->test,
+            if (gw_escalation_start(esc_of(desk, a), a->key, cls, a->raised_at_ms, test || a->test,
                                     now) != 0) {
                 gw_error(MOD, "cannot escalate key=%s (out of memory)", a->key);
             }
             break;
         case GW_NOTIFY_STOP:
-            gw_escalation_stop(desk->esc, a->key);
+            gw_escalation_stop(esc_of(desk, a), a->key);
             break;
         case GW_NOTIFY_CLEAR: {
-            int m = gw_escalation_clear(desk->esc, a->key, now, desk->notes, desk->max_notes);
+            int m = gw_escalation_clear(esc_of(desk, a), a->key, now, desk->notes, desk->max_notes);
             for (int k = 0; k < m; k++) {
                 deliver(desk, &desk->notes[k], a, now);
             }
@@ -562,6 +617,9 @@ static void apply(struct gw_desk *desk, const struct gw_config *cfg,
         case GW_NOTIFY_NONE:
             break;
         }
+        if (strcmp(c->transition, "raise") == 0 && !a->system && cfg == desk->cfg) {
+            gw_hazard_desk_on_raise(desk->hazards, cfg, a, now); /* hazards.auto_open */
+        }
     }
     if (!desk->in_flood_update && cfg == desk->cfg) {
         desk->in_flood_update = true;
@@ -569,6 +627,7 @@ static void apply(struct gw_desk *desk, const struct gw_config *cfg,
         desk->in_flood_update = false;
     }
     gw_escalation_flush(desk->esc, save_escalation, desk);
+    gw_escalation_flush(desk->hz_esc, save_escalation, desk);
     run_due(desk, now); /* level 1 is usually due at once */
 }
 
@@ -606,7 +665,8 @@ void gw_desk_tick(struct gw_desk *desk, int64_t now_ms)
         n = gw_alarms_tick(desk->alarms, now_ms, desk->changes, desk->max_changes);
         apply(desk, desk->cfg, desk->changes, n, false, now_ms);
     } while (n > 0 && n == desk->max_changes);
-    if (gw_escalation_next_deadline(desk->esc) <= now_ms) {
+    gw_hazard_desk_tick(desk->hazards, now_ms);
+    if (next_deadline(desk) <= now_ms) {
         run_due(desk, now_ms); /* a timer that fired late, or a clock that jumped */
     }
     selftest_schedule(desk, now_ms);
@@ -616,6 +676,7 @@ void gw_desk_shift_time(struct gw_desk *desk, int64_t delta_ms)
 {
     gw_alarms_shift_time(desk->alarms, delta_ms);
     gw_escalation_shift_time(desk->esc, delta_ms);
+    gw_escalation_shift_time(desk->hz_esc, delta_ms);
     reschedule(desk, now_ms_of(desk));
 }
 
@@ -793,6 +854,35 @@ static void selftest_schedule(struct gw_desk *desk, int64_t now_ms)
 
 /* ---- commands ---- */
 
+static bool is_hazard_command(const char *name)
+{
+    return name && strncmp(name, GW_HAZARD_CMD_PREFIX, strlen(GW_HAZARD_CMD_PREFIX)) == 0;
+}
+
+/* "hazard/open", ...: to the hazard desk; the result says which hazard and its status. */
+static int execute_hazard(struct gw_desk *desk, const char *source, const char *name,
+                          const void *payload, size_t len, int64_t now_ms,
+                          struct gw_desk_result *result)
+{
+    static const char *const names[] = {"hazard/open", "hazard/update", "hazard/rectifying",
+                                        "hazard/close", "hazard/reopen"};
+    const char *sub = name + strlen(GW_HAZARD_CMD_PREFIX);
+    int type = gw_hazard_cmd_from_name(sub);
+    struct gw_command *cmd = &result->cmd;
+    cmd->name = type >= 0 ? names[type] : "hazard";
+    int rc =
+        gw_hazard_desk_execute(desk->hazards, sub, payload, len, now_ms, cmd->id, result->hazard,
+                               &result->state, result->error, sizeof(result->error));
+    if (rc != 0) {
+        desk->commands_refused++;
+    }
+    gw_log(rc == 0 ? GW_LOG_INFO : GW_LOG_WARN, MOD, "command %s %s source=%s hazard=%s%s%s%s",
+           cmd->name, rc == 0 ? "done" : "refused", source,
+           result->hazard[0] ? result->hazard : "?", rc ? " error=\"" : "", rc ? result->error : "",
+           rc ? "\"" : "");
+    return rc;
+}
+
 int gw_desk_execute(struct gw_desk *desk, const char *source, const char *name, const void *payload,
                     size_t len, int64_t now_ms, struct gw_desk_result *result)
 {
@@ -801,6 +891,11 @@ int gw_desk_execute(struct gw_desk *desk, const char *source, const char *name, 
     char *err = result->error;
     err[0] = '\0';
     result->state = NULL;
+    result->hazard[0] = '\0';
+    if (is_hazard_command(name)) {
+        memset(cmd, 0, sizeof(*cmd));
+        return execute_hazard(desk, source, name, payload, len, now_ms, result);
+    }
     int rc = gw_command_parse(name, payload, len, cmd, err, sizeof(result->error));
     if (rc == 0) {
         struct gw_alarm_command ac = {
@@ -846,8 +941,69 @@ void gw_desk_command(struct gw_desk *desk, const char *source, const char *name,
     int rc = gw_desk_execute(desk, source, name, payload, len, now_ms, &r);
     uint64_t seq = desk->host.next_seq(desk->host.core);
     desk->host.open_batch(desk->host.core);
-    emit(desk, GW_REC_CMD_RESULT, now_ms, "cmd/result",
-         gw_command_result(seq, &r.cmd, rc == 0, rc ? r.error : NULL, r.state), seq);
+    char *json = is_hazard_command(name)
+                     ? gw_hazard_result_json(seq, name + strlen(GW_HAZARD_CMD_PREFIX), r.cmd.id,
+                                             r.hazard, rc == 0, rc ? r.error : NULL, r.state)
+                     : gw_command_result(seq, &r.cmd, rc == 0, rc ? r.error : NULL, r.state);
+    emit(desk, GW_REC_CMD_RESULT, now_ms, "cmd/result", json, seq);
+}
+
+/* ---- the hazard desk's host ---- */
+
+static uint64_t hz_next_seq(void *ctx)
+{
+    struct gw_desk *desk = ctx;
+    return desk->host.next_seq(desk->host.core);
+}
+
+static void hz_emit(void *ctx, enum gw_record_type type, int64_t ts_ms, const char *topic,
+                    char *json, uint64_t seq)
+{
+    emit(ctx, type, ts_ms, topic, json, seq);
+}
+
+static void hz_open_batch(void *ctx)
+{
+    struct gw_desk *desk = ctx;
+    desk->host.open_batch(desk->host.core);
+}
+
+/* The hazard desk's system alarms (overdue hazards, an invalid register). Its own change buffer:
+ * this runs from inside apply() (auto-open) and from commands that use desk->changes. */
+static void hz_system_alarm(void *ctx, const char *key, const char *name, enum gw_alarm_class cls,
+                            const char *value, bool on, const char *by, int64_t now)
+{
+    struct gw_desk *desk = ctx;
+    struct gw_alarm_change ch[2 * GW_ALARMS_TRANSITION_CHANGES];
+    int n;
+    if (on) {
+        struct gw_value v = {.type = value ? GW_VALUE_STRING : GW_VALUE_NONE};
+        snprintf(v.str, sizeof(v.str), "%s", value ? value : "");
+        n = gw_alarms_system_raise(desk->alarms, key, name, cls, &v, false, now, ch,
+                                   GW_ALARMS_TRANSITION_CHANGES);
+    } else {
+        n = gw_alarms_system_clear(desk->alarms, key, now, ch, GW_ALARMS_TRANSITION_CHANGES);
+        const struct gw_alarm *a = n > 0 ? gw_alarms_find(desk->alarms, key) : NULL;
+        if (a && a->state == GW_ALARM_RTN_UNACKED && by && by[0]) {
+            /* Whoever closed the hazard (or gave a new deadline) has dealt with the alarm. */
+            struct gw_alarm_command ack = {.type = GW_CMD_ACK, .key = key, .by = by};
+            char err[GW_ERR_MAX];
+            int m = gw_alarms_command(desk->alarms, &ack, now, ch + n,
+                                      (int)(sizeof(ch) / sizeof(ch[0])) - n, err, sizeof(err));
+            n += m > 0 ? m : 0;
+        }
+    }
+    if (n < 0) {
+        gw_error(MOD, "system alarm %s not %s key=%s error=\"%s\"", name, on ? "raised" : "cleared",
+                 key, strerror(-n));
+        return;
+    }
+    apply(desk, desk->cfg, ch, n, false, now);
+}
+
+struct gw_hazard_desk *gw_desk_hazards(struct gw_desk *desk)
+{
+    return desk->hazards;
 }
 
 /* ---- start, reload, stop ---- */
@@ -869,12 +1025,26 @@ struct gw_desk *gw_desk_new(uv_loop_t *loop, const struct gw_config *cfg, struct
     desk->notes = calloc((size_t)desk->max_notes, sizeof(*desk->notes));
     desk->alarms = gw_alarms_new(cfg);
     desk->esc = gw_escalation_new(cfg);
+    desk->hz_esc_cfg = hazard_escalation_cfg(cfg);
+    desk->hz_esc = desk->hz_esc_cfg ? gw_escalation_new(desk->hz_esc_cfg) : NULL;
     desk->notifier = gw_notifier_new(loop, cfg, publish_notify, desk);
-    if (!desk->changes || !desk->notes || !desk->alarms || !desk->esc || !desk->notifier) {
+    struct gw_hazard_desk_host hz_host = {
+        .ctx = desk,
+        .next_seq = hz_next_seq,
+        .emit = hz_emit,
+        .open_batch = hz_open_batch,
+        .system_alarm = hz_system_alarm,
+    };
+    desk->hazards = gw_hazard_desk_new(cfg, store, &hz_host, now_ms_of(desk));
+    if (!desk->changes || !desk->notes || !desk->alarms || !desk->esc || !desk->hz_esc ||
+        !desk->notifier || !desk->hazards) {
         gw_error(MOD, "cannot start the alarm desk (out of memory)");
         if (desk->notifier) {
             gw_notifier_close(desk->notifier, NULL, NULL);
         }
+        gw_hazard_desk_free(desk->hazards);
+        gw_escalation_free(desk->hz_esc);
+        free(desk->hz_esc_cfg);
         gw_alarms_free(desk->alarms);
         gw_escalation_free(desk->esc);
         free(desk->changes);
@@ -951,7 +1121,7 @@ static void on_stored_escalation(void *ctx, const char *key, const char *value)
     struct restore_ctx *rc = ctx;
     const char *akey = key + strlen(ESC_KEY_PREFIX);
     const struct gw_alarm *a = gw_alarms_find(rc->desk->alarms, akey);
-    if (!a || gw_escalation_restore(rc->desk->esc, akey, value) != 0) {
+    if (!a || gw_escalation_restore(esc_of(rc->desk, a), akey, value) != 0) {
         gw_store_kv_delete(rc->desk->store, key); /* its alarm is over, or unreadable */
     }
 }
@@ -963,6 +1133,8 @@ int gw_desk_restore(struct gw_desk *desk, struct gw_rules *rules, int64_t now_ms
     gw_store_kv_each(desk->store, OOS_KEY_PREFIX, on_stored_oos, &rc);
     gw_store_load_alarms(desk->store, on_stored_alarm, &rc);
     gw_store_kv_each(desk->store, ESC_KEY_PREFIX, on_stored_escalation, &rc);
+    /* The register's alarms (invalid, overdue) once the stored alarms are back. */
+    gw_hazard_desk_restore(desk->hazards, now_ms);
     /* Levels that fell due while the gateway was down go out now, in order. */
     run_due(desk, now_ms);
     return rc.restored;
@@ -975,6 +1147,7 @@ void gw_desk_snapshot(struct gw_desk *desk, int64_t now_ms)
     for (int it = 0; (a = gw_alarms_next(desk->alarms, &it));) {
         emit_state(desk, desk->cfg, a, now_ms);
     }
+    gw_hazard_desk_snapshot(desk->hazards, now_ms);
 }
 
 const struct gw_alarms *gw_desk_alarms(const struct gw_desk *desk)
@@ -1012,8 +1185,20 @@ int gw_desk_reload(struct gw_desk *desk, const struct gw_config *cfg, int64_t no
     /* Alarms that are gone end under the old config (their indexes are into it), told to the
      * contacts of the old escalation, before it moves to the new config. */
     apply(desk, desk->cfg, ch, n, false, now_ms);
-    struct gw_escalation *esc = gw_escalation_reload(desk->esc, cfg);
+    /* The overdue hazards' escalation first: when the main one then fails, only these few keys
+     * have moved (to the new config, which the gateway keeps alive either way). */
+    struct gw_config *hz_cfg = hazard_escalation_cfg(cfg);
+    struct gw_escalation *hz_esc = hz_cfg ? gw_escalation_reload(desk->hz_esc, hz_cfg) : NULL;
+    if (hz_esc) {
+        desk->hz_esc = hz_esc;
+        free(desk->hz_esc_cfg);
+        desk->hz_esc_cfg = hz_cfg;
+    }
+    struct gw_escalation *esc = hz_esc ? gw_escalation_reload(desk->esc, cfg) : NULL;
     if (!esc) {
+        if (!hz_esc) {
+            free(hz_cfg);
+        }
         gw_alarms_free(alarms);
         free(ch);
         free(changes);
@@ -1024,6 +1209,7 @@ int gw_desk_reload(struct gw_desk *desk, const struct gw_config *cfg, int64_t no
     desk->alarms = alarms;
     desk->esc = esc;
     desk->cfg = cfg;
+    gw_hazard_desk_reload(desk->hazards, cfg);
     free(desk->changes);
     free(desk->notes);
     desk->changes = changes;
@@ -1078,6 +1264,9 @@ static void maybe_freed(struct gw_desk *desk)
     void *ctx = desk->closed_ctx;
     gw_alarms_free(desk->alarms);
     gw_escalation_free(desk->esc);
+    gw_escalation_free(desk->hz_esc);
+    free(desk->hz_esc_cfg);
+    gw_hazard_desk_free(desk->hazards);
     free(desk->changes);
     free(desk->notes);
     free(desk->st.result);
@@ -1107,6 +1296,7 @@ void gw_desk_close(struct gw_desk *desk, void (*closed)(void *ctx), void *ctx)
     desk->closed = closed;
     desk->closed_ctx = ctx;
     gw_escalation_flush(desk->esc, save_escalation, desk);
+    gw_escalation_flush(desk->hz_esc, save_escalation, desk);
     desk->open_handles = 3;
     uv_timer_stop(&desk->timer);
     uv_close((uv_handle_t *)&desk->timer, on_timer_closed);

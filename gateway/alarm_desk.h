@@ -16,6 +16,8 @@
 
 #include "commands.h"
 #include "config.h"
+#include "hazard_desk.h"
+#include "hazards.h"
 #include "record.h"
 #include "rules.h"
 #include "store.h"
@@ -54,12 +56,18 @@ void gw_desk_on_transitions(struct gw_desk *desk, const struct gw_alarm_transiti
 /*
  * A command, whatever brought it: parsed, applied, logged. 0, or the error:
  * -EINVAL bad input (400), -ENOENT unknown alarm or sensor (404), -EPERM wrong
- * state (409), with the message in result->error.
+ * state (409), with the message in result->error. Names starting "hazard/"
+ * ("hazard/open", "hazard/update", "hazard/rectifying", "hazard/close",
+ * "hazard/reopen") go to the hazard desk: then cmd.name is the whole name,
+ * cmd.id the request id, hazard the hazard's id ("" when unknown) and state
+ * the hazard's status; -EIO (503) when the register is invalid or the store
+ * cannot write.
  */
 struct gw_desk_result {
-    struct gw_command cmd;  /* what was understood of it */
-    char error[GW_ERR_MAX]; /* "" when ok */
-    const char *state;      /* the alarm's (or sensor's) state after it; NULL on error */
+    struct gw_command cmd;     /* what was understood of it */
+    char error[GW_ERR_MAX];    /* "" when ok */
+    const char *state;         /* the alarm's (or sensor's) state after it; NULL on error */
+    char hazard[GW_HZ_ID_MAX]; /* hazard commands: the hazard's id; "" otherwise */
 };
 int gw_desk_execute(struct gw_desk *desk, const char *source, const char *name, const void *payload,
                     size_t len, int64_t now_ms, struct gw_desk_result *result);
@@ -79,6 +87,9 @@ void gw_desk_snapshot(struct gw_desk *desk, int64_t now_ms);
 
 /* The live alarms (for the API and the page): valid until the next call that changes the desk. */
 const struct gw_alarms *gw_desk_alarms(const struct gw_desk *desk);
+
+/* The hazard register's desk (hazard_desk.h): for the API, the page, KPIs and the daily log. */
+struct gw_hazard_desk *gw_desk_hazards(struct gw_desk *desk);
 
 /* Is the sensor out of service (its telemetry is marked, its alarms silent)? */
 bool gw_desk_sensor_oos(const struct gw_desk *desk, int sensor_index);

@@ -162,7 +162,7 @@ static void flush_msgs(struct parser *p, FILE *out)
 
 /* ---- key tables and typed getters -------------------------------------- */
 
-enum ktype { K_STRING, K_INT, K_FLOAT, K_BOOL, K_GROUP, K_LIST, K_SCALAR, K_STRINGS };
+enum ktype { K_STRING, K_INT, K_FLOAT, K_BOOL, K_GROUP, K_LIST, K_SCALAR, K_STRINGS, K_STRINGS0 };
 
 struct key {
     const char *name;
@@ -190,6 +190,8 @@ static const char *ktype_name(enum ktype t)
         return "a number, true/false or a string";
     case K_STRINGS:
         return "an array of strings [ \"a\", \"b\" ]";
+    case K_STRINGS0:
+        return "an array of strings [ \"a\", \"b\" ] (or [ ])";
     }
     return "?";
 }
@@ -239,6 +241,10 @@ static bool type_ok(const config_setting_t *s, enum ktype t)
     case K_STRINGS:
         return ty == CONFIG_TYPE_ARRAY && config_setting_length(s) > 0 &&
                config_setting_type(config_setting_get_elem(s, 0)) == CONFIG_TYPE_STRING;
+    case K_STRINGS0:
+        return ty == CONFIG_TYPE_ARRAY &&
+               (config_setting_length(s) == 0 ||
+                config_setting_type(config_setting_get_elem(s, 0)) == CONFIG_TYPE_STRING);
     }
     return false;
 }
@@ -3392,6 +3398,140 @@ static void parse_selftest(struct parser *p, const config_setting_t *g)
     get_int(p, g, path, "timeout_s", OPTIONAL, 10, 3600, &s->timeout_s);
 }
 
+/* ---- hazards, kpi ------------------------------------------------------ */
+
+static const struct key hazards_keys[] = {
+    {"auto_open", K_STRINGS0},
+    {"deadline_days", K_GROUP},
+    {"escalation", K_LIST},
+};
+
+/* Same order as enum gw_hazard_category (hazards.h); hazard_desk.c checks they agree. */
+static const char *const hazard_category_names[GW_HAZARD_NCATEGORIES] = {
+    "fire_equipment", "evacuation_route", "electrical", "structure", "surroundings", "other",
+};
+static const int hazard_default_days[GW_HAZARD_NCATEGORIES] = {7, 1, 7, 30, 30, 14};
+
+const char *gw_config_hazard_category_name(int category)
+{
+    return category >= 0 && category < GW_HAZARD_NCATEGORIES ? hazard_category_names[category]
+                                                             : NULL;
+}
+
+int gw_config_find_rule(const struct gw_config *cfg, const char *name)
+{
+    for (int i = 0; cfg && name && i < cfg->nrules; i++) {
+        if (cfg->rules[i].name && strcmp(cfg->rules[i].name, name) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* auto_open = [ "rule name", ... ]: supervisory rules of this config, each once. After rules. */
+static void parse_auto_open(struct parser *p, const config_setting_t *m)
+{
+    struct gw_hazards_cfg *h = &p->cfg->hazards;
+    int n = config_setting_length(m);
+    h->auto_open = xcalloc(p, (size_t)n, sizeof(*h->auto_open));
+    if (!h->auto_open) {
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const char *name = config_setting_get_string_elem(m, i);
+        int ri = name ? gw_config_find_rule(p->cfg, name) : -1;
+        if (ri < 0) {
+            err(p, m, "hazards.auto_open: unknown rule \"%s\"", name ? name : "");
+            continue;
+        }
+        const struct gw_rule_cfg *r = &p->cfg->rules[ri];
+        if (r->alarm_class != GW_CLASS_SUPERVISORY) {
+            err(p, m,
+                "hazards.auto_open: rule \"%s\" is class %s (line %d); only supervisory alarms "
+                "open hazards",
+                name, class_names[r->alarm_class], r->line);
+            continue;
+        }
+        bool dup = false;
+        for (int j = 0; j < h->nauto_open && !dup; j++) {
+            dup = strcmp(h->auto_open[j], name) == 0;
+        }
+        if (dup) {
+            err(p, m, "hazards.auto_open: \"%s\" is listed twice", name);
+            continue;
+        }
+        if (!(h->auto_open[h->nauto_open] = xstrdup(p, name))) {
+            return;
+        }
+        h->nauto_open++;
+    }
+}
+
+/* hazards.escalation = ( level, ... ): like escalation.<class>. After contacts. */
+static void parse_hazard_escalation(struct parser *p, const config_setting_t *list)
+{
+    struct gw_hazards_cfg *h = &p->cfg->hazards;
+    int n = config_setting_length(list);
+    if (n == 0) {
+        err(p, list,
+            "hazards.escalation: give at least one level (leave it out to use "
+            "escalation.supervisory's)");
+        return;
+    }
+    h->levels = xcalloc(p, (size_t)n, sizeof(*h->levels));
+    if (!h->levels) {
+        return;
+    }
+    h->nlevels = n;
+    int prev = -1;
+    for (int i = 0; i < n; i++) {
+        const config_setting_t *lg = config_setting_get_elem(list, (unsigned)i);
+        char path[PATH_LEN];
+        elem_path(path, sizeof(path), "hazards.escalation", i);
+        if (!config_setting_is_group(lg)) {
+            err(p, lg, "%s: expected a group { ... }, got %s", path, ltype_name(lg));
+            continue;
+        }
+        parse_level(p, lg, path, &h->levels[i], &prev, i == n - 1);
+    }
+}
+
+/* Defaults (deadline days) are set in set_defaults: the register exists without the section. */
+static void parse_hazards(struct parser *p, const config_setting_t *g)
+{
+    struct gw_hazards_cfg *h = &p->cfg->hazards;
+    h->line = (int)config_setting_source_line(g);
+    check_members(p, g, "hazards", hazards_keys, N_ELEMS(hazards_keys));
+    const config_setting_t *m = get(g, "auto_open", K_STRINGS0);
+    if (m) {
+        parse_auto_open(p, m);
+    }
+    if ((m = get(g, "deadline_days", K_GROUP))) {
+        struct key keys[GW_HAZARD_NCATEGORIES];
+        for (int c = 0; c < GW_HAZARD_NCATEGORIES; c++) {
+            keys[c] = (struct key){hazard_category_names[c], K_INT};
+        }
+        check_members(p, m, "hazards.deadline_days", keys, N_ELEMS(keys));
+        for (int c = 0; c < GW_HAZARD_NCATEGORIES; c++) {
+            get_int(p, m, "hazards.deadline_days", hazard_category_names[c], OPTIONAL, 1, 365,
+                    &h->deadline_days[c]);
+        }
+    }
+    if ((m = get(g, "escalation", K_LIST))) {
+        parse_hazard_escalation(p, m);
+    }
+}
+
+static const struct key kpi_keys[] = {
+    {"interval_s", K_INT},
+};
+
+static void parse_kpi(struct parser *p, const config_setting_t *g)
+{
+    check_members(p, g, "kpi", kpi_keys, N_ELEMS(kpi_keys));
+    get_int(p, g, "kpi", "interval_s", OPTIONAL, 10, DAY_MAX_S, &p->cfg->kpi.interval_s);
+}
+
 /* ---- http -------------------------------------------------------------- */
 
 static const struct key http_keys[] = {
@@ -3613,11 +3753,8 @@ static const struct key root_keys[] = {
     {"uplink", K_GROUP},    {"influx", K_GROUP},     {"lora", K_GROUP},       {"modbus", K_LIST},
     {"schedules", K_GROUP}, {"profiles", K_GROUP},   {"sensors", K_LIST},     {"rules", K_LIST},
     {"smtp", K_GROUP},      {"contacts", K_GROUP},   {"escalation", K_GROUP}, {"alarms", K_GROUP},
-    {"selftest", K_GROUP},  {"http", K_GROUP},
+    {"selftest", K_GROUP},  {"http", K_GROUP},       {"hazards", K_GROUP},    {"kpi", K_GROUP},
 };
-
-/* Sections of later versions: accepted and ignored so one file serves every version. */
-static const char *const later_sections[] = {"hazards"};
 
 static bool set_defaults(struct parser *p)
 {
@@ -3638,6 +3775,8 @@ static bool set_defaults(struct parser *p)
     cfg->selftest.enabled = true;
     cfg->selftest.at_min = 3 * 60;
     cfg->selftest.timeout_s = 120;
+    memcpy(cfg->hazards.deadline_days, hazard_default_days, sizeof(cfg->hazards.deadline_days));
+    cfg->kpi.interval_s = 3600;
     cfg->http.listen_host = xstrdup(p, "127.0.0.1");
     cfg->http.listen_port = 8080;
     cfg->http.loopback = true;
@@ -3652,14 +3791,6 @@ static void parse_root(struct parser *p, const config_setting_t *root)
     for (int i = 0; i < n; i++) {
         const config_setting_t *m = config_setting_get_elem(root, (unsigned)i);
         const char *name = config_setting_name(m);
-        bool later = false;
-        for (size_t j = 0; j < N_ELEMS(later_sections); j++) {
-            later = later || strcmp(name, later_sections[j]) == 0;
-        }
-        if (later) {
-            warn(p, m, "section '%s' is not used by this version; ignored", name);
-            continue;
-        }
         const struct key *k = find_key(root_keys, N_ELEMS(root_keys), name);
         if (!k) {
             err(p, m, "%s: unknown key", name);
@@ -3728,6 +3859,12 @@ static void parse_root(struct parser *p, const config_setting_t *root)
     }
     if ((g = get(root, "http", K_GROUP))) {
         parse_http(p, g);
+    }
+    if ((g = get(root, "hazards", K_GROUP))) {
+        parse_hazards(p, g); /* after rules and contacts: it names both */
+    }
+    if ((g = get(root, "kpi", K_GROUP))) {
+        parse_kpi(p, g);
     }
 }
 
@@ -3914,6 +4051,14 @@ void gw_config_free(struct gw_config *cfg)
         wipe_free(cfg->http.users[i].token_hash);
     }
     free(cfg->http.users);
+    for (int i = 0; i < cfg->hazards.nauto_open && cfg->hazards.auto_open; i++) {
+        free(cfg->hazards.auto_open[i]);
+    }
+    free(cfg->hazards.auto_open);
+    for (int i = 0; i < cfg->hazards.nlevels && cfg->hazards.levels; i++) {
+        free(cfg->hazards.levels[i].contacts);
+    }
+    free(cfg->hazards.levels);
     free(cfg);
 }
 
@@ -4118,6 +4263,36 @@ static void print_people(const struct gw_config *cfg, FILE *out)
     }
 }
 
+/* Auto-open rules, default deadlines, who hears of an overdue hazard; the KPI interval. */
+static void print_hazards(const struct gw_config *cfg, FILE *out)
+{
+    const struct gw_hazards_cfg *h = &cfg->hazards;
+    fprintf(out, "hazards: auto-open %s", h->nauto_open ? "from" : "none");
+    for (int i = 0; i < h->nauto_open; i++) {
+        fprintf(out, "%s \"%s\"", i ? "," : "", h->auto_open[i]);
+    }
+    fprintf(out, "\n  deadlines (days):");
+    for (int c = 0; c < GW_HAZARD_NCATEGORIES; c++) {
+        fprintf(out, "%s %s %d", c ? "," : "", hazard_category_names[c], h->deadline_days[c]);
+    }
+    fprintf(out, "\n  overdue told:");
+    if (h->nlevels == 0) {
+        fprintf(out, " as escalation.supervisory\n");
+    }
+    for (int i = 0; i < h->nlevels; i++) {
+        const struct gw_escalation_level_cfg *lv = &h->levels[i];
+        fprintf(out, "%s at %d s", i ? ";" : "", lv->after_s);
+        for (int j = 0; j < lv->ncontacts; j++) {
+            fprintf(out, "%s %s", j ? "," : "", cfg->contacts[lv->contacts[j]].name);
+        }
+        if (lv->repeat_s) {
+            fprintf(out, ", again every %d s", lv->repeat_s);
+        }
+        fprintf(out, "%s", i == h->nlevels - 1 ? "\n" : "");
+    }
+    fprintf(out, "kpi: every %d s\n", cfg->kpi.interval_s);
+}
+
 /* Listen address, HTTPS, session time, users with roles: never a hash. */
 static void print_http(const struct gw_config *cfg, FILE *out)
 {
@@ -4286,5 +4461,6 @@ void gw_config_print_summary(const struct gw_config *cfg, FILE *out)
     }
     print_people(cfg, out);
     print_http(cfg, out);
+    print_hazards(cfg, out);
     fprintf(out, "config OK\n");
 }

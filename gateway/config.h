@@ -364,6 +364,25 @@ struct gw_selftest_cfg {
     int timeout_s; /* a hop not done within this is a trouble alarm; default 120 */
 };
 
+/* hazards = { ... }: the hazard register (issue 7). Defaults hold without the section. */
+#define GW_HAZARD_NCATEGORIES 6 /* enum gw_hazard_category (hazards.h), in its order */
+struct gw_hazards_cfg {
+    int nauto_open;
+    char **auto_open; /* rule names (each a supervisory rule of cfg->rules), each once */
+    /* default deadline per category, days 1..365: fire_equipment 7, evacuation_route 1,
+     * electrical 7, structure 30, surroundings 30, other 14 */
+    int deadline_days[GW_HAZARD_NCATEGORIES];
+    /* who is told of an overdue hazard; nlevels 0: escalation.supervisory's levels */
+    int nlevels;
+    struct gw_escalation_level_cfg *levels;
+    int line; /* of the hazards section; 0 when it is absent */
+};
+
+/* kpi = { interval_s = 3600; }: how often the school's figures go out (P/kpi, school_kpi). */
+struct gw_kpi_cfg {
+    int interval_s; /* default 3600, 10..86400 */
+};
+
 /* http = { ... }: the status page and JSON API (issue 6). Defaults hold without the section. */
 enum gw_http_role {
     GW_ROLE_VIEWER,   /* may look */
@@ -418,6 +437,8 @@ struct gw_config {
     struct gw_alarms_cfg alarms;
     struct gw_selftest_cfg selftest;
     struct gw_http_cfg http;
+    struct gw_hazards_cfg hazards;
+    struct gw_kpi_cfg kpi;
 };
 
 /*
@@ -435,11 +456,16 @@ void gw_config_print_summary(const struct gw_config *cfg, FILE *out);
 
 /* Lookups; -1 when absent. */
 int gw_config_find_sensor(const struct gw_config *cfg, const char *id);
+int gw_config_find_rule(const struct gw_config *cfg, const char *name);
 int gw_config_find_bus(const struct gw_config *cfg, const char *name);
 
 /* "hydrant pressure low" -> "hydrant-pressure-low"; writes at most size bytes. */
 void gw_slugify(const char *name, char *out, size_t size);
 
 const char *gw_class_name(enum gw_alarm_class c);
+
+/* "fire_equipment", ... (hazards.deadline_days keys, in enum gw_hazard_category order); NULL out
+ * of range. */
+const char *gw_config_hazard_category_name(int category);
 
 #endif

@@ -402,6 +402,42 @@ static char *summary_text(const struct gw_notify_fields *f, enum gw_lang lang, i
     return gw_sb_finish(&b);
 }
 
+/* zh "【隐患逾期】A栋 1层 东楼梯 描述 (HZ-...) 整改期限 ... 已过，责任人 王工，未确认". */
+static void add_hazard_headline(struct gw_sb *b, const struct gw_notify_fields *f,
+                                enum gw_lang lang, int64_t now_ms)
+{
+    const struct gw_notify_hazard *h = f->hazard;
+    bool zh = lang == GW_LANG_ZH;
+    char when[40];
+    gw_sb_add(b, zh ? "【隐患逾期】" : "[HAZARD OVERDUE] ");
+    if (has_location(f)) {
+        add_location(b, f, lang);
+        gw_sb_add(b, zh ? " " : ": ");
+    }
+    sb_add_clean(b, h->description, false);
+    gw_sb_add(b, " (");
+    sb_add_clean(b, h->id, false);
+    gw_sb_add(b, ") ");
+    if (f->kind == GW_ESC_CLEAR) {
+        format_local(f->cleared_ms ? f->cleared_ms : now_ms, now_ms, false, when, sizeof(when));
+        gw_sb_printf(b, zh ? "%s 逾期已解除" : "no longer overdue since %s", when);
+        if (needs_ack(f->state)) {
+            gw_sb_add(b, zh ? "，未确认" : ", unacknowledged");
+        }
+        return;
+    }
+    format_local(h->deadline_ms, now_ms, true, when, sizeof(when));
+    gw_sb_printf(b, zh ? "整改期限 %s 已过，" : "deadline %s passed, ", when);
+    if (present(h->responsible)) {
+        gw_sb_add(b, zh ? "责任人 " : "responsible ");
+        sb_add_clean(b, h->responsible, false);
+    } else {
+        gw_sb_add(b, zh ? "尚未指定责任人" : "nobody responsible yet");
+    }
+    gw_sb_add(b, zh ? "，" : ", ");
+    gw_sb_add(b, state_label(f->state, lang));
+}
+
 char *gw_notify_text_message(const struct gw_notify_fields *f, enum gw_lang lang, int64_t now_ms)
 {
     if (f == NULL) {
@@ -417,27 +453,31 @@ char *gw_notify_text_message(const struct gw_notify_fields *f, enum gw_lang lang
     bool clear = f->kind == GW_ESC_CLEAR;
     struct gw_sb b = {0};
     char when[40];
-    add_tag(&b, f->alarm_class, f->test, lang);
-    if (!zh) {
-        gw_sb_add(&b, " ");
-    }
-    add_what(&b, f, lang);
-    gw_sb_add(&b, " ");
-    if (!clear) {
-        add_value(&b, f, lang);
-    }
-    if (f->since_ms != 0) {
-        format_local(f->since_ms, now_ms, false, when, sizeof(when));
-        gw_sb_printf(&b, zh ? "%s 起，" : "since %s, ", when);
-    }
-    if (clear) {
-        format_local(f->cleared_ms ? f->cleared_ms : now_ms, now_ms, false, when, sizeof(when));
-        gw_sb_printf(&b, zh ? "%s 已恢复" : "cleared %s", when);
-        if (needs_ack(f->state)) {
-            gw_sb_add(&b, zh ? "，未确认" : ", unacknowledged");
-        }
+    if (f->hazard) {
+        add_hazard_headline(&b, f, lang, now_ms);
     } else {
-        gw_sb_add(&b, state_label(f->state, lang));
+        add_tag(&b, f->alarm_class, f->test, lang);
+        if (!zh) {
+            gw_sb_add(&b, " ");
+        }
+        add_what(&b, f, lang);
+        gw_sb_add(&b, " ");
+        if (!clear) {
+            add_value(&b, f, lang);
+        }
+        if (f->since_ms != 0) {
+            format_local(f->since_ms, now_ms, false, when, sizeof(when));
+            gw_sb_printf(&b, zh ? "%s 起，" : "since %s, ", when);
+        }
+        if (clear) {
+            format_local(f->cleared_ms ? f->cleared_ms : now_ms, now_ms, false, when, sizeof(when));
+            gw_sb_printf(&b, zh ? "%s 已恢复" : "cleared %s", when);
+            if (needs_ack(f->state)) {
+                gw_sb_add(&b, zh ? "，未确认" : ", unacknowledged");
+            }
+        } else {
+            gw_sb_add(&b, state_label(f->state, lang));
+        }
     }
 
     /* The second line: the level, and how to acknowledge while that is wanted. */
@@ -608,6 +648,15 @@ char *gw_notify_text_json(uint64_t seq, const struct gw_notify_fields *f, const 
         "location", location, "kind", gw_esc_kind_name(f->kind), "test", f->test, "state",
         summary ? json_null() : json_string(gw_alarm_state_name(f->state)), "raised_at",
         f->since_ms ? json_string(raised) : json_null());
+    if (root && !summary && f->hazard) {
+        char deadline[40];
+        format_utc(f->hazard->deadline_ms, deadline, sizeof(deadline));
+        json_object_set_new(root, "hazard",
+                            json_pack("{so so so ss}", "id", jstr(f->hazard->id), "description",
+                                      jstr(f->hazard->description), "responsible",
+                                      jstr(f->hazard->responsible ? f->hazard->responsible : ""),
+                                      "deadline", deadline));
+    }
     if (root && summary && f->summary) {
         json_t *keys = json_array();
         for (int i = 0; i < f->summary->nlisted; i++) {
@@ -714,6 +763,25 @@ char *gw_notify_text_subject(const struct gw_notify_fields *f, enum gw_lang lang
         }
         return gw_sb_finish(&b);
     }
+    if (f->hazard) {
+        gw_sb_add(&b, zh ? "【隐患逾期】" : "[HAZARD OVERDUE] ");
+        sb_add_clean(&b, f->hazard->id, false);
+        gw_sb_add(&b, " ");
+        /* a subject is one short line: the description's first 80 bytes */
+        char *d = clean_dup(f->hazard->description, false);
+        if (d) {
+            size_t cut = utf8_cut(d, 80);
+            gw_sb_addn(&b, d, cut);
+            gw_sb_add(&b, cut < strlen(d) ? ELLIPSIS : "");
+        }
+        free(d);
+        if (f->kind == GW_ESC_CLEAR) {
+            gw_sb_add(&b, zh ? " 逾期已解除" : " no longer overdue");
+        } else if (f->level > 1) {
+            gw_sb_printf(&b, zh ? " 第%d级" : " (level %d)", f->level);
+        }
+        return gw_sb_finish(&b);
+    }
     add_tag(&b, f->alarm_class, f->test, lang);
     gw_sb_add(&b, zh ? "" : " ");
     sb_add_clean(&b, present(f->sensor) ? f->sensor : (f->key ? f->key : ""), false);
@@ -781,8 +849,19 @@ char *gw_notify_text_email_body(const struct gw_notify_fields *f, enum gw_lang l
         add_location(&b, f, lang);
         gw_sb_add(&b, "\n");
     }
-    detail(&b, zh ? "传感器: " : "Sensor: ", f->sensor);
-    detail(&b, zh ? "规则: " : "Rule: ", f->rule);
+    if (f->hazard) {
+        char deadline[40];
+        format_local(f->hazard->deadline_ms, 0, true, deadline, sizeof(deadline));
+        detail(&b, zh ? "隐患: " : "Hazard: ", f->hazard->id);
+        detail(&b, zh ? "描述: " : "Description: ", f->hazard->description);
+        detail(&b, zh ? "责任人: " : "Responsible: ",
+               present(f->hazard->responsible) ? f->hazard->responsible
+                                               : (zh ? "尚未指定" : "nobody yet"));
+        detail(&b, zh ? "整改期限: " : "Deadline: ", deadline);
+    } else {
+        detail(&b, zh ? "传感器: " : "Sensor: ", f->sensor);
+        detail(&b, zh ? "规则: " : "Rule: ", f->rule);
+    }
     if (shows_value(f)) {
         struct gw_sb v = {0};
         add_value(&v, f, lang);

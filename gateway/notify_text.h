@@ -19,6 +19,14 @@
  * / "silent for 62 min, "; a bool (smoke = true) is not shown: the rule name
  * says it. The time is HH:MM:SS, with the date (YYYY-MM-DD) in front when not
  * today.
+ *
+ * An overdue hazard (f->hazard set):
+ *   【隐患逾期】A栋 1层 东楼梯 消火栓压力低 (HZ-20261128-001) 整改期限 2026-12-05 18:00:00
+ *   已过，责任人 王工，未确认
+ *   [HAZARD OVERDUE] Building A, floor 1, east stair: hydrant pressure low (HZ-20261128-001)
+ *   deadline 2026-12-05 18:00:00 passed, responsible Wang, unacknowledged
+ * (each one line), then the level line as for alarms; its clear says "逾期已解除" / "no longer
+ * overdue".
  */
 #ifndef GW_NOTIFY_TEXT_H
 #define GW_NOTIFY_TEXT_H
@@ -39,6 +47,15 @@ enum gw_lang { GW_LANG_ZH, GW_LANG_EN };
 
 /* "en", "en-US", ... -> EN; "zh-CN", NULL, anything else -> ZH. */
 enum gw_lang gw_notify_text_lang(const char *language);
+
+/* An overdue hazard (the system alarm "<hazard id>/overdue", hazard_desk.h): what its text names.
+ * Its place goes in the fields' building, floor and zone. */
+struct gw_notify_hazard {
+    const char *id;
+    const char *description;
+    const char *responsible; /* "" or NULL: nobody named yet */
+    int64_t deadline_ms;
+};
 
 /* Everything a text may show. NULL strings and a NONE value are left out. */
 struct gw_notify_fields {
@@ -61,6 +78,9 @@ struct gw_notify_fields {
     const char *site;                     /* the school's name, for chat and email bodies */
     const struct gw_esc_summary *summary; /* SUMMARY */
     char source[GW_KEY_MAX]; /* a system alarm's source (its key up to '/'); sensor points here */
+    /* Set by the caller for an overdue hazard: the text names the hazard, where it is, who is
+     * responsible and the deadline that passed (zh "【隐患逾期】", en "[HAZARD OVERDUE]"). */
+    const struct gw_notify_hazard *hazard;
 };
 
 /*

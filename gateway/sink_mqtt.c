@@ -161,11 +161,15 @@ static void subscribe_commands(struct mqtt_sink *s)
     if (!s->on_command) {
         return;
     }
-    char topic[TOPIC_MAX];
-    snprintf(topic, sizeof(topic), "%s/cmd/+", s->prefix);
-    if (gw_mqtt_subscribe(s->mqtt, topic, 1) != 0) {
-        gw_error("mqtt", "%s: cannot subscribe to %s: commands from there are not heard", s->name,
-                 topic);
+    /* + matches one level only: the hazard commands (P/cmd/hazard/open, ...) need their own. */
+    static const char *const filters[] = {"cmd/+", "cmd/hazard/+"};
+    for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++) {
+        char topic[TOPIC_MAX];
+        snprintf(topic, sizeof(topic), "%s/%s", s->prefix, filters[i]);
+        if (gw_mqtt_subscribe(s->mqtt, topic, 1) != 0) {
+            gw_error("mqtt", "%s: cannot subscribe to %s: commands from there are not heard",
+                     s->name, topic);
+        }
     }
 }
 
@@ -190,7 +194,8 @@ static void on_connect(void *ctx)
     subscribe_commands(s);
 }
 
-/* P/cmd/<name> only: P/cmd/result is ours (and never subscribed: cmd/+ matches it, skip). */
+/* P/cmd/<name> and P/cmd/hazard/<name> (name "hazard/<name>") only: P/cmd/result is ours (and
+ * never subscribed: cmd/+ matches it, skip). */
 static void on_message(void *ctx, const char *topic, const void *payload, size_t len)
 {
     struct mqtt_sink *s = ctx;
@@ -349,8 +354,9 @@ static void sink_submit(void *state, const struct gw_record *recs, int n, gw_sin
         if (!sink_wants(s, r->type)) {
             continue;
         }
-        bool retain =
-            r->type == GW_REC_HEALTH || r->type == GW_REC_ALARM || r->type == GW_REC_FORWARDER;
+        bool retain = r->type == GW_REC_HEALTH || r->type == GW_REC_ALARM ||
+                      r->type == GW_REC_FORWARDER || r->type == GW_REC_HAZARD ||
+                      r->type == GW_REC_KPI || r->type == GW_REC_DAILY_LOG;
         int qos = qos_of(s, r->type);
         int mid = 0;
         int rc = publish(s, r->topic, r->payload, r->payload_len, qos, retain, &mid);

@@ -117,7 +117,8 @@ static int exec(sqlite3 *db, const char *sql)
 
 static int migrate(sqlite3 *db, const char *path)
 {
-    static const char *const migrations[GW_STORE_SCHEMA_VERSION] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2};
+    static const char *const migrations[GW_STORE_SCHEMA_VERSION] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2,
+                                                                    SQL_SCHEMA_V3};
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK) {
         return -EIO;
@@ -374,6 +375,49 @@ static int keep_history(struct gw_store *st, const struct gw_record *rec)
     return rc;
 }
 
+/*
+ * A hazard register entry (P/hazards/log) is also a hazard_log row. A record that is not a
+ * readable entry, or a chain seq already holding another entry, is logged and left out rather
+ * than failing the commit: that would hold every alarm back. The hazard desk compares the
+ * register with hazard_log and rebuilds it from the disk when they differ.
+ */
+static int keep_hazard_entry(struct gw_store *st, const struct gw_record *rec)
+{
+    json_t *root = json_loadb(rec->payload, rec->payload_len, 0, NULL);
+    json_t *n = json_object_get(root, "seq");
+    const char *hazard = json_string_value(json_object_get(root, "hazard"));
+    json_t *at = json_object_get(root, "at");
+    if (!json_is_integer(n) || json_integer_value(n) < 1 || !hazard || !json_is_integer(at)) {
+        gw_error(MOD, "hazard log record seq=%llu is not a register entry; not kept in hazard_log",
+                 (unsigned long long)rec->seq);
+        json_decref(root);
+        return SQLITE_DONE;
+    }
+    sqlite3_stmt *s = stmt(st, ST_HAZARD_PUT);
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)json_integer_value(n));
+    bind_text(s, 2, hazard);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)json_integer_value(at));
+    bind_text(s, 4, rec->payload);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_CONSTRAINT) {
+        s = stmt(st, ST_HAZARD_GET);
+        sqlite3_bind_int64(s, 1, (sqlite3_int64)json_integer_value(n));
+        const char *held =
+            sqlite3_step(s) == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0) : NULL;
+        bool same = held && strcmp(held, rec->payload) == 0;
+        sqlite3_reset(s);
+        if (!same) {
+            gw_error(MOD,
+                     "hazard_log n=%lld already holds another entry; record seq=%llu not kept "
+                     "there (two writers?)",
+                     (long long)json_integer_value(n), (unsigned long long)rec->seq);
+        }
+        rc = SQLITE_DONE;
+    }
+    json_decref(root);
+    return rc;
+}
+
 static int insert_pending(struct gw_store *st, const struct pending *p)
 {
     sqlite3_stmt *s = stmt(st, ST_INSERT);
@@ -393,6 +437,12 @@ static int insert_pending(struct gw_store *st, const struct pending *p)
     }
     if (p->rec.type == GW_REC_EVENT || p->rec.type == GW_REC_NOTIFY) {
         rc = keep_history(st, &p->rec);
+        if (rc != SQLITE_DONE) {
+            return rc;
+        }
+    }
+    if (p->rec.type == GW_REC_HAZARD_LOG) {
+        rc = keep_hazard_entry(st, &p->rec);
         if (rc != SQLITE_DONE) {
             return rc;
         }
@@ -698,6 +748,42 @@ int gw_store_history_since(struct gw_store *st, int64_t since_ms, uint64_t after
         return -EIO;
     }
     return n;
+}
+
+static int hazard_rows(struct gw_store *st, sqlite3_stmt *s, gw_store_hazard_fn fn, void *ctx)
+{
+    int rc, n = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const char *hazard = (const char *)sqlite3_column_text(s, 1);
+        const char *entry = (const char *)sqlite3_column_text(s, 3);
+        if (hazard && entry) {
+            fn(ctx, (uint64_t)sqlite3_column_int64(s, 0), hazard, sqlite3_column_int64(s, 2),
+               entry);
+            n++;
+        }
+    }
+    sqlite3_reset(s);
+    if (rc != SQLITE_DONE) {
+        note_error(st, "hazard log read");
+        return -EIO;
+    }
+    return n;
+}
+
+int gw_store_hazard_log(struct gw_store *st, const char *hazard, int64_t since_ms,
+                        gw_store_hazard_fn fn, void *ctx)
+{
+    sqlite3_stmt *s = stmt(st, ST_HAZARD_READ);
+    if (hazard) {
+        bind_text(s, 1, hazard);
+    }
+    sqlite3_bind_int64(s, 2, since_ms);
+    return hazard_rows(st, s, fn, ctx);
+}
+
+int gw_store_hazard_last(struct gw_store *st, gw_store_hazard_fn fn, void *ctx)
+{
+    return hazard_rows(st, stmt(st, ST_HAZARD_LAST), fn, ctx);
 }
 
 int gw_store_kv_each(struct gw_store *st, const char *prefix, gw_store_kv_fn fn, void *ctx)

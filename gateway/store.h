@@ -4,6 +4,9 @@
  *    gateway metrics), by seq; two streams (record.h) with a cursor per sink;
  *  - alarm_state: the current alarm record of every non-normal alarm, kept in
  *    the same transaction as the ALARM record that changes it;
+ *  - hazard_log: the hazard register's hash chain (hazards.h), one row per entry, written in the
+ *    same transaction as its GW_REC_HAZARD_LOG record and kept after delivery; append-only
+ *    (triggers refuse UPDATE and DELETE);
  *  - cursors, dead letters, and key/value state for later modules.
  * Alarm-stream records are committed before gw_store_append returns (so an
  * alarm is on disk before anyone is told); the rest is group-committed by
@@ -118,6 +121,19 @@ typedef void (*gw_store_history_seq_fn)(void *ctx, uint64_t seq, int64_t ts_ms,
                                         const char *payload);
 int gw_store_history_since(struct gw_store *st, int64_t since_ms, uint64_t after, int max,
                            gw_store_history_seq_fn fn, void *ctx);
+
+/*
+ * The hazard register's history: hazard_log rows of `hazard` (NULL: every hazard) with at >=
+ * since_ms, oldest first (by n, the chain seq). entry is the entry's JSON exactly as written
+ * (gw_hazard_entry_to_json). Committed rows only. fn must not call the store. Returns how many
+ * or -errno.
+ */
+typedef void (*gw_store_hazard_fn)(void *ctx, uint64_t n, const char *hazard, int64_t at_ms,
+                                   const char *entry);
+int gw_store_hazard_log(struct gw_store *st, const char *hazard, int64_t since_ms,
+                        gw_store_hazard_fn fn, void *ctx);
+/* The newest hazard_log row (committed): 1 (fn called once), 0 when empty, or -errno. */
+int gw_store_hazard_last(struct gw_store *st, gw_store_hazard_fn fn, void *ctx);
 
 void gw_store_stats(const struct gw_store *st, struct gw_store_stats *out);
 

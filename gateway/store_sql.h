@@ -3,7 +3,7 @@
 #define GW_STORE_SQL_H
 
 /* Bump with a new entry in migrations[] (store.c) whenever the schema changes. */
-#define GW_STORE_SCHEMA_VERSION 2
+#define GW_STORE_SCHEMA_VERSION 3
 
 /* Version 0 -> 1. */
 #define SQL_SCHEMA_V1                                                                              \
@@ -23,6 +23,25 @@
     "CREATE TABLE alarm_history(seq INTEGER PRIMARY KEY, key TEXT NOT NULL, ts INTEGER NOT NULL,"  \
     " payload TEXT NOT NULL);"                                                                     \
     "CREATE INDEX alarm_history_by_key ON alarm_history(key, seq);"
+
+/*
+ * Version 2 -> 3: the hazard register's history (hazards.h), one row per chain entry, n = the
+ * entry's seq. Append-only: the triggers refuse any UPDATE or DELETE (and an INSERT OR REPLACE,
+ * which deletes without firing the delete trigger), so not even the gateway
+ * can rewrite the history (tampering needs the triggers dropped first, and then the hash chain
+ * shows it).
+ */
+#define SQL_SCHEMA_V3                                                                              \
+    "CREATE TABLE hazard_log(n INTEGER PRIMARY KEY, hazard TEXT NOT NULL, at INTEGER NOT NULL,"    \
+    " entry TEXT NOT NULL);"                                                                       \
+    "CREATE INDEX hazard_log_by_hazard ON hazard_log(hazard, n);"                                  \
+    "CREATE TRIGGER hazard_log_no_update BEFORE UPDATE ON hazard_log"                              \
+    " BEGIN SELECT RAISE(ABORT, 'hazard_log is append-only'); END;"                                \
+    "CREATE TRIGGER hazard_log_no_delete BEFORE DELETE ON hazard_log"                              \
+    " BEGIN SELECT RAISE(ABORT, 'hazard_log is append-only'); END;"                                \
+    "CREATE TRIGGER hazard_log_no_replace BEFORE INSERT ON hazard_log"                             \
+    " WHEN EXISTS (SELECT 1 FROM hazard_log WHERE n = NEW.n)"                                      \
+    " BEGIN SELECT RAISE(ABORT, 'hazard_log is append-only'); END;"
 
 enum store_stmt {
     ST_BEGIN,
@@ -48,6 +67,10 @@ enum store_stmt {
     ST_HISTORY_PUT,
     ST_HISTORY_KEY,
     ST_HISTORY_SINCE,
+    ST_HAZARD_PUT,
+    ST_HAZARD_GET,
+    ST_HAZARD_READ,
+    ST_HAZARD_LAST,
     ST_NSTMTS
 };
 
@@ -81,6 +104,13 @@ static const char *const store_sql[ST_NSTMTS] = {
                        " LIMIT ?",
     [ST_HISTORY_SINCE] = "SELECT seq, payload, ts FROM alarm_history WHERE ts >= ? AND seq > ?"
                          " ORDER BY seq LIMIT ?",
+    /* Plain INSERT: OR REPLACE would delete the old row without firing the delete trigger. */
+    [ST_HAZARD_PUT] = "INSERT INTO hazard_log(n, hazard, at, entry) VALUES (?,?,?,?)",
+    [ST_HAZARD_GET] = "SELECT entry FROM hazard_log WHERE n = ?",
+    [ST_HAZARD_READ] =
+        "SELECT n, hazard, at, entry FROM hazard_log WHERE (?1 IS NULL OR hazard = ?1)"
+        " AND at >= ?2 ORDER BY n",
+    [ST_HAZARD_LAST] = "SELECT n, hazard, at, entry FROM hazard_log ORDER BY n DESC LIMIT 1",
     [ST_KV_PREFIX] = "SELECT key, value FROM kv WHERE substr(key, 1, ?) = ? ORDER BY key",
 };
 

@@ -595,28 +595,34 @@ static void test_good_minimal_defaults(void **state)
     FILE *f = open_memstream(&sum, &len);
     gw_config_print_summary(cfg, f);
     fclose(f);
-    assert_string_equal(sum,
-                        "site: d1/s1 \"Minimal\" (timezone UTC, language zh-CN)\n"
-                        "state_dir: /tmp/campusgw-minimal\n"
-                        "store: commit every 1000 ms or 1000 records, max 512 MB\n"
-                        "hub: 127.0.0.1:1883, topics campus/d1/s1/..., client_id "
-                        "campusgw-d1-s1, no TLS, anonymous\n"
-                        "uplink: none\n"
-                        "influx: none\n"
-                        "modbus buses: 0\n"
-                        "lora: none\n"
-                        "profiles: 0\n"
-                        "sensors: 0\n"
-                        "schedules: 0\n"
-                        "rules: 0\n"
-                        "contacts: 0\n"
-                        "escalation: none\n"
-                        "smtp: none\n"
-                        "alarms: chattering above 5 raises in 10 min, storm above 10 new "
-                        "alarms in 60 s, flood from 3 offline sensors\n"
-                        "selftest: daily at 03:00, timeout 120 s\n"
-                        "http: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
-                        "config OK\n");
+    assert_string_equal(
+        sum,
+        "site: d1/s1 \"Minimal\" (timezone UTC, language zh-CN)\n"
+        "state_dir: /tmp/campusgw-minimal\n"
+        "store: commit every 1000 ms or 1000 records, max 512 MB\n"
+        "hub: 127.0.0.1:1883, topics campus/d1/s1/..., client_id "
+        "campusgw-d1-s1, no TLS, anonymous\n"
+        "uplink: none\n"
+        "influx: none\n"
+        "modbus buses: 0\n"
+        "lora: none\n"
+        "profiles: 0\n"
+        "sensors: 0\n"
+        "schedules: 0\n"
+        "rules: 0\n"
+        "contacts: 0\n"
+        "escalation: none\n"
+        "smtp: none\n"
+        "alarms: chattering above 5 raises in 10 min, storm above 10 new "
+        "alarms in 60 s, flood from 3 offline sensors\n"
+        "selftest: daily at 03:00, timeout 120 s\n"
+        "http: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
+        "hazards: auto-open none\n"
+        "  deadlines (days): fire_equipment 7, evacuation_route 1, electrical 7, structure 30, "
+        "surroundings 30, other 14\n"
+        "  overdue told: as escalation.supervisory\n"
+        "kpi: every 3600 s\n"
+        "config OK\n");
     free(sum);
     gw_config_free(cfg);
     free(out);
@@ -634,8 +640,7 @@ static void test_good_later_sections(void **state)
     char *want =
         expand("warning: @:14: sensors[1]: no expect_every_s; an MQTT sensor that falls silent is "
                "never reported offline\n"
-               "warning: @:21: rules[4]: applies to no sensor\n"
-               "warning: @:27: section 'hazards' is not used by this version; ignored\n",
+               "warning: @:21: rules[4]: applies to no sensor\n",
                path);
     assert_string_equal(out, want);
     assert_int_equal(cfg->profiles[0].codec, GW_CODEC_LAYOUT);
@@ -841,7 +846,7 @@ static const struct bad_case bad_cases[] = {
     {"bad_hub_tls_ca", "@:8: hub.tls.ca_file: cannot read \"/nonexistent/ca.crt\": No such file "
                        "or directory\n"},
     {"bad_later_section_still_checks_rest",
-     "warning: @:9: section 'hazards' is not used by this version; ignored\n"
+     "@:9: hazards: expected a group { ... }, got an integer\n"
      "@:10: hub.colour: unknown key\n"},
     /* store */
     {"bad_store_range", "@:4: store.commit_ms: 5 is out of range 10..60000\n"
@@ -1779,55 +1784,62 @@ static void test_summary(void **state)
     gw_config_print_summary(cfg, f);
     fclose(f);
     assert_string_equal(
-        sum, "site: haidian/no1-middle \"No. 1 Middle School\" (timezone Asia/Shanghai, language "
-             "zh-CN)\n"
-             "state_dir: /var/lib/campusgw\n"
-             "store: commit every 1000 ms or 1000 records, max 512 MB\n"
-             "hub: 127.0.0.1:1883, topics campus/haidian/no1-middle/..., client_id "
-             "campusgw-haidian-no1-middle, no TLS, anonymous\n"
-             "uplink: none\n"
-             "influx: none\n"
-             "modbus buses: 2\n"
-             "  rs485-1: rtu /dev/ttyUSB0 9600 8N1 rs485, timeout 500 ms, 2 sensors\n"
-             "  plc: tcp 127.0.0.1 port 502, timeout 1000 ms, 1 sensor\n"
-             "lora: listen 0.0.0.0:1700, region CN470, dedup 200 ms, forwarder offline after "
-             "120 s, 1 sensor\n"
-             "profiles: 6\n"
-             "  hydrant_4_20: modbus, 1 point\n"
-             "  hydrant_digital: modbus, 2 points\n"
-             "  exit_door_io: modbus, 2 points\n"
-             "  smoke_x: layout, 2 fields\n"
-             "  door_x: layout, 2 fields\n"
-             "  lpp: cayenne_lpp\n"
-             "sensors: 4\n"
-             "  hydrant_pressure: 2\n"
-             "  exit_door: 1\n"
-             "  smoke: 1\n"
-             "schedules: 2\n"
-             "  school_hours: mon-fri 07:00-18:00\n"
-             "  night: daily 22:00-06:00 (crosses midnight)\n"
-             "rules: 7\n"
-             "  hydrant pressure low [supervisory]: 2 sensors\n"
-             "  hydrant pressure high [trouble]: 2 sensors\n"
-             "  hydrant pressure falling fast [supervisory]: 1 sensor\n"
-             "  exit locked during school hours [supervisory]: 1 sensor, during school_hours\n"
-             "  exit door open at night [trouble]: 1 sensor, during night\n"
-             "  smoke detected [alarm]: 1 sensor\n"
-             "  sensor offline [trouble]: 4 sensors\n"
-             "contacts: 3\n"
-             "  facilities: mqtt notify/facilities\n"
-             "  principal: mqtt notify/principal\n"
-             "  district: mqtt notify/district\n"
-             "escalation:\n"
-             "  alarm: at 0 s facilities, principal; at 120 s district, again every 600 s\n"
-             "  supervisory: at 0 s facilities; at 900 s principal\n"
-             "  trouble: at 0 s facilities\n"
-             "smtp: none\n"
-             "alarms: chattering above 5 raises in 10 min, storm above 10 new alarms in 60 s, "
-             "flood from 3 offline sensors\n"
-             "selftest: daily at 03:00, timeout 120 s\n"
-             "http: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
-             "config OK\n");
+        sum,
+        "site: haidian/no1-middle \"No. 1 Middle School\" (timezone Asia/Shanghai, language "
+        "zh-CN)\n"
+        "state_dir: /var/lib/campusgw\n"
+        "store: commit every 1000 ms or 1000 records, max 512 MB\n"
+        "hub: 127.0.0.1:1883, topics campus/haidian/no1-middle/..., client_id "
+        "campusgw-haidian-no1-middle, no TLS, anonymous\n"
+        "uplink: none\n"
+        "influx: none\n"
+        "modbus buses: 2\n"
+        "  rs485-1: rtu /dev/ttyUSB0 9600 8N1 rs485, timeout 500 ms, 2 sensors\n"
+        "  plc: tcp 127.0.0.1 port 502, timeout 1000 ms, 1 sensor\n"
+        "lora: listen 0.0.0.0:1700, region CN470, dedup 200 ms, forwarder offline after "
+        "120 s, 1 sensor\n"
+        "profiles: 6\n"
+        "  hydrant_4_20: modbus, 1 point\n"
+        "  hydrant_digital: modbus, 2 points\n"
+        "  exit_door_io: modbus, 2 points\n"
+        "  smoke_x: layout, 2 fields\n"
+        "  door_x: layout, 2 fields\n"
+        "  lpp: cayenne_lpp\n"
+        "sensors: 4\n"
+        "  hydrant_pressure: 2\n"
+        "  exit_door: 1\n"
+        "  smoke: 1\n"
+        "schedules: 2\n"
+        "  school_hours: mon-fri 07:00-18:00\n"
+        "  night: daily 22:00-06:00 (crosses midnight)\n"
+        "rules: 7\n"
+        "  hydrant pressure low [supervisory]: 2 sensors\n"
+        "  hydrant pressure high [trouble]: 2 sensors\n"
+        "  hydrant pressure falling fast [supervisory]: 1 sensor\n"
+        "  exit locked during school hours [supervisory]: 1 sensor, during school_hours\n"
+        "  exit door open at night [trouble]: 1 sensor, during night\n"
+        "  smoke detected [alarm]: 1 sensor\n"
+        "  sensor offline [trouble]: 4 sensors\n"
+        "contacts: 3\n"
+        "  facilities: mqtt notify/facilities\n"
+        "  principal: mqtt notify/principal\n"
+        "  district: mqtt notify/district\n"
+        "escalation:\n"
+        "  alarm: at 0 s facilities, principal; at 120 s district, again every 600 s\n"
+        "  supervisory: at 0 s facilities; at 900 s principal\n"
+        "  trouble: at 0 s facilities\n"
+        "smtp: none\n"
+        "alarms: chattering above 5 raises in 10 min, storm above 10 new alarms in 60 s, "
+        "flood from 3 offline sensors\n"
+        "selftest: daily at 03:00, timeout 120 s\n"
+        "http: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
+        "hazards: auto-open from \"hydrant pressure low\", \"exit locked during school "
+        "hours\"\n"
+        "  deadlines (days): fire_equipment 7, evacuation_route 1, electrical 7, structure 30, "
+        "surroundings 30, other 14\n"
+        "  overdue told: at 0 s principal; at 86400 s district, again every 86400 s\n"
+        "kpi: every 3600 s\n"
+        "config OK\n");
     free(sum);
     gw_config_free(cfg);
     free(out);
@@ -2030,38 +2042,43 @@ static void test_good_lora(void **state)
     assert_string_equal(cfg->rules[2].equals.str, "locked");
 
     char *sum = summary(cfg);
-    char *wsum =
-        expand("modbus buses: 0\n"
-               "lora: listen [::]:1701, region EU868, dedup 0 ms, forwarder offline after 300 s, 5 "
-               "sensors\n"
-               "profiles: 5\n"
-               "  smoke_x: layout, 11 fields\n"
-               "  door_x: layout, 2 fields\n"
-               "  vendor_y: js $/codecs/vendor_y.js, examples pass\n"
-               "  chirp: js $/codecs/chirpstack.js\n"
-               "  lpp: cayenne_lpp\n"
-               "sensors: 5\n"
-               "  smoke: 1\n"
-               "  exit_door: 1\n"
-               "  climate: 1\n"
-               "  tank: 2\n"
-               "schedules: 0\n"
-               "rules: 6\n"
-               "  smoke detected [alarm]: 1 sensor\n"
-               "  smoke battery low [trouble]: 1 sensor\n"
-               "  exit locked [supervisory]: 1 sensor\n"
-               "  lab hot [trouble]: 1 sensor\n"
-               "  tank low [supervisory]: 2 sensors\n"
-               "  sensor offline [trouble]: 5 sensors\n"
-               "contacts: 0\n"
-               "escalation: none\n"
-               "smtp: none\n"
-               "alarms: chattering above 5 raises in 10 min, storm above 10 new alarms in 60 s, "
-               "flood from 3 offline sensors\n"
-               "selftest: daily at 03:00, timeout 120 s\n"
-               "http: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
-               "config OK\n",
-               path);
+    char *wsum = expand(
+        "modbus buses: 0\n"
+        "lora: listen [::]:1701, region EU868, dedup 0 ms, forwarder offline after 300 s, 5 "
+        "sensors\n"
+        "profiles: 5\n"
+        "  smoke_x: layout, 11 fields\n"
+        "  door_x: layout, 2 fields\n"
+        "  vendor_y: js $/codecs/vendor_y.js, examples pass\n"
+        "  chirp: js $/codecs/chirpstack.js\n"
+        "  lpp: cayenne_lpp\n"
+        "sensors: 5\n"
+        "  smoke: 1\n"
+        "  exit_door: 1\n"
+        "  climate: 1\n"
+        "  tank: 2\n"
+        "schedules: 0\n"
+        "rules: 6\n"
+        "  smoke detected [alarm]: 1 sensor\n"
+        "  smoke battery low [trouble]: 1 sensor\n"
+        "  exit locked [supervisory]: 1 sensor\n"
+        "  lab hot [trouble]: 1 sensor\n"
+        "  tank low [supervisory]: 2 sensors\n"
+        "  sensor offline [trouble]: 5 sensors\n"
+        "contacts: 0\n"
+        "escalation: none\n"
+        "smtp: none\n"
+        "alarms: chattering above 5 raises in 10 min, storm above 10 new alarms in 60 s, "
+        "flood from 3 offline sensors\n"
+        "selftest: daily at 03:00, timeout 120 s\n"
+        "http: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
+        "hazards: auto-open none\n"
+        "  deadlines (days): fire_equipment 7, evacuation_route 1, electrical 7, structure 30, "
+        "surroundings 30, other 14\n"
+        "  overdue told: as escalation.supervisory\n"
+        "kpi: every 3600 s\n"
+        "config OK\n",
+        path);
     if (!strstr(sum, wsum)) {
         print_error("summary:\n%s", sum);
     }
@@ -3206,23 +3223,29 @@ static void test_good_people(void **state)
     /* the summary names channels and levels, never a key, a password or an address */
     char *sum = summary(cfg);
     assert_non_null(strstr(
-        sum, "\nrules: 0\n"
-             "contacts: 4\n"
-             "  facilities: mqtt notify/facilities\n"
-             "  principal: webhook (wecom), email\n"
-             "  district_office: mqtt notify/district/safety, webhook (dingtalk), webhook (json)\n"
-             "  night-guard: email\n"
-             "escalation:\n"
-             "  alarm: at 0 s facilities, principal; at 120 s district_office; at 604800 s "
-             "night-guard, facilities, again every 60 s\n"
-             "  supervisory: at 0 s facilities; at 900 s principal, again every 86400 s\n"
-             "  trouble: nobody\n"
-             "smtp: smtps://smtp.example.cn:465 (TLS), user/password\n"
-             "alarms: chattering above 100 raises in 1440 min, storm above 1 new alarm in 60 s, "
-             "flood from 2 offline sensors\n"
-             "selftest: off\n"
-             "http: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
-             "config OK\n"));
+        sum,
+        "\nrules: 0\n"
+        "contacts: 4\n"
+        "  facilities: mqtt notify/facilities\n"
+        "  principal: webhook (wecom), email\n"
+        "  district_office: mqtt notify/district/safety, webhook (dingtalk), webhook (json)\n"
+        "  night-guard: email\n"
+        "escalation:\n"
+        "  alarm: at 0 s facilities, principal; at 120 s district_office; at 604800 s "
+        "night-guard, facilities, again every 60 s\n"
+        "  supervisory: at 0 s facilities; at 900 s principal, again every 86400 s\n"
+        "  trouble: nobody\n"
+        "smtp: smtps://smtp.example.cn:465 (TLS), user/password\n"
+        "alarms: chattering above 100 raises in 1440 min, storm above 1 new alarm in 60 s, "
+        "flood from 2 offline sensors\n"
+        "selftest: off\n"
+        "http: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
+        "hazards: auto-open none\n"
+        "  deadlines (days): fire_equipment 7, evacuation_route 1, electrical 7, structure 30, "
+        "surroundings 30, other 14\n"
+        "  overdue told: as escalation.supervisory\n"
+        "kpi: every 3600 s\n"
+        "config OK\n"));
     static const char *const secrets[] = {"k3y-wecom",  "t0ken-ding", "s3cret-smtp",   "qyapi",
                                           "principal@", "guard@",     "127.0.0.1:9000"};
     for (size_t i = 0; i < N_CASES(secrets); i++) {
@@ -3741,6 +3764,223 @@ static void test_people_bad(void **state)
     }
 }
 
+/* ---- hazards, kpi (issue 7) -------------------------------------------- */
+
+/* Rules on line 3, contacts on line 4: what the hazards section names. */
+#define HZ_RULES                                                                                   \
+    "rules = ( { name = \"hydrant pressure low\"; kind = \"hydrant_pressure\"; point = "           \
+    "\"pressure\"; below = 0.1; class = \"supervisory\"; }, { name = \"exit locked\"; kind = "     \
+    "\"exit_door\"; point = \"state\"; equals = \"locked\"; class = \"supervisory\"; }, { name = " \
+    "\"smoke\"; kind = \"smoke\"; point = \"smoke\"; equals = true; class = \"alarm\"; } );\n"     \
+    "contacts = { principal = ( { mqtt = \"notify/principal\"; } ); district = ( { mqtt = "        \
+    "\"notify/district\"; } ); };\n"                                                               \
+    "escalation = { alarm = ( { after_s = 0; notify = [ \"principal\" ]; } ); };\n"
+
+/* The rules apply to no sensor here: said once each. */
+#define HZ_WARN                                                                                    \
+    "warning: @:3: rules[0]: applies to no sensor\n"                                               \
+    "warning: @:3: rules[1]: applies to no sensor\n"                                               \
+    "warning: @:3: rules[2]: applies to no sensor\n"
+
+static void test_hazards_kpi_defaults(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    const char *path;
+    char *out = NULL;
+    struct gw_config *cfg = load_people(&t, "", &path, &out);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->hazards.nauto_open, 0);
+    assert_null(cfg->hazards.auto_open);
+    static const int days[GW_HAZARD_NCATEGORIES] = {7, 1, 7, 30, 30, 14};
+    for (int c = 0; c < GW_HAZARD_NCATEGORIES; c++) {
+        assert_int_equal(cfg->hazards.deadline_days[c], days[c]);
+    }
+    assert_int_equal(cfg->hazards.nlevels, 0);
+    assert_null(cfg->hazards.levels);
+    assert_int_equal(cfg->hazards.line, 0);
+    assert_int_equal(cfg->kpi.interval_s, 3600);
+    assert_string_equal(gw_config_hazard_category_name(0), "fire_equipment");
+    assert_string_equal(gw_config_hazard_category_name(5), "other");
+    assert_null(gw_config_hazard_category_name(6));
+    assert_null(gw_config_hazard_category_name(-1));
+    gw_config_free(cfg);
+    free(out);
+    tmp_cleanup(&t);
+    /* an empty auto_open and empty groups keep the defaults */
+    cfg = load_people(&t,
+                      HZ_RULES "hazards = { auto_open = [ ]; deadline_days = { }; };\nkpi = { };\n",
+                      &path, &out);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->hazards.nauto_open, 0);
+    assert_int_equal(cfg->hazards.deadline_days[GW_HAZARD_NCATEGORIES - 1], 14);
+    assert_int_equal(cfg->hazards.line, 6);
+    assert_int_equal(cfg->kpi.interval_s, 3600);
+    assert_int_equal(gw_config_find_rule(cfg, "exit locked"), 1);
+    assert_int_equal(gw_config_find_rule(cfg, "exit"), -1);
+    assert_int_equal(gw_config_find_rule(cfg, NULL), -1);
+    gw_config_free(cfg);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+static void test_hazards_kpi_good(void **state)
+{
+    (void)state;
+    struct tmpdir t;
+    const char *path;
+    char *out = NULL;
+    struct gw_config *cfg = load_people(
+        &t,
+        HZ_RULES
+        "hazards = { auto_open = [ \"hydrant pressure low\", \"exit locked\" ];\n"
+        "  deadline_days = { fire_equipment = 3; other = 365; evacuation_route = 1; };\n"
+        "  escalation = ( { after_s = 0; notify = [ \"principal\" ]; },\n"
+        "    { after_s = 86400; notify = [ \"district\", \"principal\" ]; repeat_s = 86400; "
+        "} ); };\n"
+        "kpi = { interval_s = 10; };\n",
+        &path, &out);
+    if (!cfg) {
+        print_error("%s", out);
+    }
+    assert_non_null(cfg);
+    const struct gw_hazards_cfg *h = &cfg->hazards;
+    assert_int_equal(h->nauto_open, 2);
+    assert_string_equal(h->auto_open[0], "hydrant pressure low");
+    assert_string_equal(h->auto_open[1], "exit locked");
+    static const int days[GW_HAZARD_NCATEGORIES] = {3, 1, 7, 30, 30, 365};
+    for (int c = 0; c < GW_HAZARD_NCATEGORIES; c++) {
+        assert_int_equal(h->deadline_days[c], days[c]);
+    }
+    assert_int_equal(h->nlevels, 2);
+    assert_int_equal(h->levels[0].after_s, 0);
+    assert_int_equal(h->levels[0].ncontacts, 1);
+    assert_int_equal(h->levels[0].contacts[0], 0);
+    assert_int_equal(h->levels[0].repeat_s, 0);
+    assert_int_equal(h->levels[1].after_s, 86400);
+    assert_int_equal(h->levels[1].ncontacts, 2);
+    assert_int_equal(h->levels[1].contacts[0], 1);
+    assert_int_equal(h->levels[1].contacts[1], 0);
+    assert_int_equal(h->levels[1].repeat_s, 86400);
+    assert_int_equal(h->levels[1].line, 9);
+    assert_int_equal(h->line, 6);
+    assert_int_equal(cfg->kpi.interval_s, 10);
+    /* the class escalation is untouched */
+    assert_int_equal(cfg->escalation.nlevels[GW_CLASS_SUPERVISORY], 0);
+    char *sum = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&sum, &len);
+    gw_config_print_summary(cfg, f);
+    fclose(f);
+    const char *want =
+        "\nhazards: auto-open from \"hydrant pressure low\", \"exit locked\"\n"
+        "  deadlines (days): fire_equipment 3, evacuation_route 1, electrical 7, structure 30, "
+        "surroundings 30, other 365\n"
+        "  overdue told: at 0 s principal; at 86400 s district, principal, again every 86400 s\n"
+        "kpi: every 10 s\n"
+        "config OK\n";
+    if (!strstr(sum, want)) {
+        print_error("summary:\n%s", sum);
+    }
+    assert_non_null(strstr(sum, want));
+    free(sum);
+    gw_config_free(cfg);
+    free(out);
+    tmp_cleanup(&t);
+    /* the limits themselves */
+    cfg = load_people(&t,
+                      "hazards = { deadline_days = { fire_equipment = 1; evacuation_route = 365; "
+                      "electrical = 1; structure = 1; surroundings = 1; other = 1; }; };\n"
+                      "kpi = { interval_s = 86400; };\n",
+                      &path, &out);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->hazards.deadline_days[1], 365);
+    assert_int_equal(cfg->kpi.interval_s, 86400);
+    gw_config_free(cfg);
+    free(out);
+    tmp_cleanup(&t);
+}
+
+static void test_hazards_kpi_bad(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *want;
+    } cases[] = {
+        {"hazards = 5;\n", "@:3: hazards: expected a group { ... }, got an integer\n"},
+        {"hazards = { colour = 1; };\n", "@:3: hazards.colour: unknown key\n"},
+        {HZ_RULES "hazards = { auto_open = [ \"hydrant pressure lo\" ]; };\n",
+         HZ_WARN "@:6: hazards.auto_open: unknown rule \"hydrant pressure lo\"\n"},
+        {"hazards = { auto_open = [ \"hydrant pressure low\" ]; };\n",
+         "@:3: hazards.auto_open: unknown rule \"hydrant pressure low\"\n"},
+        {HZ_RULES "hazards = { auto_open = [ \"smoke\" ]; };\n", HZ_WARN
+         "@:6: hazards.auto_open: rule \"smoke\" is class alarm (line 3); only supervisory alarms "
+         "open hazards\n"},
+        {HZ_RULES "hazards = { auto_open = [ \"exit locked\", \"exit locked\" ]; };\n",
+         HZ_WARN "@:6: hazards.auto_open: \"exit locked\" is listed twice\n"},
+        {HZ_RULES "hazards = { auto_open = \"exit locked\"; };\n", HZ_WARN
+         "@:6: hazards.auto_open: expected an array of strings [ \"a\", \"b\" ] (or [ ]), got a "
+         "string\n"},
+        {HZ_RULES "hazards = { auto_open = [ 1, 2 ]; };\n", HZ_WARN
+         "@:6: hazards.auto_open: expected an array of strings [ \"a\", \"b\" ] (or [ ]), got an "
+         "array [ ... ]\n"},
+        {"hazards = { deadline_days = { fire_equipment = 0; }; };\n",
+         "@:3: hazards.deadline_days.fire_equipment: 0 is out of range 1..365\n"},
+        {"hazards = { deadline_days = { other = 366; }; };\n",
+         "@:3: hazards.deadline_days.other: 366 is out of range 1..365\n"},
+        {"hazards = { deadline_days = { fire = 3; }; };\n",
+         "@:3: hazards.deadline_days.fire: unknown key\n"},
+        {"hazards = { deadline_days = { electrical = \"7\"; }; };\n",
+         "@:3: hazards.deadline_days.electrical: expected an integer, got a string\n"},
+        {"hazards = { deadline_days = 7; };\n",
+         "@:3: hazards.deadline_days: expected a group { ... }, got an integer\n"},
+        {HZ_RULES "hazards = { escalation = ( ); };\n",
+         HZ_WARN "@:6: hazards.escalation: give at least one level (leave it out to use "
+                 "escalation.supervisory's)\n"},
+        {HZ_RULES "hazards = { escalation = ( { after_s = 0; notify = [ \"nobody\" ]; } ); };\n",
+         HZ_WARN "@:6: hazards.escalation[0].notify: unknown contact \"nobody\"\n"},
+        {HZ_RULES "hazards = { escalation = ( { after_s = 60; notify = [ \"principal\" ]; },\n"
+                  "  { after_s = 60; notify = [ \"district\" ]; } ); };\n",
+         HZ_WARN
+         "@:7: hazards.escalation[1].after_s: 60 is not after the level before (60); levels go in "
+         "time order\n"},
+        {HZ_RULES "hazards = { escalation = ( { after_s = 0; notify = [ \"principal\" ]; "
+                  "repeat_s = 600; }, { after_s = 60; notify = [ \"district\" ]; } ); };\n",
+         HZ_WARN
+         "@:6: hazards.escalation[0].repeat_s: only on the last level (it tells the last level "
+         "again until someone acknowledges)\n"},
+        {HZ_RULES "hazards = { escalation = ( 5 ); };\n",
+         HZ_WARN "@:6: hazards.escalation[0]: expected a group { ... }, got an integer\n"},
+        {HZ_RULES "hazards = { escalation = { after_s = 0; }; };\n",
+         HZ_WARN "@:6: hazards.escalation: expected a list ( ... ), got a group\n"},
+        {"kpi = { interval_s = 9; };\n", "@:3: kpi.interval_s: 9 is out of range 10..86400\n"},
+        {"kpi = { interval_s = 86401; };\n",
+         "@:3: kpi.interval_s: 86401 is out of range 10..86400\n"},
+        {"kpi = { every = 5; };\n", "@:3: kpi.every: unknown key\n"},
+        {"kpi = 3600;\n", "@:3: kpi: expected a group { ... }, got an integer\n"},
+        {"kpi = { interval_s = 60.5; };\n",
+         "@:3: kpi.interval_s: expected an integer, got a float\n"},
+    };
+    for (size_t i = 0; i < N_CASES(cases); i++) {
+        struct tmpdir t;
+        const char *path = NULL;
+        char *out = NULL;
+        struct gw_config *cfg = load_people(&t, cases[i].text, &path, &out);
+        char *want = expand_at(cases[i].want, path);
+        if (cfg || strcmp(out, want) != 0) {
+            print_error("case %zu:\n got: %s want: %s", i, out, want);
+        }
+        assert_null(cfg);
+        assert_string_equal(out, want);
+        free(want);
+        free(out);
+        tmp_cleanup(&t);
+    }
+}
+#undef HZ_RULES
+#undef HZ_WARN
+
 /* ---- http (issue 6) ---------------------------------------------------- */
 
 #define HTTP_CERT_PEM "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
@@ -3821,9 +4061,15 @@ static void test_http_defaults(void **state)
     assert_int_equal(cfg->http.nusers, 0);
     assert_true(cfg->http.loopback);
     char *sum = summary(cfg);
-    assert_non_null(
-        strstr(sum, "\nhttp: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
-                    "config OK\n"));
+    assert_non_null(strstr(
+        sum,
+        "\nhttp: listen 127.0.0.1:8080, HTTP, no users (read-only, loopback only)\n"
+        "hazards: auto-open none\n"
+        "  deadlines (days): fire_equipment 7, evacuation_route 1, electrical 7, structure 30, "
+        "surroundings 30, other 14\n"
+        "  overdue told: as escalation.supervisory\n"
+        "kpi: every 3600 s\n"
+        "config OK\n"));
     free(sum);
     gw_config_free(cfg);
     free(out);
@@ -3879,9 +4125,16 @@ static void test_http_good(void **state)
     assert_int_equal(h->users[1].line, 9);
     /* the summary names users and roles, never a hash */
     char *sum = summary(cfg);
-    assert_non_null(strstr(sum, "\nhttp: listen [::]:8443, HTTPS, sessions end after 5 min idle, "
-                                "2 users: wang (operator), li.na_2-b (viewer, token)\n"
-                                "config OK\n"));
+    assert_non_null(strstr(
+        sum,
+        "\nhttp: listen [::]:8443, HTTPS, sessions end after 5 min idle, "
+        "2 users: wang (operator), li.na_2-b (viewer, token)\n"
+        "hazards: auto-open none\n"
+        "  deadlines (days): fire_equipment 7, evacuation_route 1, electrical 7, structure 30, "
+        "surroundings 30, other 14\n"
+        "  overdue told: as escalation.supervisory\n"
+        "kpi: every 3600 s\n"
+        "config OK\n"));
     assert_null(strstr(sum, "argon2"));
     free(sum);
     gw_config_free(cfg);
@@ -4223,6 +4476,9 @@ int main(void)
         cmocka_unit_test(test_http_loopback),
         cmocka_unit_test(test_http_warnings),
         cmocka_unit_test(test_http_bad),
+        cmocka_unit_test(test_hazards_kpi_defaults),
+        cmocka_unit_test(test_hazards_kpi_good),
+        cmocka_unit_test(test_hazards_kpi_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /*
  * The durable store on a real SQLite file in a temp dir: group commit, alarm
  * commit-before-return, streams and cursors, trimming, restart, capacity,
- * alarm state, dead letters, a failing disk, key/value state.
+ * alarm state, dead letters, a failing disk, key/value state, the append-only hazard_log and
+ * the migration to it.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -572,6 +573,232 @@ static void alarm_history_outlives_delivery(void **state)
     assert_int_equal(kv_rows_on_disk(f), 0);
 }
 
+/* ---- hazard_log (issue 7) ---- */
+
+struct hazard_row {
+    uint64_t n;
+    char hazard[32];
+    int64_t at;
+    char entry[160];
+};
+
+struct hazard_seen {
+    int n;
+    struct hazard_row rows[8];
+};
+
+static void on_hazard_row(void *ctx, uint64_t n, const char *hazard, int64_t at_ms,
+                          const char *entry)
+{
+    struct hazard_seen *h = ctx;
+    if (h->n < 8) {
+        struct hazard_row *r = &h->rows[h->n];
+        r->n = n;
+        snprintf(r->hazard, sizeof(r->hazard), "%s", hazard);
+        r->at = at_ms;
+        snprintf(r->entry, sizeof(r->entry), "%s", entry);
+    }
+    h->n++;
+}
+
+/* A register entry as the hazard desk writes it (only the keys the store reads matter here). */
+static uint64_t add_entry(struct fx *f, int n, const char *hazard, int64_t at)
+{
+    char json[160];
+    snprintf(json, sizeof(json), "{\"seq\":%d,\"hazard\":\"%s\",\"at\":%lld,\"hash\":\"h%d\"}", n,
+             hazard, (long long)at, n);
+    return add(f, GW_REC_HAZARD_LOG, "hazards/log", json);
+}
+
+/* sqlite3_exec on state.db from another connection (the gateway's own is open too). */
+static int exec_other(struct fx *f, const char *sql, char **msg)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/state.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 2000);
+    int rc = sqlite3_exec(db, sql, NULL, NULL, msg);
+    sqlite3_close(db);
+    return rc;
+}
+
+static int hazard_rows_on_disk(struct fx *f)
+{
+    struct hazard_seen h = {0};
+    assert_true(gw_store_hazard_log(f->st, NULL, INT64_MIN, on_hazard_row, &h) >= 0);
+    return h.n;
+}
+
+/* Entries are kept in hazard_log after delivery; read all, by hazard, by time; newest. */
+static void hazard_log_outlives_delivery(void **state)
+{
+    struct fx *f = *state;
+    struct hazard_seen h = {0};
+    assert_int_equal(gw_store_hazard_last(f->st, on_hazard_row, &h), 0);
+    assert_int_equal(h.n, 0);
+    gw_store_begin_batch(f->st);
+    add_entry(f, 1, "HZ-20261128-001", 5000);
+    add(f, GW_REC_HAZARD, "hazards/HZ-20261128-001", "{\"id\":\"HZ-20261128-001\"}");
+    add_entry(f, 2, "HZ-20261128-002", 6000);
+    add_entry(f, 3, "HZ-20261128-001", 7000);
+    /* not committed yet: not read */
+    assert_int_equal(hazard_rows_on_disk(f), 0);
+    assert_int_equal(gw_store_end_batch(f->st), 0);
+    assert_int_equal(hazard_rows_on_disk(f), 3);
+    /* every sink has them: gone from the outbox, kept in hazard_log */
+    assert_int_equal(gw_store_register_sink(f->st, "hub"), 0);
+    assert_int_equal(gw_store_set_cursor(f->st, "hub", GW_STREAM_ALARM, f->seq), 0);
+    assert_int_equal(gw_store_commit(f->st), 0);
+    assert_int_equal(rows_on_disk(f), 0);
+    reopen(f);
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(gw_store_hazard_log(f->st, NULL, INT64_MIN, on_hazard_row, &h), 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(h.rows[i].n, (uint64_t)i + 1);
+    }
+    assert_string_equal(h.rows[1].hazard, "HZ-20261128-002");
+    assert_int_equal(h.rows[1].at, 6000);
+    assert_string_equal(h.rows[2].entry,
+                        "{\"seq\":3,\"hazard\":\"HZ-20261128-001\",\"at\":7000,\"hash\":\"h3\"}");
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(gw_store_hazard_log(f->st, "HZ-20261128-001", INT64_MIN, on_hazard_row, &h),
+                     2);
+    assert_int_equal(h.rows[0].n, 1);
+    assert_int_equal(h.rows[1].n, 3);
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(gw_store_hazard_log(f->st, NULL, 6000, on_hazard_row, &h), 2);
+    assert_int_equal(h.rows[0].n, 2);
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(gw_store_hazard_log(f->st, "HZ-20261128-001", 6001, on_hazard_row, &h), 1);
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(gw_store_hazard_log(f->st, "HZ-nothing", INT64_MIN, on_hazard_row, &h), 0);
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(gw_store_hazard_last(f->st, on_hazard_row, &h), 1);
+    assert_int_equal(h.rows[0].n, 3);
+}
+
+/* The history cannot be rewritten through SQL: UPDATE and DELETE abort, rows stay. */
+static void hazard_log_is_append_only(void **state)
+{
+    struct fx *f = *state;
+    add_entry(f, 1, "HZ-20261128-001", 5000);
+    add_entry(f, 2, "HZ-20261128-001", 6000);
+    char *msg = NULL;
+    assert_int_equal(exec_other(f, "UPDATE hazard_log SET entry = 'x' WHERE n = 1", &msg),
+                     SQLITE_CONSTRAINT);
+    assert_non_null(strstr(msg, "append-only"));
+    sqlite3_free(msg);
+    msg = NULL;
+    assert_int_equal(exec_other(f, "DELETE FROM hazard_log WHERE n = 2", &msg), SQLITE_CONSTRAINT);
+    assert_non_null(strstr(msg, "append-only"));
+    sqlite3_free(msg);
+    msg = NULL;
+    assert_int_equal(exec_other(f, "DELETE FROM hazard_log", &msg), SQLITE_CONSTRAINT);
+    sqlite3_free(msg);
+    msg = NULL;
+    /* a replace is a delete too */
+    assert_int_equal(
+        exec_other(f,
+                   "INSERT OR REPLACE INTO hazard_log(n, hazard, at, entry) VALUES (1,'x',1,'x')",
+                   &msg),
+        SQLITE_CONSTRAINT);
+    sqlite3_free(msg);
+    struct hazard_seen h = {0};
+    assert_int_equal(gw_store_hazard_log(f->st, NULL, INT64_MIN, on_hazard_row, &h), 2);
+    assert_non_null(strstr(h.rows[0].entry, "\"seq\":1"));
+    /* after a restart every row is still there */
+    reopen(f);
+    assert_int_equal(hazard_rows_on_disk(f), 2);
+}
+
+/* A second entry for one seq, or a record that is not an entry,
+ * is left out of hazard_log without holding back the other alarm records. */
+static void hazard_log_odd_records_never_block_alarms(void **state)
+{
+    struct fx *f = *state;
+    add_entry(f, 1, "HZ-20261128-001", 5000);
+    /* the same seq again with another entry (a second writer): not kept, nothing blocked */
+    add(f, GW_REC_HAZARD_LOG, "hazards/log",
+        "{\"seq\":1,\"hazard\":\"HZ-20261128-009\",\"at\":1,\"hash\":\"other\"}");
+    add(f, GW_REC_HAZARD_LOG, "hazards/log", "not json");
+    add(f, GW_REC_HAZARD_LOG, "hazards/log", "{\"seq\":0,\"hazard\":\"HZ-1\",\"at\":1}");
+    add(f, GW_REC_HAZARD_LOG, "hazards/log", "{\"seq\":5,\"at\":1}");
+    uint64_t event = add(f, GW_REC_EVENT, "events", "{\"key\":\"s1/r\"}");
+    struct gw_store_stats st;
+    gw_store_stats(f->st, &st);
+    assert_false(st.failing);
+    assert_int_equal(st.committed_seq, event);
+    struct hazard_seen h = {0};
+    assert_int_equal(gw_store_hazard_log(f->st, NULL, INT64_MIN, on_hazard_row, &h), 1);
+    assert_string_equal(h.rows[0].hazard, "HZ-20261128-001");
+    /* all records are in the outbox for the sinks all the same */
+    assert_int_equal(rows_on_disk(f), 6);
+}
+
+/* A version 2 state.db (before hazards) gets hazard_log and keeps everything it had. */
+static void migration_from_v2_keeps_rows(void **state)
+{
+    struct fx *f = *state;
+    gw_store_close(f->st);
+    f->st = NULL;
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -f %s/state.db*", f->dir);
+    assert_int_equal(system(cmd), 0);
+    /* the schema as version 2 left it (store_sql.h at that version) */
+    static const char v2[] =
+        "CREATE TABLE outbox(seq INTEGER PRIMARY KEY, stream INTEGER NOT NULL, type INTEGER NOT "
+        "NULL, ts INTEGER NOT NULL, topic TEXT NOT NULL, payload TEXT NOT NULL);"
+        "CREATE INDEX outbox_by_stream ON outbox(stream, seq);"
+        "CREATE TABLE cursors(sink TEXT NOT NULL, stream INTEGER NOT NULL, seq INTEGER NOT NULL,"
+        " PRIMARY KEY(sink, stream));"
+        "CREATE TABLE alarm_state(key TEXT PRIMARY KEY, payload TEXT NOT NULL, seq INTEGER NOT "
+        "NULL);"
+        "CREATE TABLE dead_letters(id INTEGER PRIMARY KEY, sink TEXT NOT NULL, seq INTEGER NOT "
+        "NULL, type INTEGER NOT NULL, ts INTEGER NOT NULL, topic TEXT NOT NULL, payload TEXT NOT "
+        "NULL, error TEXT NOT NULL, at INTEGER NOT NULL);"
+        "CREATE TABLE kv(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "CREATE TABLE alarm_history(seq INTEGER PRIMARY KEY, key TEXT NOT NULL, ts INTEGER NOT "
+        "NULL, payload TEXT NOT NULL);"
+        "CREATE INDEX alarm_history_by_key ON alarm_history(key, seq);"
+        "INSERT INTO outbox VALUES (7, 0, 3, 1007, 'events', '{\"key\":\"s1/r\"}');"
+        "INSERT INTO alarm_history VALUES (7, 's1/r', 1007, '{\"key\":\"s1/r\"}');"
+        "INSERT INTO alarm_state VALUES ('s1/r', '{\"key\":\"s1/r\"}', 7);"
+        "INSERT INTO kv VALUES ('esc.s1/r', '{}');"
+        "PRAGMA user_version = 2;";
+    char path[128];
+    snprintf(path, sizeof(path), "%s/state.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, v2, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    f->st = gw_store_open(f->dir, &f->cfg);
+    assert_non_null(f->st);
+    assert_int_equal(rows_on_disk(f), 1);
+    struct history_seen h = {0};
+    assert_int_equal(gw_store_history(f->st, "s1/r", 0, 10, on_history, &h), 1);
+    assert_int_equal(kv_list(f, "esc.").n, 1);
+    assert_int_equal(hazard_rows_on_disk(f), 0);
+    f->seq = 7;
+    add_entry(f, 1, "HZ-20261128-001", 5000);
+    assert_int_equal(hazard_rows_on_disk(f), 1);
+    char *msg = NULL;
+    assert_int_equal(exec_other(f, "DELETE FROM hazard_log", &msg), SQLITE_CONSTRAINT);
+    sqlite3_free(msg);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *s;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), 3);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    /* opened again: nothing to migrate, nothing lost */
+    reopen(f);
+    assert_int_equal(hazard_rows_on_disk(f), 1);
+    assert_int_equal(rows_on_disk(f), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -596,6 +823,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(kv_serves_uncommitted_values_and_survives_restart, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(alarm_history_outlives_delivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(hazard_log_outlives_delivery, setup, teardown),
+        cmocka_unit_test_setup_teardown(hazard_log_is_append_only, setup, teardown),
+        cmocka_unit_test_setup_teardown(hazard_log_odd_records_never_block_alarms, setup, teardown),
+        cmocka_unit_test_setup_teardown(migration_from_v2_keeps_rows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
