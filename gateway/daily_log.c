@@ -24,7 +24,7 @@ static void sb_md(struct gw_sb *b, const char *s)
             gw_sb_addn(b, " ", 1);
             continue;
         }
-        if (strchr("\\`*_[]<>|#", *s)) {
+        if (strchr("\\`*_[]<>|#~", *s)) {
             gw_sb_addn(b, "\\", 1);
         }
         gw_sb_addn(b, s, 1);
@@ -32,7 +32,7 @@ static void sb_md(struct gw_sb *b, const char *s)
 }
 
 /*
- * One RFC 4180 field. A text that starts like a formula (= + - @) gets a leading
+ * One RFC 4180 field. A text that starts like a formula (= + - @, tab, CR) gets a leading
  * apostrophe, so that a name typed into a command cannot run as one in Excel.
  */
 static void sb_csv(struct gw_sb *b, const char *s, bool text)
@@ -40,7 +40,7 @@ static void sb_csv(struct gw_sb *b, const char *s, bool text)
     if (s == NULL) {
         s = "";
     }
-    bool formula = text && s[0] && strchr("=+-@", s[0]);
+    bool formula = text && s[0] && strchr("=+-@\t\r", s[0]);
     bool quote = strpbrk(s, ",\"\r\n") != NULL;
     if (quote) {
         gw_sb_addn(b, "\"", 1);
@@ -257,8 +257,9 @@ static struct occ *new_occ(struct day *d, json_t *rec, const char *key, int cls)
 
 static void update_occ(struct day *d, struct occ *o, json_t *rec)
 {
+    /* The first acknowledgement is the time to acknowledge (as kpi.c counts it). */
     int64_t acked = time_of(rec, "acked_at");
-    if (acked) {
+    if (acked && !o->acked) {
         o->acked = acked;
     }
     const char *by = str_of(rec, "acked_by");
@@ -280,9 +281,9 @@ static void update_occ(struct day *d, struct occ *o, json_t *rec)
         json_integer_value(level) < 1000) {
         o->level = (int)json_integer_value(level);
     }
-    if (json_is_true(json_object_get(rec, "test"))) {
-        o->test = true;
-    }
+    /* alarms.c keeps an occurrence a test only while every raise of it was one: its latest
+     * record says which (a real raise during a test press makes it real). */
+    o->test = json_is_true(json_object_get(rec, "test"));
     const char *state = str_of(rec, "state");
     if (state && strcmp(state, "normal") == 0) {
         o->ended = true;
@@ -409,6 +410,12 @@ static bool overlaps(int64_t from, int64_t to, int64_t start, int64_t end)
     return from < end && (to == 0 || to > start);
 }
 
+/* Where the day's figures stop: its end, or now for a day not over yet. */
+static int64_t day_limit(const struct gw_daily_input *in)
+{
+    return in->as_of_ms > in->start_ms && in->as_of_ms < in->end_ms ? in->as_of_ms : in->end_ms;
+}
+
 static int64_t clipped_ms(const struct outage *o, int64_t start, int64_t end)
 {
     int64_t from = o->from > start ? o->from : start;
@@ -501,7 +508,7 @@ static void figure(const struct day *d, const struct outage *out, int nout, stru
         }
     }
     for (int i = 0; i < nout; i++) {
-        f->outage_ms += clipped_ms(&out[i], d->in->start_ms, d->in->end_ms);
+        f->outage_ms += clipped_ms(&out[i], d->in->start_ms, day_limit(d->in));
     }
 }
 
@@ -609,8 +616,16 @@ static void build_markdown(struct gw_sb *b, const struct day *d, const struct oc
     gw_sb_add(b, zh ? "# 安全日志 " : "# Safety log ");
     sb_md(b, in->date);
     gw_sb_add(b, " ");
-    sb_md(b, in->school);
-    gw_sb_add(b, zh ? "\n\n## 报警\n" : "\n\n## Alarms\n");
+    sb_md(b, in->school_name ? in->school_name : in->school);
+    gw_sb_add(b, "\n");
+    if (in->as_of_ms) {
+        fmt_local(in->as_of_ms, in->start_ms, in->end_ms, t1, sizeof(t1));
+        gw_sb_printf(b,
+                     zh ? "\n> 本日尚未结束：本日志只记录到 %s。\n"
+                        : "\n> The day is not over: this log covers it up to %s.\n",
+                     t1);
+    }
+    gw_sb_add(b, zh ? "\n## 报警\n" : "\n## Alarms\n");
     for (int c = 0; c < NCLASSES; c++) {
         int n = 0;
         for (int i = 0; i < d->nocc; i++) {
@@ -640,7 +655,7 @@ static void build_markdown(struct gw_sb *b, const struct day *d, const struct oc
             gw_sb_printf(
                 b, zh ? " 离线：%s 起，仍未恢复，本日 " : " offline since %s, still offline, ", t1);
         }
-        sb_duration(b, clipped_ms(&out[i], in->start_ms, in->end_ms) / 1000, zh);
+        sb_duration(b, clipped_ms(&out[i], in->start_ms, day_limit(in)) / 1000, zh);
         gw_sb_add(b, zh ? "\n" : " this day\n");
     }
     if (nout == 0) {
@@ -833,7 +848,11 @@ int gw_daily_log_build(const struct gw_daily_input *in, struct gw_daily_log *out
         take(&d, in->open_before[i], 0, true);
     }
     for (int i = 0; i < in->nevents; i++) {
-        take(&d, in->events[i].payload, in->events[i].ts_ms, false);
+        int64_t ts = in->events[i].ts_ms;
+        if (ts != 0 && (ts < in->start_ms || ts >= in->end_ms)) {
+            continue; /* another day's: the caller's scan may overlap midnight */
+        }
+        take(&d, in->events[i].payload, ts, false);
     }
     if (d.oom) {
         goto out;
@@ -956,4 +975,295 @@ int64_t gw_daily_log_next_run_ms(int64_t now_ms)
         }
     }
     return now_ms + 24 * 3600 * 1000LL; /* mktime failed: try again in a day */
+}
+
+int gw_daily_log_due_day(int64_t now_ms, char date[11], int64_t *start_ms, int64_t *end_ms)
+{
+    if (gw_daily_log_previous_day(now_ms, date, start_ms, end_ms) != 0) {
+        return -EINVAL;
+    }
+    /* Yesterday's log is due at the first 00:05 after yesterday ended. */
+    if (gw_daily_log_next_run_ms(*end_ms - 1) <= now_ms) {
+        return 0;
+    }
+    return gw_daily_log_previous_day(*start_ms, date, start_ms, end_ms);
+}
+
+int gw_daily_log_date(int64_t ms, char out[11])
+{
+    time_t t = to_secs(ms);
+    struct tm tm;
+    if (localtime_r(&t, &tm) == NULL || strftime(out, 11, "%Y-%m-%d", &tm) != 10) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int gw_daily_log_next_due(const char *done, int64_t now_ms, int max_days, char day[11],
+                          char skipped_from[11])
+{
+    char due[11], oldest[11];
+    int64_t start, end;
+    skipped_from[0] = '\0';
+    if (now_ms < GW_DAILY_CLOCK_SET_MS) {
+        return -EAGAIN;
+    }
+    if (gw_daily_log_due_day(now_ms, due, &start, &end) != 0) {
+        return -EINVAL;
+    }
+    if (done == NULL || done[0] == '\0') {
+        memcpy(day, due, 11);
+        return 1;
+    }
+    if (strcmp(done, due) >= 0) {
+        return 0;
+    }
+    memcpy(oldest, due, sizeof(oldest));
+    for (int i = 1; i < max_days; i++) {
+        if (gw_daily_log_prev_day(oldest, oldest) != 0) {
+            return -EINVAL;
+        }
+    }
+    if (gw_daily_log_next_day(done, day) != 0) {
+        return -EINVAL;
+    }
+    if (strcmp(day, oldest) < 0) {
+        memcpy(skipped_from, day, 11);
+        memcpy(day, oldest, 11);
+    }
+    return 1;
+}
+
+int gw_daily_log_next_day(const char *date, char next[11])
+{
+    int64_t start, end;
+    if (gw_daily_log_day_bounds(date, &start, &end) != 0) {
+        return -EINVAL;
+    }
+    return gw_daily_log_date(end, next);
+}
+
+int gw_daily_log_prev_day(const char *date, char prev[11])
+{
+    int64_t start, end;
+    if (gw_daily_log_day_bounds(date, &start, &end) != 0) {
+        return -EINVAL;
+    }
+    return gw_daily_log_date(start - 1, prev);
+}
+
+/* ---- hazards ---- */
+
+void gw_daily_log_count_hazard(struct gw_daily_input *in, int64_t at_ms, const char *entry)
+{
+    if (in == NULL || entry == NULL || at_ms < in->start_ms || at_ms >= in->end_ms) {
+        return;
+    }
+    json_t *e = json_loads(entry, 0, NULL);
+    const char *action = str_of(e, "action");
+    if (action && strcmp(action, "open") == 0) {
+        in->hazards_opened++;
+    } else if (action && strcmp(action, "close") == 0) {
+        in->hazards_closed++;
+    } else if (action && strcmp(action, "overdue") == 0) {
+        in->hazards_overdue++;
+    }
+    json_decref(e);
+}
+
+/* ---- a day out of an alarm_history scan ---- */
+
+struct carried {
+    char *key;
+    char *payload; /* the key's last alarm record before the day */
+    bool later;    /* a row of the key from start_ms on */
+    bool live;     /* live when it was kept */
+};
+
+struct gw_daily_history {
+    int64_t start, end;
+    gw_daily_live_fn live;
+    void *ctx;
+    struct carried *kept;
+    int nkept, capkept;
+    int unresolved; /* kept, neither seen later nor live */
+    struct gw_daily_event *ev;
+    int nev, capev;
+    const char **open; /* for gw_daily_history_input */
+};
+
+struct gw_daily_history *gw_daily_history_new(int64_t start_ms, int64_t end_ms,
+                                              gw_daily_live_fn live, void *ctx)
+{
+    struct gw_daily_history *h = calloc(1, sizeof(*h));
+    if (h) {
+        *h = (struct gw_daily_history){.start = start_ms, .end = end_ms, .live = live, .ctx = ctx};
+    }
+    return h;
+}
+
+void gw_daily_history_free(struct gw_daily_history *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    for (int i = 0; i < h->nkept; i++) {
+        free(h->kept[i].key);
+        free(h->kept[i].payload);
+    }
+    free(h->kept);
+    for (int i = 0; i < h->nev; i++) {
+        free((char *)h->ev[i].payload);
+    }
+    free(h->ev);
+    free(h->open);
+    free(h);
+}
+
+static struct carried *find_kept(struct gw_daily_history *h, const char *key)
+{
+    for (int i = 0; i < h->nkept; i++) {
+        if (strcmp(h->kept[i].key, key) == 0) {
+            return &h->kept[i];
+        }
+    }
+    return NULL;
+}
+
+static bool unresolved(const struct carried *c)
+{
+    return !c->later && !c->live;
+}
+
+static void drop_kept(struct gw_daily_history *h, struct carried *c)
+{
+    h->unresolved -= unresolved(c);
+    free(c->key);
+    free(c->payload);
+    *c = h->kept[--h->nkept]; /* the order does not matter: the log sorts by time */
+}
+
+/* A row before the day: the key's alarm record now, or back to normal. */
+static int fold_before(struct gw_daily_history *h, const char *payload)
+{
+    json_t *rec = json_loads(payload, 0, NULL);
+    const char *key = str_of(rec, "key");
+    const char *state = str_of(rec, "state"); /* notifications have none */
+    int rc = 0;
+    if (key == NULL || state == NULL || class_of(str_of(rec, "class")) < 0) {
+        goto out;
+    }
+    struct carried *c = find_kept(h, key);
+    if (strcmp(state, "normal") == 0) {
+        if (c) {
+            drop_kept(h, c);
+        }
+        goto out;
+    }
+    char *copy = strdup(payload);
+    if (copy == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    if (c) {
+        free(c->payload);
+        c->payload = copy;
+        goto out;
+    }
+    if (h->nkept == h->capkept) {
+        int cap = h->capkept ? h->capkept * 2 : 16;
+        struct carried *p = realloc(h->kept, (size_t)cap * sizeof(*p));
+        if (p == NULL) {
+            free(copy);
+            rc = -ENOMEM;
+            goto out;
+        }
+        h->kept = p;
+        h->capkept = cap;
+    }
+    char *k = strdup(key);
+    if (k == NULL) {
+        free(copy);
+        rc = -ENOMEM;
+        goto out;
+    }
+    c = &h->kept[h->nkept++];
+    *c = (struct carried){.key = k, .payload = copy, .live = h->live && h->live(h->ctx, key)};
+    h->unresolved += unresolved(c);
+out:
+    json_decref(rec);
+    return rc;
+}
+
+/* A row from the day's start on: its key went on after the day began. */
+static void mark_later(struct gw_daily_history *h, const char *payload)
+{
+    if (h->unresolved == 0) {
+        return; /* nothing to learn: skip the parse */
+    }
+    json_t *rec = json_loads(payload, 0, NULL);
+    const char *key = str_of(rec, "key");
+    struct carried *c = key ? find_kept(h, key) : NULL;
+    if (c && !c->later) {
+        h->unresolved -= unresolved(c);
+        c->later = true;
+    }
+    json_decref(rec);
+}
+
+int gw_daily_history_add(struct gw_daily_history *h, int64_t ts_ms, const char *payload)
+{
+    if (payload == NULL) {
+        return 0;
+    }
+    if (ts_ms < h->start) {
+        return fold_before(h, payload);
+    }
+    mark_later(h, payload);
+    if (ts_ms >= h->end) {
+        return 0;
+    }
+    if (h->nev == GW_DAILY_MAX_EVENTS) {
+        return -E2BIG;
+    }
+    if (h->nev == h->capev) {
+        int cap = h->capev ? h->capev * 2 : 64;
+        struct gw_daily_event *p = realloc(h->ev, (size_t)cap * sizeof(*p));
+        if (p == NULL) {
+            return -ENOMEM;
+        }
+        h->ev = p;
+        h->capev = cap;
+    }
+    char *copy = strdup(payload);
+    if (copy == NULL) {
+        return -ENOMEM;
+    }
+    h->ev[h->nev++] = (struct gw_daily_event){ts_ms, copy};
+    return 0;
+}
+
+bool gw_daily_history_enough(const struct gw_daily_history *h, int64_t ts_ms)
+{
+    return ts_ms >= h->end + GW_DAILY_SLACK_MS && h->unresolved == 0;
+}
+
+int gw_daily_history_input(struct gw_daily_history *h, struct gw_daily_input *in)
+{
+    free(h->open);
+    h->open = malloc((size_t)(h->nkept ? h->nkept : 1) * sizeof(*h->open));
+    if (h->open == NULL) {
+        return -ENOMEM;
+    }
+    int n = 0;
+    for (int i = 0; i < h->nkept; i++) {
+        if (!unresolved(&h->kept[i])) {
+            h->open[n++] = h->kept[i].payload;
+        }
+    }
+    in->open_before = h->open;
+    in->nopen_before = n;
+    in->events = h->ev;
+    in->nevents = h->nev;
+    return 0;
 }

@@ -18,10 +18,16 @@
  *    unshelve, out_of_service, in_service) whose time is within the day.
  *  - Notifications (a "kind" and no "transition") and malformed records are
  *    skipped (counted in gw_daily_log.skipped).
+ *  - Events recorded outside [start_ms, end_ms) are ignored: the log is of the
+ *    day only (an alarm cleared after midnight is "not cleared" in it).
+ *
+ * gw_daily_history turns an alarm_history scan (rows in seq order) into that
+ * input, so the nightly writer and the tests go the same way.
  */
 #ifndef GW_DAILY_LOG_H
 #define GW_DAILY_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,10 +44,11 @@ struct gw_daily_outage {
 };
 
 struct gw_daily_input {
-    const char *school;
-    const char *language; /* "zh-CN" (default: anything not starting with "en") | "en" */
-    const char *date;     /* YYYY-MM-DD, local */
-    int64_t start_ms;     /* the day is [start_ms, end_ms) */
+    const char *school;      /* the site's id: the summary's "school" */
+    const char *school_name; /* the Markdown title's; NULL = school */
+    const char *language;    /* "zh-CN" (default: anything not starting with "en") | "en" */
+    const char *date;        /* YYYY-MM-DD, local */
+    int64_t start_ms;        /* the day is [start_ms, end_ms) */
     int64_t end_ms;
     const struct gw_daily_event *events; /* the day's alarm_history rows, oldest first */
     int nevents;
@@ -58,6 +65,9 @@ struct gw_daily_input {
     const char *const *offline_rules;
     int noffline_rules;
     int hazards_opened, hazards_closed, hazards_overdue;
+    /* 0: the day is over. Else the log is of the day so far (a report of today): the
+     * Markdown says so under its title, with this time. */
+    int64_t as_of_ms;
 };
 
 struct gw_daily_log {
@@ -73,11 +83,68 @@ int gw_daily_log_build(const struct gw_daily_input *in, struct gw_daily_log *out
 /* Frees the texts; accepts NULL and a zeroed or half-built log. */
 void gw_daily_log_free(struct gw_daily_log *log);
 
+/*
+ * A hazard_log entry (gw_hazard_entry_to_json) counted into in->hazards_*: "open" as opened,
+ * "close" as closed, "overdue" as overdue, when at_ms is within the day. Others are ignored.
+ */
+void gw_daily_log_count_hazard(struct gw_daily_input *in, int64_t at_ms, const char *entry);
+
+/*
+ * One day's input from an alarm_history scan. Feed every row from some time before the
+ * day (see GW_DAILY_LOOKBACK_MS) in seq order:
+ *  - a row recorded before start_ms folds into the alarms open at the start: per key, the
+ *    last alarm record is kept; one back to normal ("state":"normal") drops the key;
+ *  - a row within the day is one of the day's events (copied);
+ *  - any row from start_ms on marks its key as having gone on.
+ * An alarm kept from before the day that has no row from start_ms on and is not live now
+ * (`live`, NULL = never) ended without a record: a restart ends alarms whose sensor or rule
+ * left the config and writes no event. It is left out, else it would be carried over for
+ * ever.
+ */
+#define GW_DAILY_LOOKBACK_MS (366 * 86400000LL) /* an alarm silent for longer is not carried */
+#define GW_DAILY_SLACK_MS (3600000LL) /* rows after end_ms read anyway: a clock stepped back */
+#define GW_DAILY_MAX_EVENTS 200000    /* rows of one day; more is refused (-E2BIG) */
+
+typedef bool (*gw_daily_live_fn)(void *ctx, const char *key);
+struct gw_daily_history;
+
+/* NULL on no memory. */
+struct gw_daily_history *gw_daily_history_new(int64_t start_ms, int64_t end_ms,
+                                              gw_daily_live_fn live, void *ctx);
+/* 0, -ENOMEM, or -E2BIG past GW_DAILY_MAX_EVENTS rows in the day. */
+int gw_daily_history_add(struct gw_daily_history *h, int64_t ts_ms, const char *payload);
+/* True when rows recorded at ts_ms and later cannot change the day any more: a scan stops. */
+bool gw_daily_history_enough(const struct gw_daily_history *h, int64_t ts_ms);
+/* Points in->events / open_before at the history's copies (valid until it is freed). 0 or
+ * -ENOMEM. */
+int gw_daily_history_input(struct gw_daily_history *h, struct gw_daily_input *in);
+/* Accepts NULL. */
+void gw_daily_history_free(struct gw_daily_history *h);
+
 /* The local day "YYYY-MM-DD" as [start_ms, end_ms) (23 or 25 h across DST). 0 or -EINVAL. */
 int gw_daily_log_day_bounds(const char *date, int64_t *start_ms, int64_t *end_ms);
 /* The local day before the one containing now_ms: its date (11 bytes) and bounds. 0 or -EINVAL. */
 int gw_daily_log_previous_day(int64_t now_ms, char date[11], int64_t *start_ms, int64_t *end_ms);
 /* The next 00:05 local strictly after now_ms: when to write the previous day's log. */
 int64_t gw_daily_log_next_run_ms(int64_t now_ms);
+/* The newest day whose log is due at now_ms (its 00:05 has passed): date and bounds. */
+int gw_daily_log_due_day(int64_t now_ms, char date[11], int64_t *start_ms, int64_t *end_ms);
+/*
+ * Which day's log to write next at now_ms, `done` being the newest day already written ("" at
+ * start). The days due are those whose next 00:05 has passed. At start only the newest due
+ * day; else the day after `done`, but not older than max_days before the newest due day
+ * (then *skipped_from is the first day left out, else ""). Returns 1 with day set, 0 when
+ * nothing is due (done is the newest due day or later: a clock stepped back never writes a
+ * day twice), -EAGAIN before GW_DAILY_CLOCK_SET_MS (a Pi without RTC before NTP), -EINVAL.
+ */
+#define GW_DAILY_CLOCK_SET_MS 1735689600000LL /* 2025-01-01T00:00:00Z */
+int gw_daily_log_next_due(const char *done, int64_t now_ms, int max_days, char day[11],
+                          char skipped_from[11]);
+
+/* The local date of ms. 0 or -EINVAL. */
+int gw_daily_log_date(int64_t ms, char date[11]);
+/* The local day after / before `date`. 0 or -EINVAL. */
+int gw_daily_log_next_day(const char *date, char next[11]);
+int gw_daily_log_prev_day(const char *date, char prev[11]);
 
 #endif

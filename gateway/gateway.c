@@ -18,9 +18,11 @@
 #include "alarm.h"
 #include "alarm_desk.h"
 #include "alarms.h"
+#include "daylog.h"
 #include "prom.h"
 #include "web.h"
 #include "driver.h"
+#include "kpi_report.h"
 #include "log.h"
 #include "outbox.h"
 #include "payload.h"
@@ -64,6 +66,10 @@ struct gw_gateway {
     struct gw_desk *desk; /* alarms, escalation, notifications, commands */
     struct gw_web *web;   /* the page, the JSON API, /metrics (NULL without an http section) */
 
+    /* The daily safety log: state_dir/logs, P/log, P/cmd/report (NULL before start). */
+    struct gw_daylog *daylog;
+    struct gw_kpi_report *kpi; /* the school's figures: P/kpi, school_kpi */
+
     uv_timer_t tick;
     uv_timer_t commit_timer;
     uv_check_t alarm_commit; /* commits this iteration's alarm records, once */
@@ -105,10 +111,8 @@ static void emit(struct gw_gateway *gw, enum gw_record_type type, int64_t ts_ms,
     if (gw_web_listening(gw->web)) {
         /* The page follows live: the same JSON as the hub, by kind of record. */
         static const char *const events[] = {
-            [GW_REC_TELEMETRY] = "telemetry",
-            [GW_REC_HEALTH] = "health",
-            [GW_REC_ALARM] = "alarm",
-            [GW_REC_EVENT] = "event",
+            [GW_REC_TELEMETRY] = "telemetry", [GW_REC_HEALTH] = "health", [GW_REC_ALARM] = "alarm",
+            [GW_REC_EVENT] = "event",         [GW_REC_HAZARD] = "hazard",
         };
         if ((size_t)type < sizeof(events) / sizeof(events[0]) && events[type]) {
             if (type == GW_REC_ALARM && json[0] == '\0') {
@@ -315,6 +319,10 @@ static void on_command(void *ctx, const char *source, const char *name, const vo
                        size_t len)
 {
     struct gw_gateway *gw = ctx;
+    if (strcmp(name, "report") == 0 && gw->daylog) {
+        gw_daylog_command(gw->daylog, payload, len, gw_now_ms());
+        return;
+    }
     gw_desk_command(gw->desk, source, name, payload, len, gw_now_ms());
 }
 
@@ -615,6 +623,13 @@ int gw_gateway_start(struct gw_gateway *gw)
         return rc;
     }
     int restored = gw_desk_restore(gw->desk, gw->rules, gw_now_ms());
+    struct gw_desk_host daylog_host = {
+        .core = gw,
+        .next_seq = desk_next_seq,
+        .emit = desk_emit,
+        .open_batch = desk_open_batch,
+    };
+    gw->daylog = gw_daylog_new(gw->loop, gw->cfg, gw->store, gw->desk, &daylog_host);
     gw->web = gw_web_new(gw->loop, gw, gw->cfg);
     if (gw->cfg->http.line > 0 && (!gw->web || gw_web_start(gw->web) != 0)) {
         gw_error("gateway", "the status page and API could not start (see above); running without");
@@ -627,6 +642,8 @@ int gw_gateway_start(struct gw_gateway *gw)
     uv_timer_start(&gw->tick, on_tick, TICK_MS, TICK_MS);
     uv_timer_start(&gw->commit_timer, on_commit_timer, (uint64_t)commit_ms, (uint64_t)commit_ms);
     publish_status(gw, true);
+    gw->kpi = gw_kpi_report_new(gw->loop, gw);
+    gw_kpi_report_start(gw->kpi);
 #ifdef GW_HAVE_SYSTEMD
     if (sd_watchdog_enabled(0, &gw->watchdog_usec) <= 0) {
         gw->watchdog_usec = 0;
@@ -743,6 +760,8 @@ int gw_gateway_reload(struct gw_gateway *gw, struct gw_config *cfg)
     bool new_broker = !gw->hub || (cfg->uplink.enabled && !gw->uplink);
     gw->cfg = cfg;
     gw->retired[gw->nretired++] = old;
+    gw_daylog_reload(gw->daylog, cfg);
+    gw_kpi_report_reload(gw->kpi);
     int rc = add_sinks(gw, cfg);
     if (rc == 0) {
         publish_status(gw, true);
@@ -783,6 +802,16 @@ static void on_web_closed(void *ctx)
     maybe_done(ctx);
 }
 
+static void on_daylog_closed(void *ctx)
+{
+    maybe_done(ctx);
+}
+
+static void on_kpi_closed(void *ctx)
+{
+    maybe_done(ctx);
+}
+
 void gw_gateway_stop(struct gw_gateway *gw, void (*done)(void *ctx), void *ctx)
 {
 #ifdef GW_HAVE_SYSTEMD
@@ -802,6 +831,14 @@ void gw_gateway_stop(struct gw_gateway *gw, void (*done)(void *ctx), void *ctx)
     uv_timer_stop(&gw->commit_timer);
     uv_check_stop(&gw->alarm_commit);
     gw->closing = gw->web ? 6 : 5;
+    if (gw->daylog) {
+        gw->closing++;
+        gw_daylog_close(gw->daylog, on_daylog_closed, gw);
+        gw->daylog = NULL;
+    }
+    gw->closing++; /* the KPI timer */
+    gw_kpi_report_close(gw->kpi, on_kpi_closed, gw);
+    gw->kpi = NULL;
     if (gw->web) {
         gw_web_close(gw->web, on_web_closed, gw);
         gw->web = NULL;
@@ -841,6 +878,7 @@ uint64_t gw_gateway_sink_lag(const struct gw_gateway *gw, const char *sink)
 void gw_gateway_emit_metrics(struct gw_gateway *gw)
 {
     emit_metrics(gw, gw_now_ms());
+    gw_kpi_report_now(gw->kpi); /* SIGUSR1: the school's figures too */
 }
 
 const struct gw_registry *gw_gateway_registry(const struct gw_gateway *gw)
@@ -856,6 +894,12 @@ struct gw_desk *gw_gateway_desk(const struct gw_gateway *gw)
 struct gw_store *gw_gateway_store(const struct gw_gateway *gw)
 {
     return gw->store;
+}
+
+/* NULL before start and after stop. */
+struct gw_daylog *gw_gateway_daylog(const struct gw_gateway *gw)
+{
+    return gw->daylog;
 }
 
 bool gw_gateway_healthy(const struct gw_gateway *gw, char *why, size_t size)

@@ -29,7 +29,7 @@ int gw_gateway_reload(struct gw_gateway *gw, struct gw_config *cfg);
 /* The driver hand-off: one reading, on the loop thread. */
 void gw_gateway_dispatch(void *gw, const struct gw_reading *reading);
 void gw_gateway_stats(const struct gw_gateway *gw, struct gw_gateway_stats *out);
-/* Publish P/metrics now (SIGUSR1), besides every minute. */
+/* Publish P/metrics and P/kpi now (SIGUSR1), besides their timers. */
 void gw_gateway_emit_metrics(struct gw_gateway *gw);
 /* For the web side (web.c), on the loop thread. */
 struct gw_registry;
@@ -38,6 +38,9 @@ struct gw_store;
 const struct gw_registry *gw_gateway_registry(const struct gw_gateway *gw);
 struct gw_desk *gw_gateway_desk(const struct gw_gateway *gw);
 struct gw_store *gw_gateway_store(const struct gw_gateway *gw);
+/* The daily safety log (reports, /api/logs); NULL before start. */
+struct gw_daylog;
+struct gw_daylog *gw_gateway_daylog(const struct gw_gateway *gw);
 /* /healthz: the loop runs (we are answering) and the store can write; else false and why. */
 bool gw_gateway_healthy(const struct gw_gateway *gw, char *why, size_t size);
 /* The /metrics body (Prometheus text); NULL with the reason in err. */

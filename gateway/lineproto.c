@@ -765,17 +765,81 @@ static int from_gateway(struct gw_lp_buf *b, const struct gw_config *cfg, json_t
     return rc;
 }
 
+/*
+ * The school's figures (P/kpi): counts as integers, percentages and seconds as
+ * floats, the alarms_24h object flattened to alarms_24h_<class>; ack_mean_s and
+ * ack_worst_s left out when null (nothing acknowledged). Tags: the record's
+ * district and school (the site it was made for), else cfg's. Every member
+ * is required with its type: a record that lacks one is malformed.
+ */
+static int from_kpi(struct gw_lp_buf *b, const struct gw_config *cfg, json_t *root, int64_t ns)
+{
+    static const char *const counts[] = {
+        "sensors_total",   "unacknowledged_alarms",     "open_hazards",
+        "overdue_hazards", "hydrants_without_pressure", "exits_locked_in_hours"};
+    static const char *const classes[][2] = {{"alarm", "alarms_24h_alarm"},
+                                             {"supervisory", "alarms_24h_supervisory"},
+                                             {"trouble", "alarms_24h_trouble"}};
+    static const char *const seconds[] = {"ack_mean_s", "ack_worst_s"};
+    struct field_set fs;
+    fields_init(&fs, 0);
+    json_t *pct = json_object_get(root, "sensors_online_pct");
+    json_t *alarms = json_object_get(root, "alarms_24h");
+    if (!json_is_number(pct) || !json_is_object(alarms)) {
+        return -EINVAL;
+    }
+    json_t *v = json_object_get(root, counts[0]);
+    if (!json_is_integer(v)) {
+        return -EINVAL;
+    }
+    add_int(&fs, counts[0], json_integer_value(v));
+    add_float(&fs, "sensors_online_pct", json_number_value(pct));
+    for (size_t i = 0; i < sizeof(classes) / sizeof(classes[0]); i++) {
+        v = json_object_get(alarms, classes[i][0]);
+        if (!json_is_integer(v)) {
+            return -EINVAL;
+        }
+        add_int(&fs, classes[i][1], json_integer_value(v));
+    }
+    for (size_t i = 0; i < sizeof(seconds) / sizeof(seconds[0]); i++) {
+        v = json_object_get(root, seconds[i]);
+        if (json_is_number(v)) {
+            add_float(&fs, seconds[i], json_number_value(v));
+        } else if (v != NULL && !json_is_null(v)) {
+            return -EINVAL; /* absent or null: nothing acknowledged */
+        }
+    }
+    for (size_t i = 1; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        v = json_object_get(root, counts[i]);
+        if (!json_is_integer(v)) {
+            return -EINVAL;
+        }
+        add_int(&fs, counts[i], json_integer_value(v));
+    }
+    const char *district = get_str(root, "district");
+    const char *school = get_str(root, "school");
+    if (cfg && !district) {
+        district = cfg->site.district;
+    }
+    if (cfg && !school) {
+        school = cfg->site.school;
+    }
+    struct gw_lp_tag tags[] = {{"district", district}, {"school", school}};
+    return gw_lp_line(b, "school_kpi", tags, 2, fs.f, fs.n, ns);
+}
+
 int gw_lp_from_record(struct gw_lp_buf *b, const struct gw_config *cfg, const struct gw_record *rec)
 {
     if (!b || !rec) {
         return -EINVAL;
     }
     if (rec->type == GW_REC_ALARM || rec->type == GW_REC_FORWARDER || rec->type == GW_REC_NOTIFY ||
-        rec->type == GW_REC_CMD_RESULT) {
+        rec->type == GW_REC_CMD_RESULT || rec->type == GW_REC_HAZARD ||
+        rec->type == GW_REC_HAZARD_LOG || rec->type == GW_REC_DAILY_LOG) {
         return 0; /* the event carries the transition; the others are MQTT-only */
     }
     if (rec->type != GW_REC_TELEMETRY && rec->type != GW_REC_HEALTH && rec->type != GW_REC_EVENT &&
-        rec->type != GW_REC_GATEWAY) {
+        rec->type != GW_REC_GATEWAY && rec->type != GW_REC_KPI) {
         return -EINVAL;
     }
     int64_t ns;
@@ -802,13 +866,15 @@ int gw_lp_from_record(struct gw_lp_buf *b, const struct gw_config *cfg, const st
     case GW_REC_GATEWAY:
         rc = from_gateway(b, cfg, root, ns);
         break;
+    case GW_REC_KPI:
+        rc = from_kpi(b, cfg, root, ns);
+        break;
     case GW_REC_ALARM:
     case GW_REC_FORWARDER:
     case GW_REC_NOTIFY:
     case GW_REC_CMD_RESULT:
     case GW_REC_HAZARD:
     case GW_REC_HAZARD_LOG:
-    case GW_REC_KPI:
     case GW_REC_DAILY_LOG:
         break;
     }

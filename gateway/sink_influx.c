@@ -278,7 +278,7 @@ static bool influx_wants(void *state, enum gw_record_type type)
 {
     (void)state;
     return type == GW_REC_TELEMETRY || type == GW_REC_HEALTH || type == GW_REC_EVENT ||
-           type == GW_REC_GATEWAY;
+           type == GW_REC_GATEWAY || type == GW_REC_KPI;
 }
 
 /* ---- completing a batch ---- */
@@ -556,11 +556,11 @@ static void influx_submit(void *state, const struct gw_record *recs, int n, gw_s
         }
         s->line_off[s->nlines] = s->lp.len;
     }
-    memset(s->line_dead, 0, (size_t)s->nlines * sizeof(bool));
     if (s->nlines == 0) {
         complete_later(s, GW_SINK_OK, NULL); /* becomes REJECT if any was malformed */
         return;
     }
+    memset(s->line_dead, 0, (size_t)s->nlines * sizeof(bool));
     int rc = send_round(s);
     if (rc < 0) {
         complete_later(s, GW_SINK_RETRY, rc == -ENOMEM ? "out of memory" : "cannot start request");

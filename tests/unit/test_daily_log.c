@@ -4,6 +4,12 @@
  * outages across midnight, an empty day, bad input, and the midnight timer
  * (DST in Europe/Berlin). Times are written as local Shanghai times and turned
  * into UTC here with the fixed +08:00 offset, independently of the code tested.
+ *
+ * Golden files (tests/unit/data/daily_log/): a scripted history read the way the
+ * gateway reads alarm_history must give those Markdown (zh-CN, en), CSV and
+ * summary files byte for byte. A mismatch names the first differing line and
+ * leaves <file>.actual beside the golden one for `diff -u`. To accept an
+ * intended change: GW_UPDATE_GOLDEN=1 ./test_daily_log (then review the diff).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,16 +30,17 @@
 #define MIN (60 * SEC)
 #define HOUR (60 * MIN)
 
-/* "2026-11-28 10:42:05" Shanghai -> Unix ms (UTC+8, no DST). */
+/* "2026-11-28 10:42:05" or "... 23:59:59.999" Shanghai -> Unix ms (UTC+8, no DST). */
 static int64_t sh(const char *local)
 {
     struct tm tm = {0};
-    int n = sscanf(local, "%d-%d-%d %d:%d:%d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                   &tm.tm_min, &tm.tm_sec);
-    assert_int_equal(n, 6);
+    int ms = 0;
+    int n = sscanf(local, "%d-%d-%d %d:%d:%d.%3d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms);
+    assert_true(n == 6 || n == 7);
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
-    return ((int64_t)timegm(&tm) - 8 * 3600) * SEC;
+    return ((int64_t)timegm(&tm) - 8 * 3600) * SEC + ms;
 }
 
 static json_t *utc(int64_t ms)
@@ -635,6 +642,595 @@ static void test_dst(void **state)
     tzset();
 }
 
+/* ---- golden files: a scripted history through gw_daily_history, as the gateway reads it ----
+ *
+ * The Markdown, the CSV and the summary of the scripted days must match the files under
+ * tests/unit/data/daily_log/ byte for byte. On a mismatch the test names the first differing
+ * line and writes what it got next to the golden file as <name>.actual (diff -u them). After
+ * an intended change, run the test with GW_UPDATE_GOLDEN=1 to rewrite the golden files, and
+ * review their diff before committing:
+ *     GW_UPDATE_GOLDEN=1 ./test_daily_log
+ */
+
+#define BEFORE "A-1F-hydrant-01/hydrant-pressure-low" /* open since Nov 25, live now */
+#define HELD "B-2F-firedoor-03/fire-door-held-open"   /* open since Nov 27, cleared Nov 29 */
+#define GONE "OLD-1F-door-09/exit-door-open" /* open since Nov 20, its rule removed since */
+#define LORA "LORA-temp-7/sensor-offline"
+#define LAST "A-1F-smoke-101/smoke-detected" /* 23:59:59.999: the day's */
+#define NEXT "A-1F-smoke-102/smoke-detected" /* 00:00:00.000: the next day's */
+
+struct row {
+    const char *at; /* Shanghai local, when it was recorded */
+    struct rec r;   /* r.key NULL: raw below */
+    const char *raw;
+};
+
+static const struct row history[] = {
+    /* Nov 20: an alarm of a rule that was removed later (a restart ended it, no record) */
+    {"2026-11-20 08:00:00",
+     {"raise", GONE, "exit door open", "supervisory", "unacked", "2026-11-20 08:00:00", NULL, NULL,
+      NULL, 1, NULL, NULL, NULL, 1, 0},
+     NULL},
+    /* Nov 25: the hydrant loses pressure; acked, never back */
+    {"2026-11-25 08:00:00",
+     {"raise", BEFORE, "hydrant pressure low", "supervisory", "unacked", "2026-11-25 08:00:00",
+      NULL, NULL, NULL, 1, NULL, NULL, NULL, 0.05, 0},
+     NULL},
+    {"2026-11-25 08:30:00",
+     {"ack", BEFORE, "hydrant pressure low", "supervisory", "acked", "2026-11-25 08:00:00",
+      "2026-11-25 08:30:00", "张工", NULL, 1, "张工", "已报修", NULL, 0.05, 0},
+     NULL},
+    /* Nov 26: raised and over the same day: not carried */
+    {"2026-11-26 09:00:00",
+     {"raise", FIRE, "smoke detected", "alarm", "unacked", "2026-11-26 09:00:00", NULL, NULL, NULL,
+      1, NULL, NULL, NULL, 1, 0},
+     NULL},
+    {"2026-11-26 09:01:00",
+     {"ack", FIRE, "smoke detected", "alarm", "acked", "2026-11-26 09:00:00", "2026-11-26 09:01:00",
+      "王师傅", NULL, 1, "王师傅", NULL, NULL, 1, 0},
+     NULL},
+    {"2026-11-26 09:05:00",
+     {"reset", FIRE, "smoke detected", "alarm", "normal", "2026-11-26 09:00:00",
+      "2026-11-26 09:01:00", "王师傅", "2026-11-26 09:03:00", 1, "王师傅", NULL, NULL, 0, 0},
+     NULL},
+    /* Nov 27: the fire door held open, the pump, the hydrant sensor going silent */
+    {"2026-11-27 20:00:00",
+     {"raise", HELD, "fire door held open", "supervisory", "unacked", "2026-11-27 20:00:00", NULL,
+      NULL, NULL, 1, NULL, NULL, NULL, 1, 0},
+     NULL},
+    {"2026-11-27 22:00:00",
+     {"raise", PUMP, "pump fault", "trouble", "unacked", "2026-11-27 22:00:00", NULL, NULL, NULL, 1,
+      NULL, NULL, NULL, 1, 0},
+     NULL},
+    {"2026-11-27 22:00:01",
+     {NULL},
+     "{\"seq\":3,\"key\":\"" PUMP "\",\"class\":\"trouble\",\"level\":1,\"text\":\"泵故障\","
+     "\"kind\":\"raise\",\"sensor\":\"C-1F-pump-01\",\"location\":\"C 1F\"}"},
+    {"2026-11-27 22:10:00",
+     {"ack", PUMP, "pump fault", "trouble", "acked", "2026-11-27 22:00:00", "2026-11-27 22:10:00",
+      "张工", NULL, 1, "张工", NULL, NULL, 1, 0},
+     NULL},
+    {"2026-11-27 23:40:00",
+     {"raise", HYDR, "sensor offline", "trouble", "unacked", "2026-11-27 23:40:00", NULL, NULL,
+      NULL, 1, NULL, NULL, NULL, 600, 0},
+     NULL},
+    /* Nov 28, the day */
+    {"2026-11-28 00:20:00",
+     {"clear", HYDR, "sensor offline", "trouble", "rtn_unacked", "2026-11-27 23:40:00", NULL, NULL,
+      "2026-11-28 00:20:00", 1, NULL, NULL, NULL, 12, 0},
+     NULL},
+    {"2026-11-28 07:30:00",
+     {"clear", PUMP, "pump fault", "trouble", "normal", "2026-11-27 22:00:00",
+      "2026-11-27 22:10:00", "张工", "2026-11-28 07:30:00", 1, NULL, NULL, NULL, 0, 0},
+     NULL},
+    {"2026-11-28 08:00:00",
+     {"raise", EXIT, "exit locked during school hours", "supervisory", "unacked",
+      "2026-11-28 08:00:00", NULL, NULL, NULL, 1, NULL, NULL, NULL, 1, 0},
+     NULL},
+    {"2026-11-28 08:15:00",
+     {NULL}, /* its second level told the principal */
+     "{\"seq\":20,\"key\":\"" EXIT "\",\"class\":\"supervisory\",\"level\":2,\"text\":\"x\","
+     "\"kind\":\"escalate\"}"},
+    {"2026-11-28 09:00:00",
+     {"shelve", EXIT, "exit locked during school hours", "supervisory", "shelved",
+      "2026-11-28 08:00:00", NULL, NULL, NULL, 2, "李老师", "更换门锁", "2026-11-28 10:00:00", 1,
+      0},
+     NULL},
+    {"2026-11-28 10:00:00",
+     {"unshelve", EXIT, "exit locked during school hours", "supervisory", "unacked",
+      "2026-11-28 08:00:00", NULL, NULL, NULL, 2, NULL, "shelve expired", NULL, 1, 0},
+     NULL},
+    {"2026-11-28 10:42:05",
+     {"raise", FIRE, "smoke detected", "alarm", "unacked", "2026-11-28 10:42:05", NULL, NULL, NULL,
+      1, NULL, NULL, NULL, 1, 0},
+     NULL},
+    {"2026-11-28 10:44:35",
+     {"ack", FIRE, "smoke detected", "alarm", "acked", "2026-11-28 10:42:05", "2026-11-28 10:44:35",
+      "王师傅", NULL, 1, "王师傅", "误报，已清洁探头", NULL, 1, 0},
+     NULL},
+    {"2026-11-28 10:50:00",
+     {"clear", FIRE, "smoke detected", "alarm", "acked", "2026-11-28 10:42:05",
+      "2026-11-28 10:44:35", "王师傅", "2026-11-28 10:50:00", 1, NULL, NULL, NULL, 0, 0},
+     NULL},
+    {"2026-11-28 10:51:00",
+     {"reset", FIRE, "smoke detected", "alarm", "normal", "2026-11-28 10:42:05",
+      "2026-11-28 10:44:35", "王师傅", "2026-11-28 10:50:00", 1, "王师傅", NULL, NULL, 0, 0},
+     NULL},
+    {"2026-11-28 14:00:00",
+     {"raise", TEST, "smoke detected", "alarm", "unacked", "2026-11-28 14:00:00", NULL, NULL, NULL,
+      1, NULL, NULL, NULL, 1, 1},
+     NULL},
+    {"2026-11-28 14:00:30",
+     {"ack", TEST, "smoke detected", "alarm", "acked", "2026-11-28 14:00:00", "2026-11-28 14:00:30",
+      TESTER, NULL, 1, TESTER, NULL, NULL, 1, 1},
+     NULL},
+    {"2026-11-28 14:01:00",
+     {"clear", TEST, "smoke detected", "alarm", "normal", "2026-11-28 14:00:00",
+      "2026-11-28 14:00:30", TESTER, "2026-11-28 14:01:00", 1, NULL, NULL, NULL, 0, 1},
+     NULL},
+    {"2026-11-28 15:00:00", {NULL}, "{\"key\":"},
+    /* a LoRa sensor silent since 22:45 (15 min when the alarm came): still offline */
+    {"2026-11-28 23:00:00",
+     {"raise", LORA, "sensor offline", "trouble", "unacked", "2026-11-28 23:00:00", NULL, NULL,
+      NULL, 1, NULL, NULL, NULL, 900, 0},
+     NULL},
+    /* the last millisecond of the day (15:59:59.999Z) and the first of the next (16:00Z) */
+    {"2026-11-28 23:59:59.999",
+     {"raise", LAST, "smoke detected", "alarm", "unacked", "2026-11-28 23:59:59.999", NULL, NULL,
+      NULL, 1, NULL, NULL, NULL, 1, 0},
+     NULL},
+    {"2026-11-29 00:00:00.000",
+     {"raise", NEXT, "smoke detected", "alarm", "unacked", "2026-11-29 00:00:00", NULL, NULL, NULL,
+      1, NULL, NULL, NULL, 1, 0},
+     NULL},
+    /* Nov 29 */
+    {"2026-11-29 00:01:00",
+     {"ack", LAST, "smoke detected", "alarm", "acked", "2026-11-28 23:59:59.999",
+      "2026-11-29 00:01:00", "值班员", NULL, 1, "值班员", NULL, NULL, 1, 0},
+     NULL},
+    {"2026-11-29 00:03:00",
+     {"clear", HELD, "fire door held open", "supervisory", "rtn_unacked", "2026-11-27 20:00:00",
+      NULL, NULL, "2026-11-29 00:03:00", 1, NULL, NULL, NULL, 0, 0},
+     NULL},
+};
+#define NHISTORY ((int)(sizeof(history) / sizeof(history[0])))
+
+/* The hazard_log entries (the fields the count reads; the chain is hazards.c's business). */
+static const struct {
+    const char *at, *action;
+} hazard_entries[] = {
+    {"2026-11-27 23:59:59.999", "open"},    /* the day before */
+    {"2026-11-28 00:00:00.000", "overdue"}, /* the day's first millisecond */
+    {"2026-11-28 09:30:00", "open"},        {"2026-11-28 09:40:00", "open"},
+    {"2026-11-28 09:45:00", "update"},      {"2026-11-28 11:00:00", "close"},
+    {"2026-11-28 23:59:59.999", "overdue"}, {"2026-11-29 00:00:00.000", "open"}, /* the next day */
+};
+
+static bool live_now(void *ctx, const char *key)
+{
+    const char *const *live = ctx;
+    for (; *live; live++) {
+        if (strcmp(*live, key) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *const live_keys[] = {BEFORE, EXIT, LORA, NEXT, NULL};
+
+/* The day through the same calls as the gateway's daylog.c: rows in seq order, then build. */
+static void build_day(const char *date, const char *language, int64_t as_of,
+                      struct gw_daily_log *log)
+{
+    int64_t start, end;
+    assert_int_equal(gw_daily_log_day_bounds(date, &start, &end), 0);
+    struct gw_daily_history *h =
+        gw_daily_history_new(start, end, live_now, (void *)(uintptr_t)live_keys);
+    assert_non_null(h);
+    char *payload[NHISTORY];
+    int n = 0;
+    for (int i = 0; i < NHISTORY; i++) {
+        payload[i] = history[i].r.key ? record(&history[i].r) : strdup(history[i].raw);
+        n++;
+        int64_t ts = sh(history[i].at);
+        if (as_of && ts > as_of) {
+            break; /* not recorded yet */
+        }
+        if (gw_daily_history_enough(h, ts)) {
+            break;
+        }
+        assert_int_equal(gw_daily_history_add(h, ts, payload[i]), 0);
+    }
+    struct gw_daily_input in = {
+        .school = "haidian-no1",
+        .school_name = "海淀一小",
+        .language = language,
+        .date = date,
+        .start_ms = start,
+        .end_ms = end,
+        .offline_rules = offline_rules,
+        .noffline_rules = 1,
+        .as_of_ms = as_of,
+    };
+    for (size_t i = 0; i < sizeof(hazard_entries) / sizeof(hazard_entries[0]); i++) {
+        char entry[160];
+        snprintf(entry, sizeof(entry),
+                 "{\"seq\":%zu,\"hazard\":\"HZ-20261128-00%zu\",\"at\":%lld,\"by\":\"\","
+                 "\"action\":\"%s\"}",
+                 i + 1, i + 1, (long long)sh(hazard_entries[i].at), hazard_entries[i].action);
+        gw_daily_log_count_hazard(&in, sh(hazard_entries[i].at), entry);
+    }
+    assert_int_equal(gw_daily_history_input(h, &in), 0);
+    char err[128] = "";
+    assert_int_equal(gw_daily_log_build(&in, log, err, sizeof(err)), 0);
+    gw_daily_history_free(h);
+    for (int i = 0; i < n; i++) {
+        free(payload[i]);
+    }
+}
+
+static void data_path(const char *name, char *out, size_t size)
+{
+    const char *dir = getenv("GW_TEST_DATA");
+    if (dir) {
+        snprintf(out, size, "%s/daily_log/%s", dir, name);
+        return;
+    }
+    /* Run by hand: the data next to this source file. */
+    const char *src = __FILE__;
+    const char *slash = strrchr(src, '/');
+    snprintf(out, size, "%.*s/data/daily_log/%s", slash ? (int)(slash - src) : 1, slash ? src : ".",
+             name);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        return NULL;
+    }
+    char *buf = NULL;
+    size_t cap = 0, n = 0, r;
+    do {
+        if (n + 4096 > cap) {
+            cap = (cap + 4096) * 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+    } while (r > 0);
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static void spill(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, strlen(text), f), strlen(text));
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Byte for byte; on a mismatch: the first differing line of each, and <golden>.actual. */
+static void golden(const char *name, const char *got)
+{
+    char path[1024], actual[1100];
+    data_path(name, path, sizeof(path));
+    snprintf(actual, sizeof(actual), "%s.actual", path);
+    const char *update = getenv("GW_UPDATE_GOLDEN");
+    if (update && strcmp(update, "1") == 0) {
+        spill(path, got);
+        print_message("golden file rewritten: %s\n", path);
+        return;
+    }
+    size_t len = 0;
+    char *want = slurp(path, &len);
+    if (want && len == strlen(got) && memcmp(want, got, len) == 0) {
+        free(want);
+        remove(actual);
+        return;
+    }
+    spill(actual, got);
+    if (!want) {
+        fail_msg("golden file %s is missing; what the code writes is in %s "
+                 "(GW_UPDATE_GOLDEN=1 creates it)",
+                 path, actual);
+    }
+    int line = 1;
+    size_t i = 0, bol = 0;
+    while (i < len && got[i] && want[i] == got[i]) {
+        if (want[i] == '\n') {
+            line++;
+            bol = i + 1;
+        }
+        i++;
+    }
+    const char *w = want + bol, *g = got + bol;
+    int wl = (int)strcspn(w, "\n"), gl = (int)strcspn(g, "\n");
+    print_error("golden mismatch in %s at line %d (byte %zu):\n"
+                "  expected: %.*s\n"
+                "  actual:   %.*s\n"
+                "  diff -u %s %s\n"
+                "  (if the change is intended: GW_UPDATE_GOLDEN=1 ./test_daily_log)\n",
+                name, line, i, wl, w, gl, g, path, actual);
+    free(want);
+    fail();
+}
+
+/* A JSON text as a file (with the final newline editors add). */
+static void golden_json(const char *name, const char *json)
+{
+    size_t n = strlen(json);
+    char *text = malloc(n + 2);
+    assert_non_null(text);
+    memcpy(text, json, n);
+    memcpy(text + n, "\n", 2);
+    golden(name, text);
+    free(text);
+}
+
+static void test_golden_day(void **state)
+{
+    (void)state;
+    struct gw_daily_log zh, en;
+    build_day("2026-11-28", "zh-CN", 0, &zh);
+    build_day("2026-11-28", "en", 0, &en);
+    golden("2026-11-28.zh-CN.md", zh.markdown);
+    golden("2026-11-28.en.md", en.markdown);
+    golden("2026-11-28.csv", zh.csv);
+    golden_json("2026-11-28.summary.json", zh.summary);
+    /* the CSV and the summary do not depend on the language */
+    assert_string_equal(en.csv, zh.csv);
+    assert_string_equal(en.summary, zh.summary);
+    gw_daily_log_free(&zh);
+    gw_daily_log_free(&en);
+}
+
+/* The next day, asked for at 00:30 (not over): what was open at midnight, the 16:00Z raise. */
+static void test_golden_next_day_so_far(void **state)
+{
+    (void)state;
+    struct gw_daily_log log;
+    build_day("2026-11-29", "en", sh("2026-11-29 00:30:00"), &log);
+    golden("2026-11-29.partial.en.md", log.markdown);
+    golden_json("2026-11-29.partial.summary.json", log.summary);
+    gw_daily_log_free(&log);
+}
+
+/* What the golden day must show, said independently of the files (a wrong golden file
+ * accepted by GW_UPDATE_GOLDEN=1 still fails here). */
+static void test_golden_day_facts(void **state)
+{
+    (void)state;
+    struct gw_daily_log log;
+    build_day("2026-11-28", "en", 0, &log);
+    const char *md = log.markdown;
+    /* carried over: open all day (live), and open at midnight though cleared after the day */
+    has_line(md, "- 2026-11-25 08:00:00 raised **A-1F-hydrant-01/hydrant-pressure-low** "
+                 "(hydrant pressure low), acknowledged by 张工 after 30 min, not cleared");
+    has_line(md, "- 2026-11-27 20:00:00 raised **B-2F-firedoor-03/fire-door-held-open** "
+                 "(fire door held open), not acknowledged, not cleared");
+    /* raised and over before the day; ended without a record: neither is in it */
+    assert_null(strstr(md, "2026-11-26"));
+    assert_null(strstr(md, "OLD-1F-door-09"));
+    /* the boundary: 15:59:59.999Z is the day's last millisecond, 16:00:00.000Z the next's */
+    has_line(md, "- 23:59:59 raised **A-1F-smoke-101/smoke-detected** (smoke detected), "
+                 "not acknowledged, not cleared");
+    assert_null(strstr(md, "A-1F-smoke-102"));
+    has_line(md, "- LORA-temp-7 offline since 22:45:00, still offline, 1 h 15 min this day");
+    has_line(md, "- opened 2, closed 1, overdue 2");
+    assert_null(strstr(md, "not over"));
+    assert_string_equal(
+        log.summary,
+        "{\"date\":\"2026-11-28\",\"school\":\"haidian-no1\",\"alarms\":{\"alarm\":2,"
+        "\"supervisory\":1,\"trouble\":1},\"acked\":1,\"unacked\":3,\"mean_ack_s\":150,"
+        "\"worst_ack_s\":150,\"outages\":2,\"outage_minutes\":95,\"hazards\":{\"opened\":2,"
+        "\"closed\":1,\"overdue\":2},\"commands\":4}");
+    gw_daily_log_free(&log);
+
+    build_day("2026-11-29", "zh-CN", sh("2026-11-29 00:30:00"), &log);
+    has_line(log.markdown, "> 本日尚未结束：本日志只记录到 00:30:00。");
+    has_line(log.markdown, "- 00:00:00 报警 **A-1F-smoke-102/smoke-detected**（smoke detected），"
+                           "未确认，未恢复");
+    has_line(log.markdown, "- 2026-11-28 23:59:59 报警 **A-1F-smoke-101/smoke-detected**"
+                           "（smoke detected），1 分后由 值班员 确认，未恢复");
+    assert_non_null(strstr(log.summary, "\"alarms\":{\"alarm\":1,\"supervisory\":0,"));
+    /* a day not over: an outage still going counts up to now, not to midnight */
+    has_line(log.markdown, "- LORA-temp-7 离线：2026-11-28 22:45:00 起，仍未恢复，本日 30 分");
+    assert_non_null(strstr(log.summary, "\"outages\":1,\"outage_minutes\":30,"));
+    gw_daily_log_free(&log);
+}
+
+/* ---- the history fold on its own ---- */
+
+static void test_history_fold(void **state)
+{
+    (void)state;
+    int64_t start = sh("2026-11-28 00:00:00"), end = sh("2026-11-29 00:00:00");
+    char *raise =
+        record(&(struct rec){"raise", "S-1/r", "r", "trouble", "unacked", "2026-11-27 10:00:00",
+                             NULL, NULL, NULL, 1, NULL, NULL, NULL, 1, 0});
+    char *normal =
+        record(&(struct rec){"reset", "S-1/r", "r", "trouble", "normal", "2026-11-27 10:00:00",
+                             NULL, NULL, "2026-11-27 11:00:00", 1, "x", NULL, NULL, 0, 0});
+    const char *note = "{\"key\":\"S-1/r\",\"class\":\"trouble\",\"kind\":\"raise\"}";
+
+    /* raised, then back to normal: nothing carried; a notification changes nothing */
+    struct gw_daily_history *h = gw_daily_history_new(start, end, NULL, NULL);
+    assert_int_equal(gw_daily_history_add(h, sh("2026-11-27 10:00:00"), raise), 0);
+    assert_int_equal(gw_daily_history_add(h, sh("2026-11-27 11:00:00"), normal), 0);
+    assert_int_equal(gw_daily_history_add(h, sh("2026-11-27 11:00:01"), note), 0);
+    assert_int_equal(gw_daily_history_add(h, sh("2026-11-27 11:00:02"), "not json"), 0);
+    assert_int_equal(gw_daily_history_add(h, sh("2026-11-27 11:00:03"), NULL), 0);
+    struct gw_daily_input in = {0};
+    assert_int_equal(gw_daily_history_input(h, &in), 0);
+    assert_int_equal(in.nopen_before, 0);
+    assert_int_equal(in.nevents, 0);
+    /* nothing unresolved: a scan may stop an hour after the day */
+    assert_false(gw_daily_history_enough(h, end));
+    assert_false(gw_daily_history_enough(h, end + HOUR - 1));
+    assert_true(gw_daily_history_enough(h, end + HOUR));
+    gw_daily_history_free(h);
+
+    /* raised and silent: not live and no later row -> ended without a record, left out;
+     * the scan must go on to the end to know */
+    h = gw_daily_history_new(start, end, NULL, NULL);
+    assert_int_equal(gw_daily_history_add(h, sh("2026-11-27 10:00:00"), raise), 0);
+    assert_false(gw_daily_history_enough(h, end + 10 * HOUR));
+    assert_int_equal(gw_daily_history_input(h, &in), 0);
+    assert_int_equal(in.nopen_before, 0);
+    /* ... until a later row of its key (after the day) says it went on */
+    assert_int_equal(gw_daily_history_add(h, end + 2 * HOUR, normal), 0);
+    assert_true(gw_daily_history_enough(h, end + 10 * HOUR));
+    assert_int_equal(gw_daily_history_input(h, &in), 0);
+    assert_int_equal(in.nopen_before, 1);
+    assert_string_equal(in.open_before[0], raise);
+    assert_int_equal(in.nevents, 0); /* after the day: not an event of it */
+    gw_daily_history_free(h);
+
+    /* live now: carried at once, and the day's rows are its events */
+    static const char *const live[] = {"S-1/r", NULL};
+    h = gw_daily_history_new(start, end, live_now, (void *)(uintptr_t)live);
+    assert_int_equal(gw_daily_history_add(h, sh("2026-11-27 10:00:00"), raise), 0);
+    assert_true(gw_daily_history_enough(h, end + HOUR));
+    assert_int_equal(gw_daily_history_add(h, start, note), 0);
+    assert_int_equal(gw_daily_history_add(h, end - 1, raise), 0);
+    assert_int_equal(gw_daily_history_input(h, &in), 0);
+    assert_int_equal(in.nopen_before, 1);
+    assert_int_equal(in.nevents, 2);
+    assert_int_equal(in.events[0].ts_ms, start);
+    assert_int_equal(in.events[1].ts_ms, end - 1);
+    gw_daily_history_free(h);
+    gw_daily_history_free(NULL);
+
+    /* too many rows in one day */
+    h = gw_daily_history_new(start, end, NULL, NULL);
+    for (int i = 0; i < GW_DAILY_MAX_EVENTS; i++) {
+        assert_int_equal(gw_daily_history_add(h, start + i, "{}"), 0);
+    }
+    assert_int_equal(gw_daily_history_add(h, start, "{}"), -E2BIG);
+    gw_daily_history_free(h);
+    free(raise);
+    free(normal);
+}
+
+static void test_count_hazard(void **state)
+{
+    (void)state;
+    struct gw_daily_input in = {.start_ms = sh("2026-11-28 00:00:00"),
+                                .end_ms = sh("2026-11-29 00:00:00")};
+    gw_daily_log_count_hazard(&in, in.start_ms, "{\"action\":\"open\"}");
+    gw_daily_log_count_hazard(&in, in.end_ms - 1, "{\"action\":\"close\"}");
+    gw_daily_log_count_hazard(&in, in.start_ms + 5, "{\"action\":\"overdue\"}");
+    gw_daily_log_count_hazard(&in, in.start_ms - 1, "{\"action\":\"open\"}");
+    gw_daily_log_count_hazard(&in, in.end_ms, "{\"action\":\"open\"}");
+    gw_daily_log_count_hazard(&in, in.start_ms, "{\"action\":\"reopen\"}");
+    gw_daily_log_count_hazard(&in, in.start_ms, "{\"action\":7}");
+    gw_daily_log_count_hazard(&in, in.start_ms, "garbage");
+    gw_daily_log_count_hazard(&in, in.start_ms, NULL);
+    gw_daily_log_count_hazard(NULL, in.start_ms, "{\"action\":\"open\"}");
+    assert_int_equal(in.hazards_opened, 1);
+    assert_int_equal(in.hazards_closed, 1);
+    assert_int_equal(in.hazards_overdue, 1);
+}
+
+/* Which day is due when: the one before, from its next 00:05 on. */
+/* What the nightly writer does next, whatever the clock did. */
+static void test_next_due(void **state)
+{
+    (void)state;
+    char day[11], skipped[11];
+    /* at start: the newest due day only (yesterday after 00:05, the day before until then) */
+    assert_int_equal(gw_daily_log_next_due("", sh("2026-11-29 10:00:00"), 7, day, skipped), 1);
+    assert_string_equal(day, "2026-11-28");
+    assert_string_equal(skipped, "");
+    assert_int_equal(gw_daily_log_next_due(NULL, sh("2026-11-29 00:04:00"), 7, day, skipped), 1);
+    assert_string_equal(day, "2026-11-27");
+    /* the normal night: the 28th written, nothing until the 30th 00:05 */
+    assert_int_equal(
+        gw_daily_log_next_due("2026-11-28", sh("2026-11-29 00:05:00"), 7, day, skipped), 0);
+    assert_int_equal(
+        gw_daily_log_next_due("2026-11-28", sh("2026-11-30 00:04:59.999"), 7, day, skipped), 0);
+    assert_int_equal(
+        gw_daily_log_next_due("2026-11-28", sh("2026-11-30 00:05:00"), 7, day, skipped), 1);
+    assert_string_equal(day, "2026-11-29");
+    /* stepped back a day after writing: the 28th is not written again, then on as usual */
+    assert_int_equal(
+        gw_daily_log_next_due("2026-11-28", sh("2026-11-28 00:06:00"), 7, day, skipped), 0);
+    assert_int_equal(
+        gw_daily_log_next_due("2026-11-28", sh("2026-11-29 00:05:00"), 7, day, skipped), 0);
+    /* stepped forward three days: every day passed, the oldest first */
+    assert_int_equal(
+        gw_daily_log_next_due("2026-11-28", sh("2026-12-02 09:00:00"), 7, day, skipped), 1);
+    assert_string_equal(day, "2026-11-29");
+    assert_string_equal(skipped, "");
+    assert_int_equal(
+        gw_daily_log_next_due("2026-11-30", sh("2026-12-02 09:00:00"), 7, day, skipped), 1);
+    assert_string_equal(day, "2026-12-01");
+    assert_int_equal(
+        gw_daily_log_next_due("2026-12-01", sh("2026-12-02 09:00:00"), 7, day, skipped), 0);
+    /* forward by a month: the last week only, the first day left out named */
+    assert_int_equal(
+        gw_daily_log_next_due("2026-11-28", sh("2026-12-30 09:00:00"), 7, day, skipped), 1);
+    assert_string_equal(day, "2026-12-23");
+    assert_string_equal(skipped, "2026-11-29");
+    /* a clock not set yet (1970 on a Pi without RTC), and a broken done */
+    assert_int_equal(gw_daily_log_next_due("", 86400 * SEC, 7, day, skipped), -EAGAIN);
+    assert_int_equal(
+        gw_daily_log_next_due("2026-11-28", GW_DAILY_CLOCK_SET_MS - 1, 7, day, skipped), -EAGAIN);
+    assert_int_equal(gw_daily_log_next_due("2026-1-28", sh("2026-11-29 10:00:00"), 7, day, skipped),
+                     -EINVAL);
+}
+
+static void test_due_day(void **state)
+{
+    (void)state;
+    char date[11];
+    int64_t a, b;
+    assert_int_equal(gw_daily_log_due_day(sh("2026-11-29 00:05:00"), date, &a, &b), 0);
+    assert_string_equal(date, "2026-11-28");
+    assert_int_equal(a, sh("2026-11-28 00:00:00"));
+    assert_int_equal(b, sh("2026-11-29 00:00:00"));
+    assert_int_equal(gw_daily_log_due_day(sh("2026-11-29 00:04:59.999"), date, &a, &b), 0);
+    assert_string_equal(date, "2026-11-27");
+    assert_int_equal(b, sh("2026-11-28 00:00:00"));
+    assert_int_equal(gw_daily_log_due_day(sh("2026-11-29 23:59:59"), date, &a, &b), 0);
+    assert_string_equal(date, "2026-11-28");
+    assert_int_equal(gw_daily_log_due_day(sh("2027-01-01 00:05:00"), date, &a, &b), 0);
+    assert_string_equal(date, "2026-12-31");
+
+    assert_int_equal(gw_daily_log_date(sh("2026-11-28 23:59:59.999"), date), 0);
+    assert_string_equal(date, "2026-11-28");
+    assert_int_equal(gw_daily_log_date(sh("2026-11-29 00:00:00"), date), 0);
+    assert_string_equal(date, "2026-11-29");
+    assert_int_equal(gw_daily_log_next_day("2026-12-31", date), 0);
+    assert_string_equal(date, "2027-01-01");
+    assert_int_equal(gw_daily_log_prev_day("2028-03-01", date), 0);
+    assert_string_equal(date, "2028-02-29");
+    assert_int_equal(gw_daily_log_next_day("2026-02-30", date), -EINVAL);
+    assert_int_equal(gw_daily_log_prev_day("x", date), -EINVAL);
+
+    /* Berlin, the 23-hour day: its log is due at 00:05 CEST of the 30th */
+    setenv("TZ", "Europe/Berlin", 1);
+    tzset();
+    assert_int_equal(gw_daily_log_due_day(1774821900LL * SEC, date, &a, &b), 0);
+    assert_string_equal(date, "2026-03-29");
+    assert_int_equal(gw_daily_log_due_day(1774821900LL * SEC - 1, date, &a, &b), 0);
+    assert_string_equal(date, "2026-03-28");
+    assert_int_equal(gw_daily_log_next_day("2026-03-28", date), 0);
+    assert_string_equal(date, "2026-03-29");
+    assert_int_equal(gw_daily_log_next_day("2026-03-29", date), 0);
+    assert_string_equal(date, "2026-03-30");
+    assert_int_equal(gw_daily_log_prev_day("2026-10-26", date), 0);
+    assert_string_equal(date, "2026-10-25");
+    setenv("TZ", "Asia/Shanghai", 1);
+    tzset();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -649,6 +1245,13 @@ int main(void)
         cmocka_unit_test(test_day_bounds),
         cmocka_unit_test(test_next_run),
         cmocka_unit_test(test_dst),
+        cmocka_unit_test(test_golden_day),
+        cmocka_unit_test(test_golden_next_day_so_far),
+        cmocka_unit_test(test_golden_day_facts),
+        cmocka_unit_test(test_history_fold),
+        cmocka_unit_test(test_count_hazard),
+        cmocka_unit_test(test_due_day),
+        cmocka_unit_test(test_next_due),
     };
     return cmocka_run_group_tests(tests, setup_shanghai, NULL);
 }

@@ -579,6 +579,10 @@ static const struct rec_case rec_cases[] = {
      "\"value\":1,\"level\":1}",
      0, NULL, 0},
     {"alarm cleared", GW_REC_ALARM, "", 0, NULL, 0},
+    /* MQTT-only records of issue 7: nothing for InfluxDB, and not malformed either. */
+    {"hazard", GW_REC_HAZARD, "{\"seq\":1,\"id\":\"HZ-20251128-001\"}", 0, NULL, 0},
+    {"hazard log", GW_REC_HAZARD_LOG, "{\"seq\":1,\"hazard\":\"HZ-20251128-001\"}", 0, NULL, 0},
+    {"daily log", GW_REC_DAILY_LOG, "{\"date\":\"2025-11-27\"}", 0, NULL, 0},
     {"malformed: truncated", GW_REC_TELEMETRY, "{\"seq\":1,\"sensor\":", -EINVAL, NULL, 0},
     {"malformed: empty", GW_REC_TELEMETRY, "", -EINVAL, NULL, 0},
     {"malformed: array", GW_REC_GATEWAY, "[1,2]", -EINVAL, NULL, 0},
@@ -622,6 +626,73 @@ static const struct rec_case rec_cases[] = {
     {"event level not integer", GW_REC_EVENT,
      "{\"sensor\":\"s\",\"rule\":\"r\",\"class\":\"alarm\",\"state\":\"unacked\",\"value\":1,"
      "\"level\":1.5}",
+     -EINVAL, NULL, 0},
+    /* The school's figures (P/kpi): the contract's example line, field for field. */
+    {"kpi", GW_REC_KPI,
+     "{\"seq\":5,\"ts\":\"2025-11-28T13:26:59.123Z\",\"district\":\"d1\",\"school\":\"s-01\","
+     "\"sensors_total\":12,\"sensors_online_pct\":91.7,"
+     "\"alarms_24h\":{\"alarm\":0,\"supervisory\":2,\"trouble\":1},\"ack_mean_s\":35.5,"
+     "\"ack_worst_s\":61.0,\"unacknowledged_alarms\":1,\"open_hazards\":2,"
+     "\"overdue_hazards\":0,\"hydrants_without_pressure\":1,\"exits_locked_in_hours\":0}",
+     1,
+     "school_kpi,district=d1,school=s-01 sensors_total=12i,sensors_online_pct=91.7,"
+     "alarms_24h_alarm=0i,alarms_24h_supervisory=2i,alarms_24h_trouble=1i,ack_mean_s=35.5,"
+     "ack_worst_s=61,unacknowledged_alarms=1i,open_hazards=2i,overdue_hazards=0i,"
+     "hydrants_without_pressure=1i,exits_locked_in_hours=0i " TS_NS "\n",
+     0},
+    /* Nothing acknowledged: ack_* null, left out; whole percentages stay floats; the record's
+     * own site (made before a reload moved it) wins over cfg's. */
+    {"kpi no acks", GW_REC_KPI,
+     "{\"seq\":5,\"ts\":\"2025-11-28T13:26:59.123Z\",\"district\":\"old d\",\"school\":\"old,s\","
+     "\"sensors_total\":0,\"sensors_online_pct\":0.0,"
+     "\"alarms_24h\":{\"alarm\":0,\"supervisory\":0,\"trouble\":0},\"ack_mean_s\":null,"
+     "\"ack_worst_s\":null,\"unacknowledged_alarms\":0,\"open_hazards\":0,"
+     "\"overdue_hazards\":0,\"hydrants_without_pressure\":0,\"exits_locked_in_hours\":0}",
+     1,
+     "school_kpi,district=old\\ d,school=old\\,s sensors_total=0i,sensors_online_pct=0,"
+     "alarms_24h_alarm=0i,alarms_24h_supervisory=0i,alarms_24h_trouble=0i,"
+     "unacknowledged_alarms=0i,open_hazards=0i,overdue_hazards=0i,"
+     "hydrants_without_pressure=0i,exits_locked_in_hours=0i " TS_NS "\n",
+     0},
+    {"kpi site from cfg", GW_REC_KPI,
+     "{\"sensors_total\":3,\"sensors_online_pct\":100.0,"
+     "\"alarms_24h\":{\"alarm\":1,\"supervisory\":0,\"trouble\":0},\"ack_mean_s\":0.4,"
+     "\"ack_worst_s\":0.4,\"unacknowledged_alarms\":0,\"open_hazards\":0,"
+     "\"overdue_hazards\":0,\"hydrants_without_pressure\":0,\"exits_locked_in_hours\":0}",
+     1,
+     "school_kpi,district=d1,school=s-01 sensors_total=3i,sensors_online_pct=100,"
+     "alarms_24h_alarm=1i,alarms_24h_supervisory=0i,alarms_24h_trouble=0i,ack_mean_s=0.4,"
+     "ack_worst_s=0.4,unacknowledged_alarms=0i,open_hazards=0i,overdue_hazards=0i,"
+     "hydrants_without_pressure=0i,exits_locked_in_hours=0i " TS_NS "\n",
+     0},
+    {"kpi count not integer", GW_REC_KPI,
+     "{\"sensors_total\":3,\"sensors_online_pct\":100.0,"
+     "\"alarms_24h\":{\"alarm\":1,\"supervisory\":0,\"trouble\":0},\"ack_mean_s\":null,"
+     "\"ack_worst_s\":null,\"unacknowledged_alarms\":0.5,\"open_hazards\":0,"
+     "\"overdue_hazards\":0,\"hydrants_without_pressure\":0,\"exits_locked_in_hours\":0}",
+     -EINVAL, NULL, 0},
+    {"kpi without a class", GW_REC_KPI,
+     "{\"sensors_total\":3,\"sensors_online_pct\":100.0,"
+     "\"alarms_24h\":{\"alarm\":1,\"supervisory\":0},\"ack_mean_s\":null,"
+     "\"ack_worst_s\":null,\"unacknowledged_alarms\":0,\"open_hazards\":0,"
+     "\"overdue_hazards\":0,\"hydrants_without_pressure\":0,\"exits_locked_in_hours\":0}",
+     -EINVAL, NULL, 0},
+    {"kpi ack as text", GW_REC_KPI,
+     "{\"sensors_total\":3,\"sensors_online_pct\":100.0,"
+     "\"alarms_24h\":{\"alarm\":1,\"supervisory\":0,\"trouble\":0},\"ack_mean_s\":\"1\","
+     "\"ack_worst_s\":null,\"unacknowledged_alarms\":0,\"open_hazards\":0,"
+     "\"overdue_hazards\":0,\"hydrants_without_pressure\":0,\"exits_locked_in_hours\":0}",
+     -EINVAL, NULL, 0},
+    {"kpi without percentage", GW_REC_KPI,
+     "{\"sensors_total\":3,\"alarms_24h\":{\"alarm\":1,\"supervisory\":0,\"trouble\":0},"
+     "\"unacknowledged_alarms\":0,\"open_hazards\":0,\"overdue_hazards\":0,"
+     "\"hydrants_without_pressure\":0,\"exits_locked_in_hours\":0}",
+     -EINVAL, NULL, 0},
+    {"kpi without a count", GW_REC_KPI,
+     "{\"sensors_total\":3,\"sensors_online_pct\":100.0,"
+     "\"alarms_24h\":{\"alarm\":1,\"supervisory\":0,\"trouble\":0},"
+     "\"unacknowledged_alarms\":0,\"open_hazards\":0,\"overdue_hazards\":0,"
+     "\"hydrants_without_pressure\":0}",
      -EINVAL, NULL, 0},
     {"unknown type", (enum gw_record_type)99, "{}", -EINVAL, NULL, 0},
     {"timestamp out of range", GW_REC_GATEWAY, "{\"outbox\":1}", -EINVAL, NULL, INT64_MAX / 1000},

@@ -1,0 +1,935 @@
+#include "daylog.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "alarms.h"
+#include "commands.h"
+#include "daily_log.h"
+#include "gateway.h"
+#include "log.h"
+
+#define MOD "daylog"
+#define LOOK_EVERY_MS 60000    /* the wall clock may step: look at it at least this often */
+#define RETRY_MS (3600 * 1000) /* after a failed write */
+#define MAX_DAYS_AT_ONCE 7     /* a clock stepped forward by more writes the last week only */
+#define HISTORY_PAGE 500       /* alarm_history rows per loop turn */
+#define MAX_JOBS 8             /* logs queued to be built; more reports are refused */
+struct job;
+
+struct gw_daylog {
+    uv_loop_t *loop;
+    const struct gw_config *cfg;
+    struct gw_store *store;
+    struct gw_desk *desk;
+    struct gw_desk_host host;
+    uv_timer_t timer;            /* looks at the wall clock */
+    uv_timer_t worker;           /* one page of the current job per loop turn */
+    struct job *jobs, *last_job; /* FIFO; the head is being built */
+    int njobs;
+    bool writing;      /* a JOB_WRITE is queued or running */
+    char done[11];     /* the newest day whose files are there; "" before the first look */
+    uint64_t retry_at; /* loop time: after a failure, no new try before it */
+    struct gw_complaint failing;
+    bool clock_unset_said;
+    int nclosing;
+    void (*closed)(void *);
+    void *closed_ctx;
+};
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* ---- one day from the store, a page of rows per loop turn ---- */
+
+enum job_kind { JOB_WRITE, JOB_REPORT, JOB_RENDER };
+
+struct report_req {
+    char id[GW_COMMAND_ID_MAX];
+    char day[11];
+    bool csv;
+};
+
+struct job {
+    struct job *next;
+    enum job_kind kind;
+    char day[11];
+    bool csv;
+    int64_t now_ms; /* when asked: a day not over is built up to then */
+    int64_t start, end;
+    struct gw_daily_history *h;
+    uint64_t after; /* the last alarm_history seq read */
+    bool scanned;
+    uint64_t t0;
+    struct report_req req;    /* JOB_REPORT */
+    gw_daylog_render_fn done; /* JOB_RENDER */
+    void *done_ctx;
+};
+
+static bool is_live(void *ctx, const char *key)
+{
+    struct gw_daylog *dl = ctx;
+    const struct gw_alarm *a = gw_alarms_find(gw_desk_alarms(dl->desk), key);
+    return a && a->state != GW_ALARM_NORMAL;
+}
+
+struct scan {
+    struct gw_daily_history *h;
+    uint64_t last_seq;
+    int rc;
+    bool stop;
+};
+
+static void on_history_row(void *ctx, uint64_t seq, int64_t ts_ms, const char *payload)
+{
+    struct scan *sc = ctx;
+    if (sc->stop || sc->rc) {
+        return; /* the rest of this page */
+    }
+    sc->last_seq = seq;
+    if (gw_daily_history_enough(sc->h, ts_ms)) {
+        sc->stop = true;
+        return;
+    }
+    sc->rc = gw_daily_history_add(sc->h, ts_ms, payload);
+}
+
+static void on_hazard_entry(void *ctx, uint64_t n, const char *hazard, int64_t at_ms,
+                            const char *entry)
+{
+    (void)n;
+    (void)hazard;
+    gw_daily_log_count_hazard(ctx, at_ms, entry);
+}
+
+/* 0 and the job set up, or the reason. */
+static int job_begin(struct gw_daylog *dl, struct job *job, char *err, size_t errlen)
+{
+    if (gw_daily_log_day_bounds(job->day, &job->start, &job->end) != 0) {
+        return fail(err, errlen, -EINVAL, "\"%s\" is not a date YYYY-MM-DD", job->day);
+    }
+    /* A day not over: rows recorded after the request are not in it. */
+    int64_t until = job->now_ms < job->end ? job->now_ms + 1 : job->end;
+    job->h = gw_daily_history_new(job->start, until, is_live, dl);
+    if (!job->h) {
+        return fail(err, errlen, -ENOMEM, "out of memory");
+    }
+    job->t0 = uv_hrtime();
+    return 0;
+}
+
+/*
+ * One page of alarm_history rows (seq order, from a year before the day: older alarms are
+ * not carried over). 0 with job->scanned once the rows that matter are read, or the reason.
+ */
+static int job_page(struct gw_daylog *dl, struct job *job, char *err, size_t errlen)
+{
+    struct scan sc = {.h = job->h, .last_seq = job->after};
+    int n = gw_store_history_since(dl->store, job->start - GW_DAILY_LOOKBACK_MS, job->after,
+                                   HISTORY_PAGE, on_history_row, &sc);
+    if (n < 0) {
+        return fail(err, errlen, n, "cannot read the alarm history: %s", strerror(-n));
+    }
+    if (sc.rc == -E2BIG) {
+        return fail(err, errlen, sc.rc, "more than %d alarm records on %s: too many for one log",
+                    GW_DAILY_MAX_EVENTS, job->day);
+    }
+    if (sc.rc != 0) {
+        return fail(err, errlen, sc.rc, "out of memory reading the alarm history");
+    }
+    job->after = sc.last_seq;
+    job->scanned = n < HISTORY_PAGE || sc.stop;
+    return 0;
+}
+
+/* After the scan: the hazard counts and the texts. */
+static int job_build(struct gw_daylog *dl, struct job *job, struct gw_daily_log *out, char *err,
+                     size_t errlen)
+{
+    const struct gw_config *cfg = dl->cfg;
+    const char **offline = calloc((size_t)(cfg->nrules ? cfg->nrules : 1), sizeof(*offline));
+    if (!offline) {
+        return fail(err, errlen, -ENOMEM, "out of memory");
+    }
+    struct gw_daily_input in = {
+        .school = cfg->site.school,
+        .school_name = cfg->site.name && cfg->site.name[0] ? cfg->site.name : NULL,
+        .language = cfg->site.language,
+        .date = job->day,
+        .start_ms = job->start,
+        .end_ms = job->end,
+        .as_of_ms = job->now_ms < job->end ? job->now_ms : 0,
+        .offline_rules = offline,
+    };
+    for (int i = 0; i < cfg->nrules; i++) {
+        if (cfg->rules[i].offline_after > 0) {
+            offline[in.noffline_rules++] = cfg->rules[i].name;
+        }
+    }
+    int rc = gw_store_hazard_log(dl->store, NULL, job->start, on_hazard_entry, &in);
+    if (rc < 0) {
+        fail(err, errlen, rc, "cannot read the hazard register: %s", strerror(-rc));
+    } else if ((rc = gw_daily_history_input(job->h, &in)) != 0) {
+        fail(err, errlen, rc, "out of memory");
+    } else {
+        rc = gw_daily_log_build(&in, out, err, errlen);
+    }
+    free(offline);
+    return rc;
+}
+
+/* The whole job at once (the synchronous render). */
+static int build_now(struct gw_daylog *dl, struct job *job, struct gw_daily_log *out, char *err,
+                     size_t errlen)
+{
+    *out = (struct gw_daily_log){0};
+    int rc = job_begin(dl, job, err, errlen);
+    while (rc == 0 && !job->scanned) {
+        rc = job_page(dl, job, err, errlen);
+    }
+    if (rc == 0) {
+        rc = job_build(dl, job, out, err, errlen);
+    }
+    gw_daily_history_free(job->h);
+    job->h = NULL;
+    return rc;
+}
+
+/* ---- files ---- */
+
+static int log_path(const struct gw_daylog *dl, const char *name, char *out, size_t size)
+{
+    int n =
+        snprintf(out, size, "%s/logs%s%s", dl->cfg->state_dir, name ? "/" : "", name ? name : "");
+    return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static bool day_written(const struct gw_daylog *dl, const char *day)
+{
+    char md[PATH_MAX], csv[PATH_MAX], name[32];
+    struct stat st;
+    snprintf(name, sizeof(name), "%s.md", day);
+    if (log_path(dl, name, md, sizeof(md)) != 0) {
+        return false;
+    }
+    snprintf(name, sizeof(name), "%s.csv", day);
+    if (log_path(dl, name, csv, sizeof(csv)) != 0) {
+        return false;
+    }
+    return stat(md, &st) == 0 && S_ISREG(st.st_mode) && stat(csv, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w < 0) {
+            return -errno;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* dir/name with text: a temp file synced, then renamed over it (the dir is synced after). */
+static int write_file(const char *dir, const char *name, const char *text, char *err, size_t errlen)
+{
+    char tmp[PATH_MAX], path[PATH_MAX];
+    int n1 = snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
+    int n2 = snprintf(path, sizeof(path), "%s/%s", dir, name);
+    if (n1 < 0 || (size_t)n1 >= sizeof(tmp) || n2 < 0 || (size_t)n2 >= sizeof(path)) {
+        return fail(err, errlen, -ENAMETOOLONG, "%s/%s: path too long", dir, name);
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0640);
+    if (fd < 0) {
+        int rc = -errno;
+        return fail(err, errlen, rc, "%s: %s", tmp, strerror(-rc));
+    }
+    int rc = 0;
+    const char *step = "write";
+    if (fchmod(fd, 0640) != 0) { /* whatever the umask */
+        rc = -errno;
+        step = "chmod";
+    }
+    if (rc == 0) {
+        rc = write_all(fd, text, strlen(text));
+    }
+    if (rc == 0 && fsync(fd) != 0) {
+        rc = -errno;
+        step = "fsync";
+    }
+    if (close(fd) != 0 && rc == 0) {
+        rc = -errno;
+        step = "close";
+    }
+    if (rc == 0 && rename(tmp, path) != 0) {
+        rc = -errno;
+        step = "rename";
+    }
+    if (rc != 0) {
+        unlink(tmp);
+        return fail(err, errlen, rc, "%s: %s failed: %s", path, step, strerror(-rc));
+    }
+    return 0;
+}
+
+static int sync_dir(const char *dir, char *err, size_t errlen)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) != 0) {
+        int rc = -errno;
+        if (fd >= 0) {
+            close(fd);
+        }
+        return fail(err, errlen, rc, "%s: fsync of the directory failed: %s", dir, strerror(-rc));
+    }
+    close(fd);
+    return 0;
+}
+
+/* P/log: the summary with a seq in front, like every record. */
+static void emit_summary(struct gw_daylog *dl, const char *summary, int64_t now_ms)
+{
+    uint64_t seq = dl->host.next_seq(dl->host.core);
+    json_t *s = json_loads(summary, 0, NULL);
+    json_t *root = json_pack("{sI}", "seq", (json_int_t)seq);
+    char *json = NULL;
+    if (s && root && json_object_update(root, s) == 0) {
+        json = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    }
+    json_decref(s);
+    json_decref(root);
+    if (dl->host.open_batch) {
+        dl->host.open_batch(dl->host.core);
+    }
+    dl->host.emit(dl->host.core, GW_REC_DAILY_LOG, now_ms, "log", json, seq);
+}
+
+/* The built log into state_dir/logs; 0 or the reason. */
+static int write_files(struct gw_daylog *dl, const char *day, const struct gw_daily_log *log,
+                       char *dir, size_t dirsize, char *err, size_t errlen)
+{
+    char name[32];
+    int rc = log_path(dl, NULL, dir, dirsize);
+    if (rc != 0) {
+        return fail(err, errlen, rc, "state_dir too long");
+    }
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        rc = -errno;
+        return fail(err, errlen, rc, "cannot create %s: %s", dir, strerror(-rc));
+    }
+    /* The CSV first: the day counts as written once both are there, the Markdown last. */
+    snprintf(name, sizeof(name), "%s.csv", day);
+    rc = write_file(dir, name, log->csv, err, errlen);
+    if (rc == 0) {
+        snprintf(name, sizeof(name), "%s.md", day);
+        rc = write_file(dir, name, log->markdown, err, errlen);
+    }
+    if (rc == 0) {
+        rc = sync_dir(dir, err, errlen);
+    }
+    return rc;
+}
+
+/* ---- the queue ---- */
+
+static void look(struct gw_daylog *dl);
+static void answer_report(struct gw_daylog *dl, const struct report_req *req, char *text,
+                          size_t len, bool complete, const char *error, int64_t now_ms);
+
+static void job_free(struct job *job)
+{
+    gw_daily_history_free(job->h);
+    free(job);
+}
+
+static void on_work(uv_timer_t *t);
+
+static void enqueue(struct gw_daylog *dl, struct job *job)
+{
+    if (dl->last_job) {
+        dl->last_job->next = job;
+    } else {
+        dl->jobs = job;
+        uv_timer_start(&dl->worker, on_work, 0, 0);
+    }
+    dl->last_job = job;
+    dl->njobs++;
+}
+
+static void write_done(struct gw_daylog *dl, struct job *job, int rc,
+                       const struct gw_daily_log *log, char *err, size_t errlen)
+{
+    char dir[PATH_MAX] = "";
+    int64_t now = gw_now_ms();
+    if (rc == 0) {
+        rc = write_files(dl, job->day, log, dir, sizeof(dir), err, errlen);
+    }
+    dl->writing = false;
+    if (rc != 0) {
+        dl->retry_at = uv_now(dl->loop) + RETRY_MS;
+        if (gw_complain(&dl->failing, now)) {
+            gw_error(MOD, "cannot write the safety log day=%s error=\"%s\"; retrying hourly",
+                     job->day, err);
+        }
+        return;
+    }
+    gw_info(MOD, "wrote the safety log day=%s dir=%s build_ms=%lld summary=%s", job->day, dir,
+            (long long)((uv_hrtime() - job->t0) / 1000000), log->summary);
+    if (gw_release(&dl->failing)) {
+        gw_info(MOD, "the safety log is written again day=%s", job->day);
+    }
+    emit_summary(dl, log->summary, now);
+    dl->retry_at = 0;
+    memcpy(dl->done, job->day, sizeof(dl->done));
+}
+
+/* The head job is built (rc 0) or failed: hand it over, drop it, start the next. */
+static void job_finish(struct gw_daylog *dl, int rc, char *err, size_t errlen)
+{
+    struct job *job = dl->jobs;
+    struct gw_daily_log log = {0};
+    if (rc == 0) {
+        rc = job_build(dl, job, &log, err, errlen);
+    }
+    switch (job->kind) {
+    case JOB_WRITE:
+        write_done(dl, job, rc, &log, err, errlen);
+        break;
+    case JOB_REPORT: {
+        char *text = rc == 0 ? (job->csv ? log.csv : log.markdown) : NULL;
+        answer_report(dl, &job->req, text, text ? strlen(text) : 0, job->now_ms >= job->end,
+                      rc == 0 ? NULL : err, job->now_ms);
+        break;
+    }
+    case JOB_RENDER: {
+        char *text = rc == 0 ? (job->csv ? log.csv : log.markdown) : NULL;
+        if (job->csv) {
+            log.csv = NULL;
+        } else {
+            log.markdown = NULL;
+        }
+        job->done(job->done_ctx, text, rc == 0 ? NULL : err);
+        break;
+    }
+    }
+    gw_daily_log_free(&log);
+    dl->jobs = job->next;
+    if (!dl->jobs) {
+        dl->last_job = NULL;
+    }
+    dl->njobs--;
+    bool was_write = job->kind == JOB_WRITE;
+    job_free(job);
+    if (dl->jobs) {
+        uv_timer_start(&dl->worker, on_work, 0, 0);
+    }
+    if (was_write && rc == 0) {
+        look(dl); /* the next day, when the clock jumped over several */
+    }
+}
+
+static void on_work(uv_timer_t *t)
+{
+    struct gw_daylog *dl = t->data;
+    struct job *job = dl->jobs;
+    if (!job) {
+        return;
+    }
+    char err[512] = "";
+    int rc = job->h ? 0 : job_begin(dl, job, err, sizeof(err));
+    if (rc == 0) {
+        rc = job_page(dl, job, err, sizeof(err));
+    }
+    if (rc != 0 || job->scanned) {
+        job_finish(dl, rc, err, sizeof(err));
+        return;
+    }
+    uv_timer_start(&dl->worker, on_work, 0, 0); /* alarms get the loop between pages */
+}
+
+/* ---- the timer ---- */
+
+static void start_write(struct gw_daylog *dl, const char *day, int64_t now)
+{
+    struct job *job = calloc(1, sizeof(*job));
+    if (!job) {
+        dl->retry_at = uv_now(dl->loop) + RETRY_MS;
+        gw_error(MOD, "cannot write the safety log day=%s error=\"out of memory\"", day);
+        return;
+    }
+    job->kind = JOB_WRITE;
+    memcpy(job->day, day, sizeof(job->day));
+    job->now_ms = now;
+    dl->writing = true;
+    enqueue(dl, job);
+}
+
+/* Starts writing the oldest due day not written yet; after a failure, tries in an hour. */
+static void look(struct gw_daylog *dl)
+{
+    if (dl->writing || dl->closed) {
+        return;
+    }
+    int64_t now = gw_now_ms();
+    char day[11], skipped[11];
+    int rc = gw_daily_log_next_due(dl->done, now, MAX_DAYS_AT_ONCE, day, skipped);
+    if (rc == -EAGAIN && !dl->clock_unset_said) {
+        dl->clock_unset_said = true;
+        gw_warn(MOD, "the clock is not set yet (before 2025): no safety log is due until it is");
+    }
+    if (rc <= 0 || (dl->retry_at && uv_now(dl->loop) < dl->retry_at)) {
+        return;
+    }
+    if (skipped[0]) {
+        gw_warn(MOD,
+                "the clock jumped ahead: safety logs from %s to before %s are not written "
+                "(P/cmd/report still builds them)",
+                skipped, day);
+    }
+    /* Days whose files are there count as done (a restart, a clock stepped back). */
+    while (day_written(dl, day)) {
+        memcpy(dl->done, day, sizeof(dl->done));
+        if (gw_daily_log_next_due(dl->done, now, MAX_DAYS_AT_ONCE, day, skipped) <= 0) {
+            return;
+        }
+    }
+    start_write(dl, day, now);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct gw_daylog *dl = t->data;
+    look(dl);
+    /* Again at the next 00:05, or within a minute: the wall clock may step meanwhile. */
+    int64_t now = gw_now_ms();
+    int64_t wait = gw_daily_log_next_run_ms(now) - now;
+    if (wait > LOOK_EVERY_MS || wait < 1) {
+        wait = LOOK_EVERY_MS;
+    }
+    uv_timer_start(&dl->timer, on_timer, (uint64_t)wait, 0);
+}
+
+struct gw_daylog *gw_daylog_new(uv_loop_t *loop, const struct gw_config *cfg,
+                                struct gw_store *store, struct gw_desk *desk,
+                                const struct gw_desk_host *host)
+{
+    struct gw_daylog *dl = calloc(1, sizeof(*dl));
+    if (!dl) {
+        gw_error(MOD, "cannot start the daily safety log (out of memory)");
+        return NULL;
+    }
+    dl->loop = loop;
+    dl->cfg = cfg;
+    dl->store = store;
+    dl->desk = desk;
+    dl->host = *host;
+    uv_timer_init(loop, &dl->timer);
+    uv_timer_init(loop, &dl->worker);
+    dl->timer.data = dl;
+    dl->worker.data = dl;
+    uv_timer_start(&dl->timer, on_timer, 0, 0);
+    return dl;
+}
+
+void gw_daylog_reload(struct gw_daylog *dl, const struct gw_config *cfg)
+{
+    if (dl) {
+        dl->cfg = cfg;
+    }
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct gw_daylog *dl = h->data;
+    if (--dl->nclosing > 0) {
+        return;
+    }
+    void (*closed)(void *) = dl->closed;
+    void *ctx = dl->closed_ctx;
+    free(dl);
+    closed(ctx);
+}
+
+static void no_callback(void *ctx)
+{
+    (void)ctx;
+}
+
+void gw_daylog_close(struct gw_daylog *dl, void (*closed)(void *), void *ctx)
+{
+    dl->closed = closed ? closed : no_callback;
+    dl->closed_ctx = ctx;
+    /* Builds not finished are dropped: reports are not answered, a write is done at the
+     * next start (its files are missing). A render's caller hears of it. */
+    while (dl->jobs) {
+        struct job *job = dl->jobs;
+        dl->jobs = job->next;
+        if (job->kind == JOB_RENDER) {
+            job->done(job->done_ctx, NULL, "the gateway is stopping");
+        }
+        job_free(job);
+    }
+    dl->last_job = NULL;
+    dl->njobs = 0;
+    dl->nclosing = 2;
+    uv_timer_stop(&dl->timer);
+    uv_timer_stop(&dl->worker);
+    uv_close((uv_handle_t *)&dl->timer, on_closed);
+    uv_close((uv_handle_t *)&dl->worker, on_closed);
+}
+
+/* ---- on demand ---- */
+
+/* The file's text, NULL when there is none (or it cannot be read: then it is built). */
+static char *read_log_file(const struct gw_daylog *dl, const char *name, size_t *len, int *rc)
+{
+    char path[PATH_MAX];
+    *rc = 0;
+    if (log_path(dl, name, path, sizeof(path)) != 0) {
+        return NULL;
+    }
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno != ENOENT) {
+            gw_warn(MOD, "cannot read %s (%s): building the log from the store", path,
+                    strerror(errno));
+        }
+        return NULL;
+    }
+    struct stat st;
+    char *text = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        goto out;
+    }
+    if (st.st_size > GW_DAYLOG_MAX_RESULT) {
+        *rc = -EFBIG;
+        *len = (size_t)st.st_size;
+        goto out;
+    }
+    text = malloc((size_t)st.st_size + 1);
+    if (!text) {
+        *rc = -ENOMEM;
+        goto out;
+    }
+    size_t got = 0;
+    while (got < (size_t)st.st_size) {
+        ssize_t r = read(fd, text + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r <= 0) {
+            gw_warn(MOD, "cannot read %s: building the log from the store", path);
+            free(text);
+            text = NULL;
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    text[got] = '\0';
+    *len = got;
+out:
+    close(fd);
+    return text;
+}
+
+/*
+ * The checks of a request and the written file. Returns 1 with *text set (the file), 0 when
+ * the day must be built, -errno with the reason in err.
+ */
+static int render_start(struct gw_daylog *dl, const char *day, bool csv, int64_t now_ms,
+                        char **text, size_t *len, bool *complete, char *err, size_t errlen)
+{
+    int64_t start, end;
+    char today[11];
+    *text = NULL;
+    *complete = false;
+    if (day == NULL || strlen(day) != 10 || gw_daily_log_day_bounds(day, &start, &end) != 0) {
+        return fail(err, errlen, -EINVAL, "\"day\" must be a date YYYY-MM-DD");
+    }
+    if (gw_daily_log_date(now_ms, today) != 0) {
+        return fail(err, errlen, -EINVAL, "the clock cannot be read as a local date");
+    }
+    if (strcmp(day, today) > 0) {
+        return fail(err, errlen, -EINVAL, "%s is in the future (today is %s)", day, today);
+    }
+    *complete = strcmp(day, today) < 0;
+    char name[32];
+    snprintf(name, sizeof(name), "%s.%s", day, csv ? "csv" : "md");
+    int rc;
+    *text = read_log_file(dl, name, len, &rc);
+    if (rc == -EFBIG) {
+        return fail(err, errlen, rc, "logs/%s is %zu bytes, more than an MQTT answer carries (%d)",
+                    name, *len, GW_DAYLOG_MAX_RESULT);
+    }
+    if (rc == -ENOMEM) {
+        return fail(err, errlen, rc, "out of memory");
+    }
+    return *text ? 1 : 0;
+}
+
+char *gw_daylog_render(struct gw_daylog *dl, const char *day, bool csv, char *err, size_t errlen)
+{
+    int64_t now = gw_now_ms();
+    char *text;
+    size_t len;
+    bool complete;
+    int rc = render_start(dl, day, csv, now, &text, &len, &complete, err, errlen);
+    if (rc != 0) {
+        return text;
+    }
+    struct job job = {.csv = csv, .now_ms = now};
+    memcpy(job.day, day, sizeof(job.day));
+    struct gw_daily_log log;
+    if (build_now(dl, &job, &log, err, errlen) != 0) {
+        return NULL;
+    }
+    text = csv ? log.csv : log.markdown;
+    if (csv) {
+        log.csv = NULL;
+    } else {
+        log.markdown = NULL;
+    }
+    gw_daily_log_free(&log);
+    return text;
+}
+
+int gw_daylog_render_async(struct gw_daylog *dl, const char *day, bool csv,
+                           gw_daylog_render_fn done, void *ctx, char *err, size_t errlen)
+{
+    char *text;
+    size_t len;
+    bool complete;
+    int rc = render_start(dl, day, csv, gw_now_ms(), &text, &len, &complete, err, errlen);
+    if (rc < 0) {
+        return rc;
+    }
+    if (rc == 1) {
+        done(ctx, text, NULL);
+        return 0;
+    }
+    if (dl->njobs >= MAX_JOBS) {
+        return fail(err, errlen, -EBUSY, "%d logs are being built: ask again in a moment",
+                    dl->njobs);
+    }
+    struct job *job = calloc(1, sizeof(*job));
+    if (!job) {
+        return fail(err, errlen, -ENOMEM, "out of memory");
+    }
+    *job = (struct job){
+        .kind = JOB_RENDER, .csv = csv, .now_ms = gw_now_ms(), .done = done, .done_ctx = ctx};
+    memcpy(job->day, day, sizeof(job->day));
+    enqueue(dl, job);
+    return 0;
+}
+
+/* What the sender wrote, for an error message: ASCII, short. */
+static const char *ascii(const char *s, char *buf, size_t size)
+{
+    size_t i = 0;
+    for (; s[i] && i + 1 < size; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        buf[i] = ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\' ? (char)ch : '?';
+    }
+    buf[i] = '\0';
+    return buf;
+}
+
+/* {"day","format"?,"id"?}: 0 or -EINVAL with the reason (id is read first, for the answer). */
+static int parse_report(const void *payload, size_t len, struct report_req *req, char *err,
+                        size_t errlen)
+{
+    *req = (struct report_req){0};
+    if (len > GW_COMMAND_MAX_BYTES) {
+        return fail(err, errlen, -EINVAL, "command too large (%zu bytes, at most %d)", len,
+                    GW_COMMAND_MAX_BYTES);
+    }
+    if (len == 0) {
+        return fail(err, errlen, -EINVAL, "empty command: a JSON object is expected");
+    }
+    json_error_t jerr;
+    json_t *root = json_loadb(payload, len, JSON_REJECT_DUPLICATES, &jerr);
+    char shown[41];
+    if (!root) {
+        return fail(err, errlen, -EINVAL, "bad JSON: %s (at byte %d)",
+                    ascii(jerr.text, shown, sizeof(shown)), jerr.position);
+    }
+    int rc = -EINVAL;
+    if (!json_is_object(root)) {
+        fail(err, errlen, rc, "the command must be a JSON object");
+        goto out;
+    }
+    json_t *id = json_object_get(root, "id");
+    if (id) {
+        const char *s = json_string_value(id);
+        if (!s || strlen(s) >= sizeof(req->id) || strlen(s) != json_string_length(id)) {
+            fail(err, errlen, rc, "\"id\" must be a string of at most %zu bytes",
+                 sizeof(req->id) - 1);
+            goto out;
+        }
+        for (const char *p = s; *p; p++) {
+            if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+                fail(err, errlen, rc, "\"id\" has control characters");
+                goto out;
+            }
+        }
+        memcpy(req->id, s, strlen(s) + 1);
+    }
+    const char *member;
+    json_t *value;
+    json_object_foreach(root, member, value)
+    {
+        if (strcmp(member, "id") != 0 && strcmp(member, "day") != 0 &&
+            strcmp(member, "format") != 0) {
+            fail(err, errlen, rc, "unknown key \"%s\" for report (day, format, id)",
+                 ascii(member, shown, sizeof(shown)));
+            goto out;
+        }
+    }
+    json_t *day = json_object_get(root, "day");
+    if (!day) {
+        fail(err, errlen, rc, "missing \"day\" (YYYY-MM-DD)");
+        goto out;
+    }
+    const char *d = json_string_value(day);
+    int64_t start, end;
+    if (!d || strlen(d) != 10 || gw_daily_log_day_bounds(d, &start, &end) != 0) {
+        fail(err, errlen, rc, "\"day\" must be a date YYYY-MM-DD, not %s",
+             d ? ascii(d, shown, sizeof(shown)) : "a non-string");
+        goto out;
+    }
+    memcpy(req->day, d, 11);
+    json_t *format = json_object_get(root, "format");
+    const char *f = format ? json_string_value(format) : "md";
+    if (!f || (strcmp(f, "md") != 0 && strcmp(f, "csv") != 0)) {
+        fail(err, errlen, rc, "\"format\" must be \"md\" or \"csv\"");
+        goto out;
+    }
+    req->csv = strcmp(f, "csv") == 0;
+    rc = 0;
+out:
+    json_decref(root);
+    return rc;
+}
+
+static char *report_result(uint64_t seq, const struct report_req *req, const char *error,
+                           const char *text, size_t len, bool complete)
+{
+    json_t *root =
+        json_pack("{sI sb ss}", "seq", (json_int_t)seq, "ok", error == NULL, "cmd", "report");
+    if (!root) {
+        return NULL;
+    }
+    if (req->id[0]) {
+        json_object_set_new(root, "id", json_string(req->id));
+    }
+    if (req->day[0]) {
+        json_object_set_new(root, "day", json_string(req->day));
+    }
+    if (error) {
+        json_object_set_new(root, "error", json_string(error));
+    } else {
+        json_object_set_new(root, "format", json_string(req->csv ? "csv" : "md"));
+        json_object_set_new(root, "complete", json_boolean(complete));
+        json_t *t = json_stringn(text, len);
+        if (!t) {
+            json_decref(root);
+            return NULL;
+        }
+        json_object_set_new(root, "text", t);
+    }
+    char *s = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(root);
+    return s;
+}
+
+/* P/cmd/result for a report: the text (not freed here), or the error. */
+static void answer_report(struct gw_daylog *dl, const struct report_req *req, char *text,
+                          size_t len, bool complete, const char *error, int64_t now_ms)
+{
+    char why[GW_ERR_MAX + 96];
+    snprintf(why, sizeof(why), "%s", error ? error : "");
+    uint64_t seq = dl->host.next_seq(dl->host.core);
+    char *json = report_result(seq, req, text ? NULL : why, text, len, complete);
+    if (text && !json) {
+        /* A file that is not UTF-8 (jansson refuses it) or no memory: say so instead. */
+        snprintf(why, sizeof(why), "logs/%s.%s could not be sent as JSON (not UTF-8?)", req->day,
+                 req->csv ? "csv" : "md");
+        json = report_result(seq, req, why, NULL, 0, false);
+    } else if (json && strlen(json) > GW_DAYLOG_MAX_RESULT) {
+        snprintf(why, sizeof(why),
+                 "the log of %s is %zu bytes as JSON, more than an MQTT answer carries (%d): "
+                 "read it in state_dir/logs on the gateway",
+                 req->day, strlen(json), GW_DAYLOG_MAX_RESULT);
+        free(json);
+        json = report_result(seq, req, why, NULL, 0, false);
+    } else if (text) {
+        why[0] = '\0';
+    }
+    if (why[0] == '\0') {
+        gw_info(MOD, "report day=%s format=%s bytes=%zu%s", req->day, req->csv ? "csv" : "md", len,
+                complete ? "" : " (today, so far)");
+    } else {
+        gw_info(MOD, "report refused day=%s error=\"%s\"", req->day[0] ? req->day : "-", why);
+    }
+    if (dl->host.open_batch) {
+        dl->host.open_batch(dl->host.core);
+    }
+    dl->host.emit(dl->host.core, GW_REC_CMD_RESULT, now_ms, "cmd/result", json, seq);
+}
+
+void gw_daylog_command(struct gw_daylog *dl, const void *payload, size_t len, int64_t now_ms)
+{
+    struct report_req req;
+    char err[GW_ERR_MAX + 64] = "";
+    if (parse_report(payload, len, &req, err, sizeof(err)) != 0) {
+        answer_report(dl, &req, NULL, 0, false, err, now_ms);
+        return;
+    }
+    char *text;
+    size_t tlen;
+    bool complete;
+    int rc = render_start(dl, req.day, req.csv, now_ms, &text, &tlen, &complete, err, sizeof(err));
+    if (rc != 0) {
+        /* the file, or the refusal */
+        answer_report(dl, &req, text, tlen, complete, rc < 0 ? err : NULL, now_ms);
+        free(text);
+        return;
+    }
+    if (dl->njobs >= MAX_JOBS) {
+        snprintf(err, sizeof(err), "%d logs are being built: ask again in a moment", dl->njobs);
+        answer_report(dl, &req, NULL, 0, false, err, now_ms);
+        return;
+    }
+    struct job *job = calloc(1, sizeof(*job));
+    if (!job) {
+        answer_report(dl, &req, NULL, 0, false, "out of memory", now_ms);
+        return;
+    }
+    *job = (struct job){.kind = JOB_REPORT, .csv = req.csv, .now_ms = now_ms, .req = req};
+    memcpy(job->day, req.day, sizeof(job->day));
+    enqueue(dl, job);
+}
