@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hazard_desk.h"
 #include "payload.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(12))
@@ -241,4 +242,173 @@ char *gw_api_sensor(const struct gw_config *cfg, const struct gw_registry *reg,
 char *gw_api_alarms(const struct gw_config *cfg, const struct gw_alarms *alarms)
 {
     return dump(alarm_list(cfg, alarms, -1));
+}
+
+/* ---- the hazard register ---- */
+
+bool gw_api_hazard_filter_ok(const char *status)
+{
+    return !status || !*status || strcmp(status, "overdue") == 0 ||
+           gw_hazard_status_from_name(status) >= 0;
+}
+
+bool gw_api_hazard_overdue(const struct gw_hazard *h, int64_t now_ms)
+{
+    return h->status != GW_HZ_CLOSED && (h->overdue || now_ms >= h->deadline_ms);
+}
+
+static bool hazard_matches(const struct gw_hazard *h, const char *status, int64_t now_ms)
+{
+    if (!status || !*status) {
+        return true;
+    }
+    if (strcmp(status, "overdue") == 0) {
+        return gw_api_hazard_overdue(h, now_ms);
+    }
+    return strcmp(gw_hazard_status_name(h->status), status) == 0;
+}
+
+/* One hazard's share of the history: how many entries, and when the last one was written. */
+struct hazard_history {
+    int entries;
+    int64_t updated_at_ms;
+};
+
+/* {hazard id: [entries, updated_at]} over the entries; NULL when out of memory. */
+static json_t *history_index(const char *const *entries, int n)
+{
+    json_t *index = json_object();
+    for (int i = 0; index && i < n; i++) {
+        json_t *e = json_loads(entries[i], 0, NULL);
+        const char *id = json_string_value(json_object_get(e, "hazard"));
+        json_t *at = json_object_get(e, "at");
+        if (id && json_is_integer(at)) {
+            json_t *slot = json_object_get(index, id);
+            json_int_t count = slot ? json_integer_value(json_array_get(slot, 0)) : 0;
+            json_object_set_new(index, id, json_pack("[II]", count + 1, json_integer_value(at)));
+        }
+        json_decref(e);
+    }
+    return index;
+}
+
+static struct hazard_history history_of(const json_t *index, const char *id)
+{
+    const json_t *slot = json_object_get(index, id);
+    return (struct hazard_history){
+        .entries = slot ? (int)json_integer_value(json_array_get(slot, 0)) : 0,
+        .updated_at_ms = slot ? json_integer_value(json_array_get(slot, 1)) : 0,
+    };
+}
+
+/* The P/hazards/<id> object, as a view: without the delivery's "seq". */
+static json_t *hazard_view(const struct gw_hazard *h, struct hazard_history hist)
+{
+    char *s = gw_hazard_json(h, 0, hist.updated_at_ms, hist.entries);
+    json_t *o = s ? json_loads(s, 0, NULL) : NULL;
+    free(s);
+    if (o) {
+        json_object_del(o, "seq");
+    }
+    return o;
+}
+
+static int newest_first(const void *x, const void *y)
+{
+    const struct gw_hazard *a = *(const struct gw_hazard *const *)x;
+    const struct gw_hazard *b = *(const struct gw_hazard *const *)y;
+    if (a->found_at_ms != b->found_at_ms) {
+        return a->found_at_ms > b->found_at_ms ? -1 : 1;
+    }
+    return -strcmp(a->id, b->id);
+}
+
+char *gw_api_hazards(const struct gw_hazards *hz, const char *const *entries, int nentries,
+                     const char *status, int64_t now_ms)
+{
+    int n = 0, it = 0;
+    const struct gw_hazard *h;
+    while ((h = gw_hazards_next(hz, &it))) {
+        n++;
+    }
+    const struct gw_hazard **sorted = calloc((size_t)(n > 0 ? n : 1), sizeof(*sorted));
+    json_t *index = history_index(entries, nentries);
+    json_t *list = json_array();
+    if (!sorted || !index || !list) {
+        free(sorted);
+        json_decref(index);
+        json_decref(list);
+        return NULL;
+    }
+    int m = 0;
+    it = 0;
+    while ((h = gw_hazards_next(hz, &it)) && m < n) {
+        if (hazard_matches(h, status, now_ms)) {
+            sorted[m++] = h;
+        }
+    }
+    qsort(sorted, (size_t)m, sizeof(*sorted), newest_first);
+    for (int i = 0; list && i < m; i++) {
+        json_t *o = hazard_view(sorted[i], history_of(index, sorted[i]->id));
+        if (!o || json_array_append_new(list, o) != 0) {
+            json_decref(list);
+            list = NULL;
+        }
+    }
+    free(sorted);
+    json_decref(index);
+    return dump(list);
+}
+
+char *gw_api_hazard(const struct gw_hazards *hz, const char *id, const char *const *entries,
+                    int nentries)
+{
+    const struct gw_hazard *h = id ? gw_hazards_find(hz, id) : NULL;
+    if (!h) {
+        return NULL;
+    }
+    json_t *history = json_array();
+    struct hazard_history hist = {0};
+    for (int i = 0; history && i < nentries; i++) {
+        json_t *e = json_loads(entries[i], 0, NULL);
+        const char *of = json_string_value(json_object_get(e, "hazard"));
+        if (of && strcmp(of, id) == 0) {
+            hist.entries++;
+            hist.updated_at_ms = json_integer_value(json_object_get(e, "at"));
+            json_array_append(history, e);
+        }
+        json_decref(e);
+    }
+    json_t *view = history ? hazard_view(h, hist) : NULL;
+    if (!view) {
+        json_decref(history);
+        return NULL;
+    }
+    return dump(json_pack("{so so}", "hazard", view, "history", history));
+}
+
+bool gw_api_log_name(const char *name, char day[11], bool *csv)
+{
+    size_t len = strlen(name);
+    if (len == 13 && strcmp(name + 10, ".md") == 0) {
+        *csv = false;
+    } else if (len == 14 && strcmp(name + 10, ".csv") == 0) {
+        *csv = true;
+    } else {
+        return false;
+    }
+    for (int i = 0; i < 10; i++) {
+        bool dash = i == 4 || i == 7;
+        if (dash ? name[i] != '-' : (name[i] < '0' || name[i] > '9')) {
+            return false;
+        }
+    }
+    int month = (name[5] - '0') * 10 + (name[6] - '0');
+    int mday = (name[8] - '0') * 10 + (name[9] - '0');
+    if (month < 1 || month > 12 || mday < 1 || mday > 31) {
+        return false;
+    }
+    memcpy(day, name, 10);
+    day[10] = '\0';
+    return true;
 }

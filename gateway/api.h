@@ -1,15 +1,17 @@
 /*
- * The JSON API's bodies (GET /api/sensors, /api/sensors/<id>, /api/alarms):
- * built on the loop thread from the gateway's live state. The same shapes
- * feed the status page. No I/O.
+ * The JSON API's bodies (GET /api/sensors, /api/sensors/<id>, /api/alarms,
+ * /api/hazards, /api/hazards/<id>): built on the loop thread from the
+ * gateway's live state. The same shapes feed the status page. No I/O.
  */
 #ifndef GW_API_H
 #define GW_API_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "alarms.h"
 #include "config.h"
+#include "hazards.h"
 #include "registry.h"
 
 /* A sensor's state for people: "online", "offline", "fault" (answers, but a point is faulted). */
@@ -27,5 +29,29 @@ char *gw_api_sensor(const struct gw_config *cfg, const struct gw_registry *reg,
                     const struct gw_alarms *alarms, int sensor_index, int64_t now_ms);
 /* [active alarm records], fire alarms first, then supervisory, trouble; oldest first. */
 char *gw_api_alarms(const struct gw_config *cfg, const struct gw_alarms *alarms);
+
+/* GET /api/hazards?status=: NULL or "" (all), "open", "rectifying", "closed", "overdue". */
+bool gw_api_hazard_filter_ok(const char *status);
+/* Past its deadline (or flagged overdue) and not closed, at now_ms. */
+bool gw_api_hazard_overdue(const struct gw_hazard *h, int64_t now_ms);
+
+/*
+ * GET /api/hazards: [the P/hazards/<id> objects (gw_hazard_json) without "seq"], newest first
+ * (found_at, then id), those matching status (gw_api_hazard_filter_ok; "overdue" as
+ * gw_api_hazard_overdue says). entries: the register's history, each entry's JSON in seq order,
+ * from which each hazard's "updated_at" (its last entry's "at") and "entries" are counted.
+ * NULL when out of memory.
+ */
+char *gw_api_hazards(const struct gw_hazards *hz, const char *const *entries, int nentries,
+                     const char *status, int64_t now_ms);
+/*
+ * GET /api/hazards/<id>: {"hazard":{...as above},"history":[its entries, oldest first]}; entries
+ * are that hazard's (others are skipped). NULL: unknown id, or out of memory.
+ */
+char *gw_api_hazard(const struct gw_hazards *hz, const char *id, const char *const *entries,
+                    int nentries);
+
+/* "YYYY-MM-DD.md" or "YYYY-MM-DD.csv" (GET /api/logs/<name>): the day (11 bytes) and *csv. */
+bool gw_api_log_name(const char *name, char day[11], bool *csv);
 
 #endif

@@ -9,7 +9,10 @@
 #include "alarm_desk.h"
 #include "api.h"
 #include "auth.h"
+#include "daily_log.h"
+#include "daylog.h"
 #include "gateway.h"
+#include "hazard_desk.h"
 #include "http_server.h"
 #include "log.h"
 #include "store.h"
@@ -358,7 +361,16 @@ static void events_then(struct gw_web *web, struct gw_http_request *req,
 
 /* ---- acting ---- */
 
-/* Map the desk's answer to HTTP: 400 bad input, 404 unknown, 409 wrong state. */
+static bool is_hazard_command(const char *name)
+{
+    return strncmp(name, GW_HAZARD_CMD_PREFIX, strlen(GW_HAZARD_CMD_PREFIX)) == 0;
+}
+
+/*
+ * Map the desk's answer to HTTP: 400 bad input, 404 unknown, 409 wrong state,
+ * 503 the hazard register is unusable (or the store cannot write). target_key
+ * NULL: the command names no target (hazard/open).
+ */
 static void execute(struct gw_web *web, struct gw_http_request *req,
                     const struct gw_auth_identity *who, const char *name, const char *target_key,
                     const char *target)
@@ -371,7 +383,9 @@ static void execute(struct gw_web *web, struct gw_http_request *req,
     }
     /* who acts is the logged-in user, never what the body says */
     json_object_set_new(body, "by", json_string(who->name[0] ? who->name : "?"));
-    json_object_set_new(body, target_key, json_string(target));
+    if (target_key) {
+        json_object_set_new(body, target_key, json_string(target));
+    }
     char *payload = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (!payload) {
@@ -383,11 +397,15 @@ static void execute(struct gw_web *web, struct gw_http_request *req,
                              now_ms(), &res);
     free(payload);
     if (rc != 0) {
-        gw_http_respond_error(req, rc == -ENOENT ? 404 : rc == -EPERM ? 409 : 400, res.error);
+        int status = rc == -ENOENT ? 404 : rc == -EPERM ? 409 : rc == -EIO ? 503 : 400;
+        gw_http_respond_error(req, status, res.error);
         return;
     }
-    json_t *out = json_pack("{sb ss ss ss}", "ok", 1, "cmd", res.cmd.name, target_key, target,
-                            "state", res.state ? res.state : "");
+    json_t *out = is_hazard_command(name)
+                      ? json_pack("{sb ss ss ss}", "ok", 1, "cmd", name, "hazard", res.hazard,
+                                  "status", res.state ? res.state : "")
+                      : json_pack("{sb ss ss ss}", "ok", 1, "cmd", res.cmd.name, target_key, target,
+                                  "state", res.state ? res.state : "");
     char *s = out ? json_dumps(out, JSON_COMPACT) : NULL;
     json_decref(out);
     respond_json(req, 200, s);
@@ -488,6 +506,223 @@ static void on_alarm(void *ctx, struct gw_http_request *req)
 static void on_events(void *ctx, struct gw_http_request *req)
 {
     with_identity(ctx, req, GW_AUTH_READ, events_then);
+}
+
+/* ---- the hazard register ---- */
+
+struct entry_list {
+    char **v;
+    int n, cap;
+    bool nomem;
+};
+
+static void collect_entry(void *ctx, const char *entry_json)
+{
+    struct entry_list *l = ctx;
+    if (l->nomem) {
+        return;
+    }
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 64;
+        char **grown = realloc(l->v, (size_t)cap * sizeof(*grown));
+        if (!grown) {
+            l->nomem = true;
+            return;
+        }
+        l->v = grown;
+        l->cap = cap;
+    }
+    l->v[l->n] = strdup(entry_json);
+    if (!l->v[l->n]) {
+        l->nomem = true;
+        return;
+    }
+    l->n++;
+}
+
+static void entry_list_free(struct entry_list *l)
+{
+    for (int i = 0; i < l->n; i++) {
+        free(l->v[i]);
+    }
+    free(l->v);
+}
+
+/* The register, or NULL after answering 503 with why it cannot be used. */
+static const struct gw_hazards *usable_register(struct gw_web *web, struct gw_http_request *req,
+                                                struct gw_hazard_desk **hd)
+{
+    *hd = gw_desk_hazards(gw_gateway_desk(web->gw));
+    char why[GW_ERR_MAX];
+    const struct gw_hazards *reg =
+        gw_hazard_desk_ok(*hd, why, sizeof(why)) ? gw_hazard_desk_register(*hd) : NULL;
+    if (!reg) {
+        char msg[GW_ERR_MAX + 64];
+        snprintf(msg, sizeof(msg), "the hazard register cannot be used: %s",
+                 why[0] ? why : "not restored");
+        gw_http_respond_error(req, 503, msg);
+        return NULL;
+    }
+    return reg;
+}
+
+/* The history from the store (id NULL: every hazard's); false after answering the error. */
+static bool read_entries(struct gw_hazard_desk *hd, struct gw_http_request *req, const char *id,
+                         struct entry_list *l)
+{
+    int n = gw_hazard_desk_entries(hd, id, collect_entry, l);
+    if (l->nomem) {
+        gw_http_respond_error(req, 500, "out of memory");
+        return false;
+    }
+    if (n < 0) {
+        gw_http_respond_error(req, 503, "the store cannot be read now");
+        return false;
+    }
+    return true;
+}
+
+static void hazards_then(struct gw_web *web, struct gw_http_request *req,
+                         const struct gw_auth_identity *who)
+{
+    (void)who;
+    const char *status = arg(req, "status");
+    if (!gw_api_hazard_filter_ok(status)) {
+        gw_http_respond_error(req, 400, "status: open, rectifying, closed or overdue");
+        return;
+    }
+    struct gw_hazard_desk *hd;
+    const struct gw_hazards *reg = usable_register(web, req, &hd);
+    struct entry_list l = {0};
+    if (reg && read_entries(hd, req, NULL, &l)) {
+        respond_json(req, 200,
+                     gw_api_hazards(reg, (const char *const *)l.v, l.n, status, now_ms()));
+    }
+    entry_list_free(&l);
+}
+
+static void hazard_then(struct gw_web *web, struct gw_http_request *req,
+                        const struct gw_auth_identity *who)
+{
+    (void)who;
+    const char *id = req->subpath;
+    struct gw_hazard_desk *hd;
+    const struct gw_hazards *reg = usable_register(web, req, &hd);
+    if (!reg) {
+        return;
+    }
+    if (strchr(id, '/') || !gw_hazards_find(reg, id)) {
+        gw_http_respond_error(req, 404, "unknown hazard");
+        return;
+    }
+    struct entry_list l = {0};
+    if (read_entries(hd, req, id, &l)) {
+        respond_json(req, 200, gw_api_hazard(reg, id, (const char *const *)l.v, l.n));
+    }
+    entry_list_free(&l);
+}
+
+/* POST /api/hazards: record a hazard found on an inspection. */
+static void hazard_open_then(struct gw_web *web, struct gw_http_request *req,
+                             const struct gw_auth_identity *who)
+{
+    execute(web, req, who, GW_HAZARD_CMD_PREFIX "open", NULL, NULL);
+}
+
+/* POST /api/hazards/<id>/<update|rectifying|close|reopen> */
+static void hazard_action_then(struct gw_web *web, struct gw_http_request *req,
+                               const struct gw_auth_identity *who)
+{
+    const char *slash = strrchr(req->subpath, '/');
+    char id[GW_HZ_ID_MAX];
+    size_t len = slash ? (size_t)(slash - req->subpath) : 0;
+    if (!slash || len == 0 || len >= sizeof(id) || memchr(req->subpath, '/', len)) {
+        gw_http_respond_error(req, 404, "POST /api/hazards/<id>/<update|rectifying|close|reopen>");
+        return;
+    }
+    memcpy(id, req->subpath, len);
+    id[len] = '\0';
+    static const char *const verbs[] = {"update", "rectifying", "close", "reopen"};
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+        if (strcmp(slash + 1, verbs[i]) == 0) {
+            char name[32];
+            snprintf(name, sizeof(name), GW_HAZARD_CMD_PREFIX "%s", verbs[i]);
+            execute(web, req, who, name, "hazard", id);
+            return;
+        }
+    }
+    gw_http_respond_error(req, 404, "unknown action (update, rectifying, close, reopen)");
+}
+
+static void on_hazards(void *ctx, struct gw_http_request *req)
+{
+    bool post = strcmp(req->method, "POST") == 0;
+    with_identity(ctx, req, post ? GW_AUTH_ACT : GW_AUTH_READ,
+                  post ? hazard_open_then : hazards_then);
+}
+
+static void on_hazard(void *ctx, struct gw_http_request *req)
+{
+    bool post = strcmp(req->method, "POST") == 0;
+    with_identity(ctx, req, post ? GW_AUTH_ACT : GW_AUTH_READ,
+                  post ? hazard_action_then : hazard_then);
+}
+
+/* ---- the daily safety log ---- */
+
+/* GET /api/logs/<YYYY-MM-DD>.md|.csv: the day's log as a download. */
+static void log_then(struct gw_web *web, struct gw_http_request *req,
+                     const struct gw_auth_identity *who)
+{
+    (void)who;
+    char day[11], today[11];
+    bool csv;
+    int64_t start, end;
+    if (!gw_api_log_name(req->subpath, day, &csv) ||
+        gw_daily_log_day_bounds(day, &start, &end) != 0) {
+        gw_http_respond_error(req, 404, "GET /api/logs/<YYYY-MM-DD>.md or .csv");
+        return;
+    }
+    if (gw_daily_log_date(now_ms(), today) == 0 && strcmp(day, today) > 0) {
+        char msg[80];
+        snprintf(msg, sizeof(msg), "%s is in the future (today is %s)", day, today);
+        gw_http_respond_error(req, 404, msg);
+        return;
+    }
+    struct gw_daylog *dl = gw_gateway_daylog(web->gw);
+    char err[GW_ERR_MAX] = "the daily log is not running";
+    char *text = dl ? gw_daylog_render(dl, day, csv, err, sizeof(err)) : NULL;
+    if (!text) {
+        gw_http_respond_error(req, 503, err);
+        return;
+    }
+    struct gw_http_response *r =
+        gw_http_response_new(200, csv ? "text/csv; charset=utf-8" : "text/markdown; charset=utf-8");
+    if (!r) {
+        free(text);
+        gw_http_respond(req, NULL);
+        return;
+    }
+    /* The school's id as a file name: only characters no browser or shell minds. */
+    char school[64], disposition[160];
+    size_t i = 0;
+    for (const char *p = web->cfg->site.school; *p && i + 1 < sizeof(school); p++) {
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.';
+        school[i++] = plain ? *p : '_';
+    }
+    school[i] = '\0';
+    snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s%s%s.%s\"", school,
+             i ? "-" : "", day, csv ? "csv" : "md");
+    gw_http_response_add_header(r, "Content-Disposition", disposition);
+    gw_http_response_add_header(r, "Cache-Control", "no-store");
+    gw_http_response_take_body(r, text, strlen(text));
+    gw_http_respond(req, r);
+}
+
+static void on_log(void *ctx, struct gw_http_request *req)
+{
+    with_identity(ctx, req, GW_AUTH_READ, log_then);
 }
 
 /* ---- live updates ---- */
@@ -659,6 +894,8 @@ struct gw_web *gw_web_new(uv_loop_t *loop, struct gw_gateway *gw, const struct g
         {"GET", "/api/alarms", on_alarms},   {NULL, "/api/alarms/...", on_alarm},
         {"GET", "/api/events", on_events},   {"GET", "/api/me", on_me},
         {"POST", "/api/login", on_login},    {"POST", "/api/logout", on_logout},
+        {NULL, "/api/hazards", on_hazards},  {NULL, "/api/hazards/...", on_hazard},
+        {"GET", "/api/logs/...", on_log},
     };
     add_static_routes(web->http);
     if (gw_http_sse(web->http, "/api/stream", on_stream, web) != 0) {

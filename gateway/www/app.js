@@ -1,4 +1,5 @@
-/* The facilities status page: sensors, alarms, events, live over /api/stream.
+/* The facilities status page: sensors, alarms, the hazard register, events and the daily log,
+ * live over /api/stream.
  * Plain ES2017, no framework: the page must work with no internet. Text goes in
  * with textContent only (names come from the config and the sensors). */
 'use strict';
@@ -32,6 +33,36 @@ const STRINGS = {
     done: 'Done: {what} → {state}', failed: 'Failed: {err}',
     live: 'live', reconnecting: 'reconnecting…', by: 'by {who}', system: 'system',
     badLogin: 'Wrong name or password.', role_operator: 'operator', role_viewer: 'viewer',
+    hazards: 'Hazards', show: 'Show', f_active: 'Not closed', f_overdue: 'Overdue', f_open: 'Open',
+    f_rectifying: 'Being fixed', f_closed: 'Closed',
+    hazardSummary: '{n} not closed · {overdue} overdue · {rect} being fixed',
+    noHazards: 'No hazards to show.', hazardError: 'The hazard register cannot be shown.',
+    registerInvalid: 'The hazard register is unavailable: nothing can be recorded or changed until it is repaired.',
+    recordHazard: 'Record a hazard', recordHazardTitle: 'A hazard found on inspection',
+    category: 'Category', floor: 'Floor', zone: 'Zone / room', description: 'What is wrong',
+    responsible: 'Responsible', deadline: 'Deadline', verifier: 'Verified by',
+    deadlineHint: 'Empty: the usual days for the category.', record: 'Record',
+    cat_fire_equipment: 'Fire equipment', cat_evacuation_route: 'Evacuation route',
+    cat_electrical: 'Electrical', cat_structure: 'Structure', cat_surroundings: 'Surroundings',
+    cat_other: 'Other',
+    hz_open: 'open', hz_rectifying: 'being fixed', hz_closed: 'closed', hz_overdue: 'OVERDUE',
+    dueIn: 'due {t} (in {d})', overdueBy: 'was due {t} ({d} overdue)', closedOn: 'was due {t}',
+    days: '{n} d', hours: '{n} h', minutes_: '{n} min',
+    foundBy: 'found {t} by {who}', foundByAlarm: 'opened {t} by alarm {key}',
+    nobody: 'nobody yet', responsibleIs: 'responsible: {who}', verifiedBy: 'verified by {who}',
+    history: 'History', hideHistory: 'Hide history',
+    hzRectifying: 'Fixing started', hzUpdate: 'Update', hzClose: 'Close', hzReopen: 'Reopen',
+    ask_hzRectifying: 'Mark {id} as being fixed?', ask_hzUpdate: 'Update {id}',
+    ask_hzClose: 'Close {id}: what was done, and who checked it?', ask_hzReopen: 'Reopen {id}?',
+    needNoteVerifier: 'A close needs a note and who verified it.',
+    nothingChanged: 'Nothing changed.', recorded: 'Recorded {id}',
+    hzDone: 'Done: {id} → {status}',
+    act_open: 'opened', act_update: 'updated', act_rectifying: 'fixing started',
+    act_close: 'closed', act_reopen: 'reopened', act_overdue: 'overdue',
+    fld_responsible: 'responsible', fld_deadline: 'deadline', fld_description: 'description',
+    fld_verified_by: 'verified by', fld_status: 'status', fld_category: 'category',
+    fld_building: 'building', fld_floor: 'floor', fld_zone: 'zone',
+    dailyLog: 'Daily log', yesterday: 'Yesterday', otherDay: 'Another day',
   },
   'zh-CN': {
     sensors: '传感器', alarms: '报警', events: '事件', logout: '退出', login: '登录',
@@ -60,16 +91,50 @@ const STRINGS = {
     done: '完成：{what} → {state}', failed: '失败：{err}',
     live: '实时', reconnecting: '正在重连…', by: '操作人 {who}', system: '系统',
     badLogin: '用户名或密码错误。', role_operator: '操作员', role_viewer: '查看者',
+    hazards: '隐患', show: '显示', f_active: '未销号', f_overdue: '已逾期', f_open: '待整改',
+    f_rectifying: '整改中', f_closed: '已销号',
+    hazardSummary: '{n} 条未销号 · {overdue} 条逾期 · {rect} 条整改中',
+    noHazards: '没有要显示的隐患。', hazardError: '隐患台账无法显示。',
+    registerInvalid: '隐患台账不可用：修复之前不能登记或修改隐患。',
+    recordHazard: '登记隐患', recordHazardTitle: '巡查发现的隐患',
+    category: '类别', floor: '楼层', zone: '区域/房间', description: '隐患描述',
+    responsible: '整改责任人', deadline: '整改期限', verifier: '验收人',
+    deadlineHint: '不填：按类别的默认天数。', record: '登记',
+    cat_fire_equipment: '消防设施', cat_evacuation_route: '疏散通道',
+    cat_electrical: '电气', cat_structure: '建筑结构', cat_surroundings: '周边环境',
+    cat_other: '其他',
+    hz_open: '待整改', hz_rectifying: '整改中', hz_closed: '已销号', hz_overdue: '已逾期',
+    dueIn: '期限 {t}（还有 {d}）', overdueBy: '期限 {t}（已逾期 {d}）', closedOn: '期限 {t}',
+    days: '{n} 天', hours: '{n} 小时', minutes_: '{n} 分钟',
+    foundBy: '{who} 于 {t} 发现', foundByAlarm: '{t} 由报警 {key} 自动登记',
+    nobody: '尚未指定', responsibleIs: '责任人：{who}', verifiedBy: '验收人：{who}',
+    history: '记录', hideHistory: '收起记录',
+    hzRectifying: '开始整改', hzUpdate: '修改', hzClose: '销号', hzReopen: '重新打开',
+    ask_hzRectifying: '将 {id} 标为整改中？', ask_hzUpdate: '修改 {id}',
+    ask_hzClose: '销号 {id}：做了什么整改，由谁验收？', ask_hzReopen: '重新打开 {id}？',
+    needNoteVerifier: '销号需要填写整改说明和验收人。',
+    nothingChanged: '没有修改。', recorded: '已登记 {id}',
+    hzDone: '完成：{id} → {status}',
+    act_open: '登记', act_update: '修改', act_rectifying: '开始整改',
+    act_close: '销号', act_reopen: '重新打开', act_overdue: '逾期',
+    fld_responsible: '责任人', fld_deadline: '期限', fld_description: '描述',
+    fld_verified_by: '验收人', fld_status: '状态', fld_category: '类别',
+    fld_building: '楼栋', fld_floor: '楼层', fld_zone: '区域',
+    dailyLog: '安全日志', yesterday: '昨天', otherDay: '其他日期',
   },
 };
 const LANG_KEY = 'campusgw.lang';
 const LOW_BATTERY = 20;
 const CLASS_ORDER = { alarm: 0, supervisory: 1, trouble: 2 };
+const HAZARD_CATEGORIES = ['fire_equipment', 'evacuation_route', 'electrical', 'structure',
+  'surroundings', 'other'];
+const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
 
 const state = {
   lang: 'en', me: null, csrf: null, view: 'sensors',
   sensors: [], sensorsAt: 0, alarms: new Map(), events: [],
   stream: null, refetchTimer: null,
+  hazards: [], hazardError: null, hazardHistory: new Map(), hazardsTimer: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -174,6 +239,13 @@ async function start() {
   $('filter-building').addEventListener('change', renderSensors);
   $('filter-kind').addEventListener('change', renderSensors);
   $('confirm-cancel').addEventListener('click', () => $('confirm').close('cancel'));
+  $('hazard-filter').addEventListener('change', renderHazards);
+  $('hazard-new').addEventListener('click', () => showHazardForm(true));
+  $('hazard-form-cancel').addEventListener('click', () => showHazardForm(false));
+  $('hazard-form').addEventListener('submit', onHazardSubmit);
+  $('hd-cancel').addEventListener('click', () => $('hazard-dialog').close('cancel'));
+  $('hazard-dialog-form').addEventListener('submit', onHazardDialogSubmit);
+  $('log-day').addEventListener('change', renderDaylog);
   setLang(localStorage.getItem(LANG_KEY) || navigator.language);
   try {
     enter(await api('GET', '/api/me'));
@@ -182,6 +254,8 @@ async function start() {
   }
   /* "3 min ago" keeps counting between updates */
   setInterval(() => { renderSensors(); renderAlarms(); }, 15000);
+  /* deadlines pass while the page is open */
+  setInterval(() => { if (state.me) refreshHazards(); }, 60000);
 }
 
 function showLogin(message) {
@@ -236,8 +310,9 @@ function showView(name) {
   for (const b of document.querySelectorAll('#tabs [data-view]')) {
     b.classList.toggle('active', b.dataset.view === name);
   }
-  for (const v of ['sensors', 'alarms', 'events']) $('view-' + v).hidden = v !== name;
-  if (name === 'events') refreshEvents();
+  for (const v of ['sensors', 'alarms', 'hazards', 'events']) $('view-' + v).hidden = v !== name;
+  if (name === 'events') { refreshEvents(); renderDaylog(); }
+  if (name === 'hazards') refreshHazards();
 }
 
 /* ---- data ---- */
@@ -269,6 +344,7 @@ function refreshAll() {
   refreshSensors();
   refreshAlarms();
   refreshEvents();
+  refreshHazards();
 }
 
 function handleFetchError(e) {
@@ -317,7 +393,9 @@ function connectStream() {
     else state.alarms.set(a.key, a);
     renderAlarms();
     refetchSensorsSoon(); /* its alarm count */
+    if (/\/overdue$/.test(a.key || '')) refetchHazardsSoon();
   });
+  es.addEventListener('hazard', refetchHazardsSoon);
   es.addEventListener('event', (m) => {
     state.events.push(JSON.parse(m.data));
     renderEvents();
@@ -585,10 +663,13 @@ function renderEvents() {
 }
 
 function renderAll() {
+  fillCategories();
   if (!state.me) return;
   renderSensors();
   renderAlarms();
   renderEvents();
+  renderHazards();
+  renderDaylog();
   const conn = $('conn');
   if (conn.dataset.state) conn.textContent = t(conn.dataset.state);
   $('who').textContent = whoText();
@@ -597,6 +678,383 @@ function renderAll() {
 function whoText() {
   const me = state.me;
   return me.read_only && !me.name ? t('readOnlyNote') : me.name + ' (' + t('role_' + me.role) + ')';
+}
+
+/* ---- the hazard register (隐患台账) ---- */
+
+function fillCategories() {
+  const select = $('hz-category');
+  const keep = select.value;
+  select.textContent = '';
+  for (const c of HAZARD_CATEGORIES) {
+    const o = el('option', null, t('cat_' + c));
+    o.value = c;
+    select.appendChild(o);
+  }
+  select.value = keep || 'fire_equipment';
+}
+
+function hazardOverdue(h) {
+  if (h.status === 'closed') return false;
+  const due = Date.parse(h.deadline);
+  return !!h.overdue || (!Number.isNaN(due) && Date.now() >= due);
+}
+
+async function refreshHazards() {
+  try {
+    state.hazards = await api('GET', '/api/hazards');
+    state.hazardError = null;
+  } catch (e) {
+    if (e.status === 401) { handleFetchError(e); return; }
+    state.hazards = [];
+    state.hazardError = { invalid: e.status === 503, text: e.message };
+  }
+  renderHazards();
+  /* an open history follows the hazard */
+  for (const id of state.hazardHistory.keys()) loadHazardHistory(id);
+}
+
+function refetchHazardsSoon() {
+  if (state.hazardsTimer) return;
+  state.hazardsTimer = setTimeout(() => { state.hazardsTimer = null; refreshHazards(); }, 500);
+}
+
+function hazardRank(h) {
+  if (hazardOverdue(h)) return 0;
+  return h.status === 'closed' ? 2 : 1;
+}
+
+function sortedHazards() {
+  const filter = $('hazard-filter').value;
+  const due = (h) => { const ms = Date.parse(h.deadline); return Number.isNaN(ms) ? Infinity : ms; };
+  return state.hazards.filter((h) => {
+    switch (filter) {
+      case 'active': return h.status !== 'closed';
+      case 'overdue': return hazardOverdue(h);
+      case 'all': return true;
+      default: return h.status === filter;
+    }
+  }).sort((a, b) => hazardRank(a) - hazardRank(b) || due(a) - due(b) ||
+    String(a.id).localeCompare(String(b.id)));
+}
+
+function renderHazards() {
+  const list = $('hazard-list');
+  if (!list) return;
+  const overdue = state.hazards.filter(hazardOverdue).length;
+  $('hazard-count').textContent = overdue ? String(overdue) : '';
+  const error = $('hazard-error');
+  const failure = state.hazardError;
+  error.hidden = !failure;
+  error.textContent = '';
+  if (failure) {
+    /* plainly: what it means for the reader, then the gateway's own reason */
+    error.appendChild(el('span', 'banner-title', t(failure.invalid ? 'registerInvalid' : 'hazardError')));
+    error.appendChild(el('span', 'banner-detail', failure.text));
+  }
+  $('hazard-new').hidden = !canAct() || !!state.hazardError;
+  if (state.hazardError) $('hazard-form').hidden = true;
+  const active = state.hazards.filter((h) => h.status !== 'closed');
+  $('hazard-summary').textContent = state.hazardError ? '' : t('hazardSummary', {
+    n: active.length, overdue, rect: active.filter((h) => h.status === 'rectifying').length,
+  });
+  const buildings = [...new Set(state.sensors.map((s) => s.location && s.location.building)
+    .concat(state.hazards.map((h) => h.building)).filter(Boolean))].sort();
+  const dl = $('hz-buildings');
+  dl.textContent = '';
+  for (const b of buildings) { const o = el('option'); o.value = b; dl.appendChild(o); }
+
+  list.textContent = '';
+  if (state.hazardError) return;
+  const shown = sortedHazards();
+  if (!shown.length) list.appendChild(el('p', 'empty', t('noHazards')));
+  for (const h of shown) list.appendChild(hazardCard(h));
+}
+
+function span(n) {
+  const s = Math.abs(n) / 1000;
+  if (s >= 86400) return t('days', { n: Math.floor(s / 86400) });
+  if (s >= 3600) return t('hours', { n: Math.floor(s / 3600) });
+  return t('minutes_', { n: Math.max(1, Math.floor(s / 60)) });
+}
+
+function shortTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso || '');
+  return d.toLocaleString(state.lang, {
+    year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+  });
+}
+
+function deadlineText(h) {
+  const due = Date.parse(h.deadline);
+  if (Number.isNaN(due)) return '';
+  const when = shortTime(h.deadline);
+  if (h.status === 'closed') return t('closedOn', { t: when });
+  const left = due - Date.now();
+  return left > 0 ? t('dueIn', { t: when, d: span(left) }) : t('overdueBy', { t: when, d: span(left) });
+}
+
+function hazardCard(h) {
+  const late = hazardOverdue(h);
+  const card = el('article', 'card hazard hazard-' + h.status + (late ? ' hazard-overdue' : ''));
+  card.dataset.id = h.id;
+  card.dataset.status = h.status;
+  card.dataset.overdue = late ? 'true' : 'false';
+  const head = el('h3');
+  head.appendChild(el('span', 'badge hz-' + h.status, t('hz_' + h.status)));
+  if (late) head.appendChild(el('span', 'badge hz-overdue', t('hz_overdue')));
+  head.appendChild(el('span', 'badge hz-category', t('cat_' + h.category)));
+  head.appendChild(el('span', 'name', h.id));
+  card.appendChild(head);
+  const where = [h.building, h.floor, h.zone].filter(Boolean).join(' / ');
+  if (where) card.appendChild(el('div', 'meta where', where));
+  card.appendChild(el('div', 'desc', h.description));
+  card.appendChild(el('div', 'meta', [
+    t('responsibleIs', { who: h.responsible || t('nobody') }), deadlineText(h),
+  ].filter(Boolean).join(' · ')));
+  const origin = h.source_alarm
+    ? t('foundByAlarm', { t: shortTime(h.found_at), key: h.source_alarm })
+    : t('foundBy', { t: shortTime(h.found_at), who: h.found_by || t('system') });
+  const more = [origin];
+  if (h.verified_by) more.push(t('verifiedBy', { who: h.verified_by }));
+  card.appendChild(el('div', 'meta', more.join(' · ')));
+
+  const actions = el('div', 'actions');
+  const open = state.hazardHistory.has(h.id);
+  const hist = el('button', 'hazard-history-toggle', t(open ? 'hideHistory' : 'history'));
+  hist.type = 'button';
+  hist.addEventListener('click', () => toggleHazardHistory(h.id));
+  actions.appendChild(hist);
+  if (canAct()) {
+    if (h.status === 'open') actions.appendChild(hazardButton('hzRectifying', h));
+    if (h.status !== 'closed') {
+      actions.appendChild(hazardButton('hzUpdate', h));
+      actions.appendChild(hazardButton('hzClose', h));
+    } else {
+      actions.appendChild(hazardButton('hzReopen', h));
+    }
+  }
+  card.appendChild(actions);
+  if (open) card.appendChild(historyList(state.hazardHistory.get(h.id)));
+  return card;
+}
+
+/* ---- one hazard's history ---- */
+
+async function loadHazardHistory(id) {
+  try {
+    const r = await api('GET', '/api/hazards/' + encodeURIComponent(id));
+    if (!state.hazardHistory.has(id)) return; /* closed meanwhile */
+    state.hazardHistory.set(id, r.history || []);
+  } catch (e) {
+    if (e.status === 401) { handleFetchError(e); return; }
+    state.hazardHistory.delete(id);
+    showResult(t('failed', { err: e.message }), true);
+  }
+  renderHazards();
+}
+
+function toggleHazardHistory(id) {
+  if (state.hazardHistory.has(id)) {
+    state.hazardHistory.delete(id);
+    renderHazards();
+    return;
+  }
+  state.hazardHistory.set(id, null); /* loading */
+  renderHazards();
+  loadHazardHistory(id);
+}
+
+function fieldText(name, v) {
+  if (name === 'deadline' || name === 'found_at') return shortTime(new Date(v).toISOString());
+  if (name === 'status') return t('hz_' + v);
+  if (name === 'category') return t('cat_' + v);
+  return String(v);
+}
+
+function historyList(entries) {
+  const ol = el('ol', 'events hazard-history');
+  if (!entries) return ol; /* still loading */
+  for (const e of entries.slice().reverse()) {
+    const li = el('li', 'hazard-entry');
+    li.dataset.action = e.action;
+    const when = new Date(e.at).toISOString();
+    const tm = el('time', null, shortTime(when));
+    tm.dateTime = when;
+    li.appendChild(tm);
+    const what = [t('act_' + e.action), t('by', { who: e.by || t('system') })];
+    const shownFields = ['responsible', 'deadline', 'description', 'verified_by'];
+    if (e.action !== 'open') shownFields.push('category', 'building', 'floor', 'zone');
+    for (const f of shownFields) {
+      if (e.fields && f in e.fields && e.fields[f] !== '') {
+        what.push(t('fld_' + f) + ' → ' + fieldText(f, e.fields[f]));
+      }
+    }
+    if (e.note) what.push(t('noteIs', { note: e.note }));
+    li.appendChild(el('span', null, what.join(' · ')));
+    ol.appendChild(li);
+  }
+  return ol;
+}
+
+/* ---- recording a hazard ---- */
+
+function showHazardForm(show) {
+  const form = $('hazard-form');
+  form.hidden = !show;
+  $('hazard-form-error').textContent = '';
+  if (show) {
+    form.reset();
+    fillCategories();
+    $('hz-deadline').min = localDay(0);
+    $('hz-building').focus();
+  }
+}
+
+/* A day picked on the page means "by the end of that day", in local time. */
+function endOfDay(day) {
+  const [y, m, d] = day.split('-').map((x) => parseInt(x, 10));
+  return new Date(y, m - 1, d, 23, 59, 59).toISOString();
+}
+
+function localDay(offsetDays, from) {
+  const d = from ? new Date(from) : new Date();
+  d.setDate(d.getDate() + offsetDays);
+  const pad = (n) => String(n).padStart(2, '0');
+  return d.getFullYear() + '-' + pad(d.getMonth() + 1) + '-' + pad(d.getDate());
+}
+
+async function onHazardSubmit(ev) {
+  ev.preventDefault();
+  const body = {
+    category: $('hz-category').value,
+    building: $('hz-building').value.trim(),
+    description: $('hz-description').value.trim(),
+    responsible: $('hz-responsible').value.trim(),
+  };
+  const floor = $('hz-floor').value.trim();
+  const zone = $('hz-zone').value.trim();
+  if (floor) body.floor = floor;
+  if (zone) body.zone = zone;
+  const day = $('hz-deadline').value;
+  if (DAY_RE.test(day)) body.deadline = endOfDay(day);
+  $('hazard-form-error').textContent = '';
+  $('hazard-form-submit').disabled = true;
+  try {
+    const r = await api('POST', '/api/hazards', body);
+    showHazardForm(false);
+    showResult(t('recorded', { id: r.hazard }), false);
+    await refreshHazards();
+  } catch (e) {
+    $('hazard-form-error').textContent = t('failed', { err: e.message });
+    if (e.status === 401) showLogin('');
+  } finally {
+    $('hazard-form-submit').disabled = false;
+  }
+}
+
+/* ---- acting on a hazard: a dialog with what the action needs ---- */
+
+const HAZARD_ACTIONS = {
+  hzRectifying: { verb: 'rectifying', note: true },
+  hzUpdate: { verb: 'update', note: true, responsible: true, deadline: true, description: true },
+  hzClose: { verb: 'close', note: true, verifier: true },
+  hzReopen: { verb: 'reopen', note: true, deadline: true },
+};
+
+function hazardButton(name, h) {
+  const b = el('button', 'action hazard-action action-' + name, t(name));
+  b.type = 'button';
+  b.dataset.action = name;
+  b.addEventListener('click', () => openHazardDialog(name, h));
+  return b;
+}
+
+function openHazardDialog(name, h) {
+  const spec = HAZARD_ACTIONS[name];
+  const dlg = $('hazard-dialog');
+  $('hd-text').textContent = t('ask_' + name, { id: h.id });
+  for (const f of ['responsible', 'deadline', 'description', 'verifier', 'note']) {
+    $('hd-' + f + '-row').hidden = !spec[f];
+    $('hd-' + f).value = '';
+  }
+  $('hd-error').textContent = '';
+  if (name === 'hzUpdate') {
+    $('hd-responsible').value = h.responsible || '';
+    $('hd-description').value = h.description || '';
+    if (!Number.isNaN(Date.parse(h.deadline))) $('hd-deadline').value = localDay(0, h.deadline);
+  }
+  $('hd-deadline').min = localDay(0);
+  dlg.dataset.action = name;
+  dlg.hazard = h;
+  dlg.showModal();
+}
+
+function hazardDialogBody(name, h) {
+  const spec = HAZARD_ACTIONS[name];
+  const body = {};
+  const note = $('hd-note').value.trim();
+  if (spec.note && note) body.note = note;
+  const day = $('hd-deadline').value;
+  if (name === 'hzUpdate') {
+    const responsible = $('hd-responsible').value.trim();
+    const description = $('hd-description').value.trim();
+    if (responsible && responsible !== h.responsible) body.responsible = responsible;
+    if (description && description !== h.description) body.description = description;
+    const was = Number.isNaN(Date.parse(h.deadline)) ? '' : localDay(0, h.deadline);
+    if (DAY_RE.test(day) && day !== was) body.deadline = endOfDay(day);
+    if (!body.responsible && !body.description && !body.deadline) return null;
+  }
+  if (name === 'hzReopen' && DAY_RE.test(day)) body.deadline = endOfDay(day);
+  if (name === 'hzClose') body.verifier = $('hd-verifier').value.trim();
+  return body;
+}
+
+async function onHazardDialogSubmit(ev) {
+  ev.preventDefault();
+  const dlg = $('hazard-dialog');
+  const name = dlg.dataset.action;
+  const h = dlg.hazard;
+  const body = hazardDialogBody(name, h);
+  if (!body) { $('hd-error').textContent = t('nothingChanged'); return; }
+  if (name === 'hzClose' && (!body.note || !body.verifier)) {
+    $('hd-error').textContent = t('needNoteVerifier');
+    return;
+  }
+  $('hd-ok').disabled = true;
+  try {
+    const r = await api('POST', '/api/hazards/' + encodeURIComponent(h.id) + '/' +
+      HAZARD_ACTIONS[name].verb, body);
+    dlg.close('ok');
+    showResult(t('hzDone', { id: h.id, status: t('hz_' + r.status) }), false);
+    await refreshHazards();
+  } catch (e) {
+    $('hd-error').textContent = t('failed', { err: e.message });
+    if (e.status === 401) { dlg.close('cancel'); showLogin(''); }
+  } finally {
+    $('hd-ok').disabled = false;
+  }
+}
+
+/* ---- the daily safety log: downloads of yesterday's and any other day's ---- */
+
+function setLogLink(a, day, ext) {
+  a.hidden = !DAY_RE.test(day);
+  if (!a.hidden) {
+    a.href = '/api/logs/' + day + '.' + ext;
+    a.download = day + '.' + ext;
+  }
+}
+
+function renderDaylog() {
+  const yesterday = localDay(-1);
+  setLogLink($('log-yesterday-md'), yesterday, 'md');
+  setLogLink($('log-yesterday-csv'), yesterday, 'csv');
+  const picker = $('log-day');
+  picker.max = localDay(0);
+  setLogLink($('log-day-md'), picker.value, 'md');
+  setLogLink($('log-day-csv'), picker.value, 'csv');
 }
 
 document.addEventListener('DOMContentLoaded', start);

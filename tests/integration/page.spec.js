@@ -43,10 +43,11 @@ async function shot(page, name) {
 }
 
 // Console errors include CSP violations: the page must need nothing inline or from elsewhere.
-function watchErrors(page, errors) {
+function watchErrors(page, errors, provoked = /(401|403|409)/) {
   // The refusals this test provokes on purpose are logged as failed loads; anything else counts.
   page.on('console', (m) => {
-    if (m.type() === 'error' && !/^Failed to load resource: .* status of (401|403|409)/.test(m.text())) {
+    const failed = m.text().match(/^Failed to load resource: .* status of (\d+)/);
+    if (m.type() === 'error' && !(failed && provoked.test(failed[1]))) {
       errors.push(m.text());
     }
   });
@@ -86,6 +87,138 @@ async function readOnly(browser, errors) {
   check(await page.textContent('#conn') === '正在重连…', 'the reconnecting marker');
   await step('start-gateway');
   await page.waitForSelector('#conn[data-state="live"]', { timeout: 20000 });
+  await ctx.close();
+}
+
+// The hazard register on a phone: record a hazard found on an inspection, mark it being fixed,
+// close it with a note and a verifier, see its history. Returns the hazard's id.
+async function hazards(page) {
+  await page.click('#tabs [data-view="hazards"]');
+  await page.waitForSelector('#view-hazards:not([hidden])');
+  await page.waitForFunction(() => document.getElementById('hazard-summary').textContent !== '');
+  check(await page.isVisible('#hazard-new'), 'an operator may record a hazard');
+  check(!(await page.isVisible('#hazard-error')), 'no register error');
+  await page.click('#hazard-new');
+  await page.waitForSelector('#hazard-form:not([hidden])');
+  const categories = await page.$$eval('#hz-category option', (os) => os.map((o) => o.textContent));
+  check(categories.includes('Evacuation route') && categories.length === 6,
+    `category labels: ${categories}`);
+  // The form refuses what the gateway refuses: its error shows, nothing is recorded.
+  const due = new Date(Date.now() + 3 * 86400000);
+  const pad = (n) => String(n).padStart(2, '0');
+  const dueDay = `${due.getFullYear()}-${pad(due.getMonth() + 1)}-${pad(due.getDate())}`;
+  await page.selectOption('#hz-category', 'evacuation_route');
+  await page.fill('#hz-building', 'B');
+  await page.fill('#hz-floor', '1');
+  await page.fill('#hz-zone', 'west exit');
+  await page.fill('#hz-description', 'Exit chained shut <img src=x onerror="window.xss=1">');
+  await page.fill('#hz-responsible', '李工');
+  await page.fill('#hz-deadline', dueDay);
+  await shot(page, 'phone-hazard-form-en');
+  await page.click('#hazard-form-submit');
+  await page.waitForSelector('#hazard-form', { state: 'hidden' });
+  const card = '.card.hazard[data-status="open"]';
+  await page.waitForSelector(card);
+  const id = await page.getAttribute(card, 'data-id');
+  check(/^HZ-\d{8}-\d{3}$/.test(id), `hazard id ${id}`);
+  const text = await page.textContent(card);
+  check(text.includes('Exit chained shut <img src=x onerror="window.xss=1">'),
+    `the description as text: ${text}`);
+  check(await page.evaluate(() => window.xss === undefined && !document.querySelector('.card img')),
+    'no markup from a description');
+  check(text.includes('B / 1 / west exit') && text.includes('Evacuation route') &&
+    text.includes('responsible: 李工') && text.includes('found ') && text.includes('by wang'),
+  `hazard card: ${text}`);
+  check(/due .*\(in (2|3) d\)/.test(text), `the deadline: ${text}`);
+  const result = await page.textContent('#result');
+  check(result === `Recorded ${id}`, `result: ${result}`);
+  await step(`hazard-open ${id}`);
+
+  // Fixing starts.
+  const byId = `.card.hazard[data-id="${id}"]`;
+  await page.click(`${byId} .action-hzRectifying`);
+  await page.waitForSelector('#hazard-dialog[open]');
+  check(!(await page.isVisible('#hd-verifier-row')), 'no verifier to start fixing');
+  await page.fill('#hd-note', 'chain cut, lock ordered');
+  await page.click('#hd-ok');
+  await page.waitForSelector(`${byId}[data-status="rectifying"]`);
+  check(!(await page.isVisible(`${byId} .action-hzRectifying`)), 'no second "fixing started"');
+
+  // Close: a note and who verified it are required, said in the dialog.
+  await page.click(`${byId} .action-hzClose`);
+  await page.waitForSelector('#hazard-dialog[open]');
+  await page.fill('#hd-note', 'new panic bar fitted');
+  await page.click('#hd-ok');
+  await page.waitForFunction(() => document.getElementById('hd-error').textContent.includes('verified'));
+  check(await page.isVisible('#hazard-dialog'), 'the dialog stays open');
+  await page.fill('#hd-verifier', 'zhao');
+  await page.click('#hd-ok');
+  await page.waitForSelector('#hazard-dialog:not([open])', { state: 'attached' });
+  // Closed ones leave the default list ("Not closed") and show under "Closed".
+  await page.waitForSelector(byId, { state: 'detached' });
+  await page.selectOption('#hazard-filter', 'closed');
+  await page.waitForSelector(`${byId}[data-status="closed"]`);
+  check((await page.textContent(byId)).includes('verified by zhao'), 'verified by zhao');
+  check(await page.isVisible(`${byId} .action-hzReopen`), 'a closed hazard may be reopened');
+
+  // Its history, newest first.
+  await page.click(`${byId} .hazard-history-toggle`);
+  await page.waitForSelector(`${byId} .hazard-history li`);
+  const history = await page.$$eval(`${byId} .hazard-history li`, (els) =>
+    els.map((e) => [e.dataset.action, e.textContent]));
+  check(history.map((h) => h[0]).join(',') === 'close,rectifying,open',
+    `history: ${JSON.stringify(history)}`);
+  check(history[0][1].includes('by wang') && history[0][1].includes('verified by → zhao') &&
+    history[0][1].includes('new panic bar fitted'), `the close: ${history[0][1]}`);
+  check(history[1][1].includes('chain cut, lock ordered'), `the rectifying: ${history[1][1]}`);
+  check(history[2][1].includes('responsible → 李工'), `the open: ${history[2][1]}`);
+  await shot(page, 'phone-hazard-history-en');
+  await step(`hazard-closed ${id}`);
+  await page.selectOption('#hazard-filter', 'active');
+
+  // The daily log: yesterday's downloads, and another day from the picker.
+  await page.click('#tabs [data-view="events"]');
+  const y = new Date(Date.now() - 86400000);
+  const yesterday = `${y.getFullYear()}-${pad(y.getMonth() + 1)}-${pad(y.getDate())}`;
+  const hrefs = await page.$$eval('#daylog a.download:not([hidden])', (as) => as.map((a) => a.getAttribute('href')));
+  check(hrefs.join(' ') === `/api/logs/${yesterday}.md /api/logs/${yesterday}.csv`, `log links: ${hrefs}`);
+  const md = await page.evaluate(async (href) => {
+    const r = await fetch(href);
+    return [r.status, r.headers.get('content-type'), r.headers.get('content-disposition')];
+  }, hrefs[0]);
+  check(md[0] === 200 && md[1] === 'text/markdown; charset=utf-8' && md[2].startsWith('attachment'),
+    `the Markdown download: ${md}`);
+  const before = new Date(Date.now() - 5 * 86400000);
+  const older = `${before.getFullYear()}-${pad(before.getMonth() + 1)}-${pad(before.getDate())}`;
+  await page.fill('#log-day', older);
+  await page.waitForSelector('#log-day-csv:not([hidden])');
+  check(await page.getAttribute('#log-day-csv', 'href') === `/api/logs/${older}.csv`, 'the picked day');
+  const csv = await page.evaluate(async (href) => {
+    const r = await fetch(href);
+    return [r.status, r.headers.get('content-type')];
+  }, `/api/logs/${older}.csv`);
+  check(csv[0] === 200 && csv[1] === 'text/csv; charset=utf-8', `the CSV download: ${csv}`);
+  await shot(page, 'phone-events-daylog-en');
+  return id;
+}
+
+// After the gateway found its hazard_log tampered with: the page says so plainly.
+async function registerInvalid(browser, errors) {
+  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, locale: 'en-US' });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  watchErrors(page, errors, /(401|403|409|503)/);
+  await login(page, env('GW_OPERATOR'), env('GW_OPERATOR_PASSWORD'));
+  await page.click('#tabs [data-view="hazards"]');
+  await page.waitForSelector('#hazard-error:not([hidden])');
+  const title = await page.textContent('#hazard-error .banner-title');
+  check(title === 'The hazard register is unavailable: nothing can be recorded or changed until ' +
+    'it is repaired.', `the register error: ${title}`);
+  const detail = await page.textContent('#hazard-error .banner-detail');
+  check(/^the hazard register cannot be used: .*seq \d+/.test(detail), `its reason: ${detail}`);
+  check(!(await page.isVisible('#hazard-new')), 'nothing can be recorded');
+  check((await page.$$('.card.hazard')).length === 0, 'no hazards listed');
+  await shot(page, 'phone-hazards-invalid-en');
   await ctx.close();
 }
 
@@ -192,6 +325,8 @@ async function main() {
     const events = await page.$$eval('#event-list li', (els) => els.map((e) => e.textContent));
     check(events.some((e) => e.includes('raise')), `the raise is listed: ${events}`);
 
+    await hazards(page);
+
     // Language: switched on the page, remembered after a reload, with the session (and CSRF).
     await page.click('#tabs [data-view="sensors"]');
     await page.selectOption('#lang', 'zh-CN');
@@ -206,6 +341,14 @@ async function main() {
     check(await page.evaluate(() => { setLang('en'); const s = ago(180); setLang('zh-CN'); return s; })
       === '3 min ago', 'en: 3 min ago');
     await shot(page, 'phone-sensors-zh');
+    check(await page.textContent('#tabs [data-view="hazards"] [data-i18n]') === '隐患', 'zh: 隐患');
+    await page.click('#tabs [data-view="hazards"]');
+    await page.selectOption('#hazard-filter', 'all');
+    await page.waitForSelector('.card.hazard[data-status="closed"]');
+    check((await page.textContent('.card.hazard[data-status="closed"]')).includes('已销号'),
+      'zh: 已销号');
+    await shot(page, 'phone-hazards-zh');
+    await page.selectOption('#hazard-filter', 'active');
     await page.click('#tabs [data-view="alarms"]');
     await page.waitForSelector(`${card}[data-state="acked"]`);
     await shot(page, 'phone-alarms-zh');
@@ -237,8 +380,19 @@ async function main() {
       return [r.status, (await r.json()).error];
     }, KEY);
     check(refused[0] === 403, `a viewer's shelve is 403: ${refused}`);
+    // The hazards: listed with their history, no way to change them.
+    await vpage.click('#tabs [data-view="hazards"]');
+    await vpage.selectOption('#hazard-filter', 'all');
+    await vpage.waitForSelector('.card.hazard');
+    check(!(await vpage.isVisible('#hazard-new')), 'a viewer records no hazard');
+    check((await vpage.$$('.hazard-action')).length === 0, 'a viewer sees no hazard actions');
+    check((await vpage.$$('.hazard-history-toggle')).length > 0, 'a viewer may read the history');
     await shot(vpage, 'desktop-viewer-en');
     await vctx.close();
+
+    // The gateway restarted with its hazard_log edited behind its back.
+    await step('tamper');
+    await registerInvalid(browser, errors);
 
     check(errors.length === 0, `no console errors (CSP included): ${errors.join(' | ')}`);
   } finally {

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """The JSON API and the operations endpoints against a running gateway: every endpoint, logins,
 roles, CSRF, bearer tokens, wrong state, bad input; actions go through the same path as MQTT
-commands (the alarm's retained record and P/events change), /metrics passes promtool."""
+commands (the alarm's retained record and P/events change), /metrics passes promtool. The
+hazard register's routes (the same rules; 503 when the register was tampered with) and the
+daily log downloads."""
 
 import http.client
 import json
@@ -217,5 +219,162 @@ def test_failed_logins_are_rate_limited(wd):
     assert status == 429 and int(r.getheader("Retry-After")) > 0, status
 
 
+def iso_day(offset_days):
+    return time.strftime("%Y-%m-%d", time.localtime(time.time() + offset_days * 86400))
+
+
+def test_hazards(wd):
+    """The hazard register over HTTP: the same rules as the alarm commands (login, CSRF, roles,
+    `by` = the user), one command path (P/hazards/<id> and P/hazards/log change), 400/404/409."""
+    broker, col, gw, port = setup(wd)
+    viewer, op = Client(port), Client(port)
+    viewer.login("zhao", "viewer-secret-1")
+    op.login("wang", "op-secret-1")
+    assert Client(port).call("GET", "/api/hazards")[0] == 401
+    status, body, _ = viewer.call("GET", "/api/hazards")
+    assert status == 200 and body == [], (status, body)
+
+    found = {"category": "fire_equipment", "building": "A", "floor": "1", "zone": "east exit",
+             "description": "灭火器压力不足 <b>x</b>", "responsible": "李工"}
+    # A viewer looks, never acts; an operator's session needs its CSRF token.
+    assert viewer.call("POST", "/api/hazards", found)[0] == 403
+    status, body, _ = op.call("POST", "/api/hazards", found, csrf=False)
+    assert status == 403 and "CSRF" in body["error"], body
+    # Bad input: 400 with the reason, nothing recorded.
+    for bad, why in [(b"{not json", "JSON"), ({}, "category"),
+                     (dict(found, category="fire"), "categor"),
+                     (dict(found, sudo=True), "sudo"),
+                     (dict(found, deadline="2000-01-01T00:00:00Z"), "deadline"),
+                     (dict(found, deadline="tomorrow"), "deadline"),
+                     (dict(found, building=""), "building")]:
+        status, body, _ = op.call("POST", "/api/hazards", bad)
+        assert status == 400 and why in body["error"], (bad, status, body)
+    assert viewer.call("GET", "/api/hazards")[1] == []
+
+    # Recorded as the logged-in user, whatever the body says; through the desk (MQTT records).
+    mark = col.mark()
+    status, body, _ = op.call("POST", "/api/hazards", dict(found, by="intruder"))
+    assert status == 200 and body["ok"] is True and body["cmd"] == "hazard/open", body
+    assert body["status"] == "open" and body["hazard"].startswith("HZ-"), body
+    hid = body["hazard"]
+    rec = col.wait_json(f"{PREFIX}/hazards/{hid}", lambda t, o: True, 5, "P/hazards/<id>",
+                        since=mark)
+    assert rec["found_by"] == "wang" and rec["description"] == found["description"], rec
+    entry = col.wait_json(f"{PREFIX}/hazards/log", lambda t, o: o["hazard"] == hid, 5,
+                          "P/hazards/log", since=mark)
+    assert entry["by"] == "wang" and entry["action"] == "open", entry
+
+    status, lst, _ = viewer.call("GET", "/api/hazards")
+    assert status == 200 and [h["id"] for h in lst] == [hid], lst
+    h = lst[0]
+    assert h["found_by"] == "wang" and h["responsible"] == "李工" and h["entries"] == 1, h
+    assert h["status"] == "open" and h["overdue"] is False and "seq" not in h, h
+    assert viewer.call("GET", "/api/hazards?status=open")[1][0]["id"] == hid
+    assert viewer.call("GET", "/api/hazards?status=closed")[1] == []
+    assert viewer.call("GET", "/api/hazards?status=overdue")[1] == []
+    status, body, _ = viewer.call("GET", "/api/hazards?status=bogus")
+    assert status == 400 and "status" in body["error"], body
+    assert viewer.call("GET", "/api/hazards/HZ-20990101-001")[0] == 404
+    assert viewer.call("GET", f"/api/hazards/{hid}/close")[0] == 404
+
+    # The state machine, with the alarm commands' codes.
+    assert viewer.call("POST", f"/api/hazards/{hid}/rectifying", {})[0] == 403
+    status, body, _ = op.call("POST", f"/api/hazards/{hid}/rectifying", {"note": "ordered"})
+    assert status == 200 and body["status"] == "rectifying" and body["hazard"] == hid, body
+    status, body, _ = op.call("POST", f"/api/hazards/{hid}/rectifying", {})
+    assert status == 409, (status, body)
+    status, body, _ = op.call("POST", f"/api/hazards/{hid}/close", {"note": "replaced"})
+    assert status == 400 and "verifier" in body["error"], body
+    assert op.call("POST", f"/api/hazards/{hid}/explode", {})[0] == 404
+    assert op.call("POST", f"/api/hazards/{hid}", {})[0] == 404
+    assert op.call("POST", "/api/hazards/HZ-20990101-001/close",
+                   {"note": "n", "verifier": "v"})[0] == 404
+    assert op.call("POST", f"/api/hazards/{hid}/reopen", {})[0] == 409
+    status, body, _ = op.call("POST", f"/api/hazards/{hid}/close",
+                              {"note": "换了新灭火器", "verifier": "zhao"})
+    assert status == 200 and body["status"] == "closed", body
+    assert op.call("POST", f"/api/hazards/{hid}/close", {"note": "n", "verifier": "v"})[0] == 409
+    assert op.call("POST", f"/api/hazards/{hid}/update", {"responsible": "x"})[0] == 409
+    assert op.call("POST", f"/api/hazards/{hid}/reopen",
+                   {"deadline": "2000-01-01T00:00:00Z"})[0] == 400
+    status, body, _ = op.call("POST", f"/api/hazards/{hid}/reopen", {"note": "leaks again"})
+    assert status == 200 and body["status"] == "open", body
+    deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3 * 86400))
+    status, body, _ = op.call("POST", f"/api/hazards/{hid}/update",
+                              {"responsible": "赵工", "deadline": deadline})
+    assert status == 200 and body["status"] == "open", body
+
+    # A script with a bearer token: no CSRF, recorded as its user.
+    script = Client(port)
+    script.token = "script-token-0123456789"
+    status, body, _ = script.call("POST", "/api/hazards",
+                                  dict(found, category="electrical", description="socket"))
+    assert status == 200, body
+    second = body["hazard"]
+
+    status, one, _ = viewer.call("GET", f"/api/hazards/{hid}")
+    assert status == 200 and one["hazard"]["id"] == hid, one
+    hist = one["history"]
+    assert [e["action"] for e in hist] == ["open", "rectifying", "close", "reopen", "update"], hist
+    assert all(e["by"] == "wang" for e in hist), hist
+    assert hist[2]["note"] == "换了新灭火器" and hist[2]["fields"]["verified_by"] == "zhao", hist
+    assert hist[4]["fields"]["responsible"] == "赵工", hist
+    assert one["hazard"]["entries"] == 5 and one["hazard"]["responsible"] == "赵工", one
+    lst = viewer.call("GET", "/api/hazards")[1]
+    assert [h["id"] for h in lst] == [second, hid], lst  # newest first
+
+    # The daily log of yesterday and today, as downloads; a day to come does not exist yet.
+    for day, ext, ctype in [(iso_day(-1), "md", "text/markdown; charset=utf-8"),
+                            (iso_day(0), "csv", "text/csv; charset=utf-8")]:
+        status, text, r = viewer.call("GET", f"/api/logs/{day}.{ext}")
+        assert status == 200, (day, status, text)
+        assert r.getheader("Content-Type") == ctype, r.getheader("Content-Type")
+        disp = r.getheader("Content-Disposition")
+        assert disp == f'attachment; filename="test-school-{day}.{ext}"', disp
+        assert len(text) > 0, text
+    status, text, r = viewer.call("GET", f"/api/logs/{iso_day(0)}.md")
+    assert "Test School" in text, text[:400]
+    status, body, _ = viewer.call("GET", f"/api/logs/{iso_day(2)}.md")
+    assert status == 404 and "future" in body["error"], body
+    for bad in ("2025-13-01.md", "2025-02-30.md", "yesterday.md", "2025-11-27.pdf",
+                "..%2Fstate.db"):
+        assert viewer.call("GET", f"/api/logs/{bad}")[0] == 404, bad
+    assert Client(port).call("GET", f"/api/logs/{iso_day(-1)}.md")[0] == 401
+
+
+def test_hazard_register_invalid(wd):
+    """A hazard_log row edited behind the gateway's back: the API says so with 503 and refuses
+    every hazard command, the rest of the API goes on."""
+    broker, col, gw, port = setup(wd)
+    op = Client(port)
+    op.login("wang", "op-secret-1")
+    found = {"category": "other", "building": "B", "description": "loose railing",
+             "responsible": "li"}
+    status, body, _ = op.call("POST", "/api/hazards", found)
+    assert status == 200, body
+    hid = body["hazard"]
+    assert gw.stop() == 0
+    import sqlite3
+    con = sqlite3.connect(f"{wd.path}/state/state.db")
+    con.execute("DROP TRIGGER hazard_log_no_update")
+    con.execute("UPDATE hazard_log SET entry = replace(entry, 'loose railing', 'fine railing')")
+    con.commit()
+    con.close()
+    start = len(gw.output())
+    gw.start()
+    gw.wait_output("INFO http: listening", 10, start)
+    op = Client(port)
+    op.login("wang", "op-secret-1")
+    status, body, _ = op.call("GET", "/api/hazards")
+    assert status == 503 and "hazard register cannot be used: seq 1" in body["error"], body
+    assert op.call("GET", f"/api/hazards/{hid}")[0] == 503
+    status, body, _ = op.call("POST", "/api/hazards", found)
+    assert status == 503, (status, body)
+    status, body, _ = op.call("POST", f"/api/hazards/{hid}/rectifying", {})
+    assert status == 503, (status, body)
+    assert op.call("GET", "/api/alarms")[0] == 200
+
+
 if __name__ == "__main__":
-    run([test_api, test_live_stream, test_failed_logins_are_rate_limited])
+    run([test_api, test_live_stream, test_failed_logins_are_rate_limited, test_hazards,
+         test_hazard_register_invalid])

@@ -5,7 +5,8 @@ with the real gateway answering lives with the gateway's command handling).
 
 Reads (status, sensors, alarms, --json), commands (ok, refused, someone else's
 result ignored, timeout, connection refused), tail --count, usage errors,
---config from a gateway config file.
+--config from a gateway config file. The hazard commands, `hazards`, `report`
+and `verify` (tampered copies of state.db caught) run against the real gateway.
 """
 
 import json
@@ -536,6 +537,191 @@ def test_tls_hub(wd):
     expect(rc, out, err, 2, "no TLS to a TLS hub")
 
 
+GW_BODY = '''
+profiles = { door = { codec = "json"; values = ( { name = "state"; path = "state"; } ); }; };
+sensors = ( { id = "door-1"; kind = "exit_door"; profile = "door"; expect_every_s = 3600;
+              mqtt = { topic = "bridge/door-1"; }; } );
+'''
+
+
+def day_from_now(days):
+    return time.strftime("%Y-%m-%d", time.localtime(time.time() + days * 86400))
+
+
+def login_name():
+    import pwd
+    return os.environ.get("SUDO_USER") or pwd.getpwuid(os.getuid()).pw_name
+
+
+def copy_db(state, wd, name):
+    """A consistent copy of the gateway's state.db (its WAL folded in) to tamper with."""
+    import sqlite3
+    dst = os.path.join(wd.path, name)
+    src = sqlite3.connect(f"file:{state}/state.db?mode=ro", uri=True)
+    out = sqlite3.connect(dst)
+    src.backup(out)
+    src.close()
+    out.close()
+    return dst
+
+
+def tamper(db, *sql):
+    import sqlite3
+    con = sqlite3.connect(db)
+    con.execute("DROP TRIGGER IF EXISTS hazard_log_no_update")
+    con.execute("DROP TRIGGER IF EXISTS hazard_log_no_delete")
+    for s in sql:
+        con.execute(s)
+    con.commit()
+    con.close()
+
+
+def test_hazards_with_gateway(wd):
+    """The hazard commands, `hazards`, `report` and `verify` against the real gateway."""
+    broker = h.Mosquitto(wd).start()
+    state = os.path.join(wd.path, "state")
+    col = h.Collector(broker.port, f"{P}/hazards/#")
+    gw = h.Gateway(wd, h.site_config(state, broker.port, GW_BODY)).start()
+    cfg = gw.config_path
+    h.wait_for(lambda: "INFO mqtt: hub connected" in gw.output(), 10, "the gateway on the hub")
+
+    rc, out, err = ctl(broker, "hazards")
+    expect(rc, out, err, 0, "hazards (none)")
+    assert out == "no open hazards\n", out
+
+    mark = col.mark()
+    rc, out, err = ctl(broker, "hazard", "open", "--category", "fire_equipment", "--building",
+                       "A栋", "--floor", "3", "--zone", "301", "--description", "灭火器压力不足",
+                       "--responsible", "李工", "--deadline", day_from_now(3), "--by", "王老师")
+    expect(rc, out, err, 0, "hazard open")
+    assert out.startswith("ok: hazard open HZ-") and out.endswith(": now open\n"), out
+    hid = out.split()[3].rstrip(":")
+    rec = col.wait_json(f"{P}/hazards/{hid}", lambda t, o: True, 5, "the retained hazard",
+                        since=mark)
+    assert rec["found_by"] == "王老师" and rec["zone"] == "301", rec
+    assert rec["deadline"].startswith(time.strftime("%Y-%m-%d", time.gmtime(
+        time.mktime(time.strptime(day_from_now(3) + " 23:59:59", "%Y-%m-%d %H:%M:%S"))))), rec
+
+    # Refused by the gateway (a deadline passed): exit 3 with its reason.
+    rc, out, err = ctl(broker, "hazard", "open", "--category", "other", "--building", "B",
+                       "--description", "d", "--responsible", "r", "--deadline",
+                       day_from_now(-2), "--by", "w")
+    expect(rc, out, err, 3, "hazard open with a deadline passed")
+    assert "the gateway refused hazard open: deadline must be later than now" in err, err
+    # Usage errors never reach the gateway.
+    rc, out, err = ctl(broker, "hazard", "open", "--category", "fire", "--building", "B",
+                       "--description", "d", "--responsible", "r")
+    expect(rc, out, err, 64, "bad category")
+    rc, out, err = ctl(broker, "hazard", "close", hid, "--note", "done")
+    expect(rc, out, err, 64, "close without verifier")
+    assert "--verifier" in err, err
+
+    # Another one, auto-numbered; without --by it is the login name.
+    rc, out, err = ctl(broker, "hazard", "open", "--category", "evacuation_route",
+                       "--building", "B", "--description", "exit sign dark", "--responsible",
+                       "赵工")
+    expect(rc, out, err, 0, "hazard open (login name)")
+    second = out.split()[3].rstrip(":")
+    assert second != hid, (hid, second)
+    entry = col.wait_json(f"{P}/hazards/log", lambda t, o: o["hazard"] == second, 5,
+                          "the second open")
+    assert entry["by"] == login_name(), entry
+
+    rc, out, err = ctl(broker, "hazards")
+    expect(rc, out, err, 0, "hazards")
+    h.log("\n" + out)
+    rows = data_lines(out)
+    assert len(rows) == 2, out
+    # Ordered by deadline: the evacuation route (1 day by default) before the 3-day one.
+    assert rows[0].startswith(second + "  open ") and "B " in rows[0], out
+    assert rows[1].startswith(hid + "  open ") and "A栋 / 3 / 301" in rows[1], out
+    assert "李工" in rows[1] and "灭火器压力不足" in rows[1] and "(in " in rows[1], out
+    assert out.rstrip().endswith("2 hazards not closed: 2 open, 0 rectifying; 0 overdue"), out
+    rc, out, err = ctl(broker, "hazards", "--json")
+    expect(rc, out, err, 0, "hazards --json")
+    assert [x["id"] for x in json.loads(out)] == [second, hid], out
+
+    for args, state_after in [(("rectifying", hid, "--note", "ordered"), "rectifying"),
+                              (("close", hid, "--note", "换新", "--verifier", "zhao"), "closed"),
+                              (("reopen", hid, "--deadline", day_from_now(5)), "open"),
+                              (("update", hid, "--responsible", "钱工"), "open")]:
+        rc, out, err = ctl(broker, "hazard", *args, "--by", "li")
+        expect(rc, out, err, 0, f"hazard {args[0]}")
+        assert out == f"ok: hazard {args[0]} {hid}: now {state_after}\n", out
+    rc, out, err = ctl(broker, "hazard", "rectifying", hid, "--by", "li")
+    rc, out, err = ctl(broker, "hazard", "rectifying", hid, "--by", "li")
+    expect(rc, out, err, 3, "rectifying twice")
+    assert f"the gateway refused hazard rectifying {hid}:" in err, err
+    rc, out, err = ctl(broker, "hazard", "update", "HZ-20990101-001", "--responsible", "x",
+                       "--by", "li", "--json")
+    expect(rc, out, err, 3, "update an unknown hazard")
+    assert json.loads(out)["ok"] is False, out
+    rc, out, err = ctl(broker, "hazard", "close", second, "--note", "bulb replaced",
+                       "--verifier", "zhao", "--by", "li")
+    expect(rc, out, err, 0, "close the second")
+    rc, out, err = ctl(broker, "hazards", "--all")
+    expect(rc, out, err, 0, "hazards --all")
+    assert out.rstrip().endswith("2 hazards: 0 open, 1 rectifying, 1 closed; 0 overdue"), out
+
+    # The daily log, as the gateway builds it.
+    rc, out, err = ctl(broker, "report", "--day", day_from_now(0))
+    expect(rc, out, err, 0, "report today")
+    assert "Test School" in out, out[:500]
+    rc, out, err = ctl(broker, "report", "--day", day_from_now(0), "--csv")
+    expect(rc, out, err, 0, "report --csv")
+    assert out.startswith("\ufeff"), repr(out[:20])
+    rc, out, err = ctl(broker, "report")  # yesterday
+    expect(rc, out, err, 0, "report (yesterday)")
+    rc, out, err = ctl(broker, "report", "--day", day_from_now(3))
+    expect(rc, out, err, 3, "report of a day to come")
+    assert "future" in err, err
+
+    # verify, while the gateway runs: the chain's head is the last entry the gateway published.
+    last = col.wait_json(f"{P}/hazards/log", lambda t, o: o["hazard"] == second and
+                         o["action"] == "close", 5, "the last entry")
+    n = last["seq"]
+    for args in (["--state-dir", state], ["-c", cfg], ["--db", os.path.join(state, "state.db")]):
+        rc, out, err = ctl(None, "verify", *args, prefix=False)
+        expect(rc, out, err, 0, "verify " + " ".join(args))
+        assert out == f"hazard register: {n} entries, chain intact, head {last['hash']}\n", out
+    assert gw.stop() == 0
+
+    # Tampered copies: each is caught and the entry named; exit 1.
+    n2, hz2 = h.state_db_rows(state, "SELECT n, hazard FROM hazard_log WHERE entry LIKE "
+                              "'%\"action\":\"rectifying\"%' ORDER BY n LIMIT 1")[0]
+    assert n2 > 1, n2
+    db = copy_db(state, wd, "edited.db")
+    tamper(db, f"UPDATE hazard_log SET entry = replace(entry, '\"by\":\"li\"', '\"by\":\"xx\"')"
+               f" WHERE n = {n2}")
+    rc, out, err = ctl(None, "verify", "--db", db, prefix=False)
+    expect(rc, out, err, 1, "verify an edited entry")
+    assert f"the hazard register was altered: entry n={n2} ({hz2}, rectifying by xx" in err, err
+    assert "hash mismatch" in err, err
+    db = copy_db(state, wd, "moved.db")
+    tamper(db, f"UPDATE hazard_log SET at = at + 1 WHERE n = {n2}")
+    rc, out, err = ctl(None, "verify", "--db", db, prefix=False)
+    expect(rc, out, err, 1, "verify a row whose at column was changed")
+    assert f"entry n={n2} ({hz2}): the row's at column" in err, err
+    db = copy_db(state, wd, "deleted.db")
+    tamper(db, f"DELETE FROM hazard_log WHERE n = {n2}")
+    rc, out, err = ctl(None, "verify", "--db", db, prefix=False)
+    expect(rc, out, err, 1, "verify with a row deleted")
+    assert f"entry n={n2 + 1} (" in err and "expected seq" in err, err
+    rc, out, err = ctl(None, "verify", "--db", os.path.join(wd.path, "nope.db"), prefix=False)
+    expect(rc, out, err, 1, "verify a file that is not there")
+    assert "cannot open" in err, err
+    other = os.path.join(wd.path, "other.db")
+    import sqlite3
+    sqlite3.connect(other).execute("CREATE TABLE t(x)").connection.close()
+    rc, out, err = ctl(None, "verify", "--db", other, prefix=False)
+    expect(rc, out, err, 1, "verify another database")
+    assert "has no hazard register" in err, err
+    # The original, untouched, is still intact.
+    rc, out, err = ctl(None, "verify", "--state-dir", state, prefix=False)
+    expect(rc, out, err, 0, "verify the original after the tests")
+    col.close()
+
+
 if __name__ == "__main__":
     h.run([test_sensors, test_alarms_and_status, test_commands, test_timeout_and_refused,
-           test_tail, test_config_file, test_hub_login, test_tls_hub])
+           test_tail, test_config_file, test_hub_login, test_tls_hub, test_hazards_with_gateway])

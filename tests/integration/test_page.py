@@ -1,14 +1,18 @@
 #!/usr/bin/python3
 """The status page in headless Chromium (page.spec.js, playwright-core with Debian's chromium)
 against a running gateway: log in, sensors with the offline one highlighted, an alarm that
-appears live, acknowledged with a note on the page and on the retained P/alarms record, the
-language switch, a viewer without action buttons whose action the API refuses. Screenshots at
-390x844 and 1280x800 are kept in the test's temp dir (their paths are printed)."""
+appears live, acknowledged with a note on the page and on the retained P/alarms record, a
+hazard recorded on the page, fixed, closed and its history shown (checked on the retained
+P/hazards record), the daily log downloads, the language switch, a viewer without action
+buttons whose action the API refuses, and the register-invalid error after hazard_log was
+edited behind the gateway's back. Screenshots at 390x844 and 1280x800 are kept in the test's
+temp dir (their paths are printed)."""
 
 import json
 import os
 import queue
 import shutil
+import sqlite3
 import struct
 import subprocess
 import threading
@@ -20,7 +24,7 @@ from harness import (BUILD_DIR, PREFIX, Collector, Gateway, Mosquitto, free_port
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHROMIUM = "/usr/bin/chromium"
 KEY = "smoke-301/smoke-detected"
-PAGE_TIMEOUT_S = 60
+PAGE_TIMEOUT_S = 120
 
 
 def hash_secret(secret):
@@ -190,6 +194,38 @@ def test_page(wd):
         assert ev["by"] == "wang", ev
         page.answer()
 
+        # The hazard recorded on the page is the gateway's, by the logged-in user.
+        step = page.next_step()
+        assert step.startswith("hazard-open HZ-"), step
+        hid = step.split()[1]
+        htopic = f"{PREFIX}/hazards/{hid}"
+        hz = json.loads(retained(broker.port, htopic)[htopic])
+        assert hz["status"] == "open" and hz["found_by"] == "wang", hz
+        assert hz["category"] == "evacuation_route" and hz["zone"] == "west exit", hz
+        assert hz["description"].startswith("Exit chained shut <img"), hz
+        assert hz["responsible"] == "李工" and hz["deadline"], hz
+        page.answer()
+
+        step = page.next_step()
+        assert step == f"hazard-closed {hid}", step
+        hz = json.loads(retained(broker.port, htopic)[htopic])
+        assert hz["status"] == "closed" and hz["verified_by"] == "zhao", hz
+        assert hz["entries"] == 3, hz
+        page.answer()
+
+        # hazard_log edited while the gateway was down: it refuses the register.
+        assert page.next_step() == "tamper"
+        assert gw.stop() == 0
+        con = sqlite3.connect(f"{wd.path}/state/state.db")
+        con.execute("DROP TRIGGER hazard_log_no_update")
+        con.execute("UPDATE hazard_log SET entry = replace(entry, 'zhao', 'qian')")
+        con.commit()
+        con.close()
+        start = len(gw.output())
+        gw.start()
+        gw.wait_output("INFO http: listening", 10, start)
+        page.answer()
+
         assert page.next_step() is None
     finally:
         page.kill()
@@ -200,6 +236,8 @@ def test_page(wd):
     # The screenshots: phone and desktop sizes, kept with the test's files.
     keep_screenshots(wd, page, {"phone-sensors-en.png": (390, 844),
                                 "phone-alarms-zh.png": (390, 844),
+                                "phone-hazard-history-en.png": (390, 844),
+                                "phone-hazards-invalid-en.png": (390, 844),
                                 "desktop-alarms-zh.png": (1280, 800),
                                 "desktop-viewer-en.png": (1280, 800)})
     log(f"the page test took {time.monotonic() - t0:.1f} s")

@@ -1,4 +1,5 @@
-/* The API's JSON: sensors with state, values, units and alarms; alarms fire first. */
+/* The API's JSON: sensors with state, values, units and alarms; alarms fire first; the hazard
+   register newest first with its history; daily log names. */
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include "alarms.h"
 #include "api.h"
 #include "config.h"
+#include "hazards.h"
 #include "registry.h"
 
 #define T0 1764000000000LL
@@ -142,11 +144,248 @@ static void alarms_fire_first(void **state)
     assert_null(gw_api_sensor(f->cfg, f->reg, f->alarms, 7, T0));
 }
 
+/* ---- the hazard register ---- */
+
+#define DAY_MS (24 * 3600 * 1000LL)
+
+struct reg {
+    struct gw_hazards *hz;
+    char *entries[16];
+    int n;
+    char ids[4][GW_HZ_ID_MAX];
+};
+
+static void reg_cmd(struct reg *r, const struct gw_hazard_command *cmd, int64_t now)
+{
+    struct gw_hazard_entry e;
+    char err[256];
+    int rc = gw_hazards_command(r->hz, cmd, now, &e, err, sizeof(err));
+    if (rc != 1) {
+        fail_msg("hazard command failed (%d): %s", rc, err);
+    }
+    r->entries[r->n] = gw_hazard_entry_to_json(&e);
+    assert_non_null(r->entries[r->n]);
+    r->n++;
+    if (cmd->type == GW_HZ_CMD_OPEN) {
+        for (int i = 0; i < 4; i++) {
+            if (!r->ids[i][0]) {
+                snprintf(r->ids[i], sizeof(r->ids[i]), "%s", e.hazard.id);
+                break;
+            }
+        }
+    }
+}
+
+/* Three hazards: [0] found first, now closed; [1] open with a deadline passed at T0 + 2 d;
+   [2] found last, rectifying, due T0 + 10 d. */
+static void reg_build(struct reg *r)
+{
+    memset(r, 0, sizeof(*r));
+    static const char *const none[] = {NULL};
+    struct gw_hazards_settings s = {
+        .deadline_days = {7, 1, 7, 30, 30, 14}, .auto_open = none, .utc_offset_min = 480};
+    r->hz = gw_hazards_new(&s);
+    assert_non_null(r->hz);
+    struct gw_hazard_command open = {.type = GW_HZ_CMD_OPEN,
+                                     .by = "wang",
+                                     .category = "fire_equipment",
+                                     .building = "A",
+                                     .floor = "3",
+                                     .zone = "301",
+                                     .description = "extinguisher <script>alert(1)</script>",
+                                     .responsible = "li"};
+    reg_cmd(r, &open, T0);
+    open.category = "evacuation_route";
+    open.description = "exit blocked by desks";
+    open.deadline_ms = T0 + 2 * DAY_MS;
+    reg_cmd(r, &open, T0 + 1000);
+    open.category = "electrical";
+    open.description = "socket scorched";
+    open.deadline_ms = T0 + 10 * DAY_MS;
+    reg_cmd(r, &open, T0 + 2000);
+    struct gw_hazard_command c = {.type = GW_HZ_CMD_RECTIFYING, .id = r->ids[2], .by = "li"};
+    reg_cmd(r, &c, T0 + 3000);
+    c = (struct gw_hazard_command){.type = GW_HZ_CMD_CLOSE,
+                                   .id = r->ids[0],
+                                   .by = "li",
+                                   .note = "replaced",
+                                   .verifier = "zhao"};
+    reg_cmd(r, &c, T0 + 4000);
+}
+
+static void reg_free(struct reg *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        free(r->entries[i]);
+    }
+    gw_hazards_free(r->hz);
+}
+
+static json_t *hazards_json(struct reg *r, const char *status, int64_t now)
+{
+    char *s = gw_api_hazards(r->hz, (const char *const *)r->entries, r->n, status, now);
+    assert_non_null(s);
+    json_t *j = json_loads(s, 0, NULL);
+    free(s);
+    assert_true(json_is_array(j));
+    return j;
+}
+
+static const char *id_at(const json_t *list, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(list, i), "id"));
+}
+
+static void hazards_list_newest_first(void **state)
+{
+    (void)state;
+    struct reg r;
+    reg_build(&r);
+    json_t *all = hazards_json(&r, NULL, T0 + 5000);
+    assert_int_equal(json_array_size(all), 3);
+    assert_string_equal(id_at(all, 0), r.ids[2]);
+    assert_string_equal(id_at(all, 1), r.ids[1]);
+    assert_string_equal(id_at(all, 2), r.ids[0]);
+    const json_t *closed = json_array_get(all, 2);
+    /* the P/hazards/<id> shape, without the delivery's seq; counted from the history */
+    assert_null(json_object_get(closed, "seq"));
+    assert_string_equal(json_string_value(json_object_get(closed, "status")), "closed");
+    assert_string_equal(json_string_value(json_object_get(closed, "verified_by")), "zhao");
+    assert_string_equal(json_string_value(json_object_get(closed, "description")),
+                        "extinguisher <script>alert(1)</script>");
+    assert_int_equal(json_integer_value(json_object_get(closed, "entries")), 2);
+    assert_string_equal(json_string_value(json_object_get(closed, "updated_at")),
+                        "2025-11-24T16:00:04.000Z");
+    assert_string_equal(json_string_value(json_object_get(closed, "found_by")), "wang");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(all, 0), "entries")), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(all, 1), "entries")), 1);
+    json_decref(all);
+
+    /* No history given (the store was empty): counts are 0, times "". */
+    char *s = gw_api_hazards(r.hz, NULL, 0, NULL, T0);
+    json_t *bare = json_loads(s, 0, NULL);
+    free(s);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(bare, 0), "entries")), 0);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(bare, 0), "updated_at")),
+                        "");
+    json_decref(bare);
+    reg_free(&r);
+}
+
+static void hazards_filters(void **state)
+{
+    (void)state;
+    struct reg r;
+    reg_build(&r);
+    json_t *j = hazards_json(&r, "open", T0 + 5000);
+    assert_int_equal(json_array_size(j), 1);
+    assert_string_equal(id_at(j, 0), r.ids[1]);
+    json_decref(j);
+    j = hazards_json(&r, "rectifying", T0 + 5000);
+    assert_int_equal(json_array_size(j), 1);
+    assert_string_equal(id_at(j, 0), r.ids[2]);
+    json_decref(j);
+    j = hazards_json(&r, "closed", T0 + 5000);
+    assert_int_equal(json_array_size(j), 1);
+    assert_string_equal(id_at(j, 0), r.ids[0]);
+    json_decref(j);
+    j = hazards_json(&r, "", T0 + 5000);
+    assert_int_equal(json_array_size(j), 3);
+    json_decref(j);
+    /* overdue: not closed and at or past the deadline (before the gateway's tick flags it) */
+    j = hazards_json(&r, "overdue", T0 + 2 * DAY_MS - 1);
+    assert_int_equal(json_array_size(j), 0);
+    json_decref(j);
+    j = hazards_json(&r, "overdue", T0 + 2 * DAY_MS);
+    assert_int_equal(json_array_size(j), 1);
+    assert_string_equal(id_at(j, 0), r.ids[1]);
+    json_decref(j);
+    j = hazards_json(&r, "overdue", T0 + 30 * DAY_MS); /* the closed one never is */
+    assert_int_equal(json_array_size(j), 2);
+    json_decref(j);
+
+    assert_true(gw_api_hazard_filter_ok(NULL));
+    assert_true(gw_api_hazard_filter_ok(""));
+    assert_true(gw_api_hazard_filter_ok("open"));
+    assert_true(gw_api_hazard_filter_ok("rectifying"));
+    assert_true(gw_api_hazard_filter_ok("closed"));
+    assert_true(gw_api_hazard_filter_ok("overdue"));
+    assert_false(gw_api_hazard_filter_ok("Open"));
+    assert_false(gw_api_hazard_filter_ok("all"));
+    assert_false(gw_api_hazard_filter_ok("open,closed"));
+    reg_free(&r);
+}
+
+static void hazard_with_history(void **state)
+{
+    (void)state;
+    struct reg r;
+    reg_build(&r);
+    char *s = gw_api_hazard(r.hz, r.ids[0], (const char *const *)r.entries, r.n);
+    assert_non_null(s);
+    json_t *j = json_loads(s, 0, NULL);
+    free(s);
+    json_t *h = json_object_get(j, "hazard");
+    assert_string_equal(json_string_value(json_object_get(h, "id")), r.ids[0]);
+    assert_int_equal(json_integer_value(json_object_get(h, "entries")), 2);
+    json_t *hist = json_object_get(j, "history");
+    assert_int_equal(json_array_size(hist), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(hist, 0), "action")),
+                        "open");
+    json_t *close = json_array_get(hist, 1);
+    assert_string_equal(json_string_value(json_object_get(close, "action")), "close");
+    assert_string_equal(json_string_value(json_object_get(close, "note")), "replaced");
+    assert_int_equal(json_integer_value(json_object_get(close, "seq")), 5);
+    assert_int_equal(json_integer_value(json_object_get(close, "at")), T0 + 4000);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(close, "fields"), "verified_by")),
+        "zhao");
+    assert_int_equal(strlen(json_string_value(json_object_get(close, "hash"))), 64);
+    json_decref(j);
+
+    /* Entries the store gave that are not JSON are skipped, not fatal. */
+    const char *odd[] = {"{not json", r.entries[1]};
+    s = gw_api_hazard(r.hz, r.ids[1], odd, 2);
+    j = json_loads(s, 0, NULL);
+    free(s);
+    assert_int_equal(json_array_size(json_object_get(j, "history")), 1);
+    json_decref(j);
+
+    assert_null(gw_api_hazard(r.hz, "HZ-20990101-001", (const char *const *)r.entries, r.n));
+    assert_null(gw_api_hazard(r.hz, NULL, NULL, 0));
+    reg_free(&r);
+}
+
+static void log_names(void **state)
+{
+    (void)state;
+    char day[11];
+    bool csv = true;
+    assert_true(gw_api_log_name("2025-11-27.md", day, &csv));
+    assert_string_equal(day, "2025-11-27");
+    assert_false(csv);
+    assert_true(gw_api_log_name("2025-11-27.csv", day, &csv));
+    assert_true(csv);
+    const char *bad[] = {"2025-11-27",    "2025-11-27.txt", "2025-11-27.md.md", "2025-1-27.md",
+                         "2025-13-01.md", "2025-00-10.md",  "2025-11-00.md",    "2025-11-32.csv",
+                         "../state.db",   "2025/11/27.md",  "x025-11-27.md",    "",
+                         "2025-11-27.MD"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (gw_api_log_name(bad[i], day, &csv)) {
+            fail_msg("accepted \"%s\"", bad[i]);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(sensors_list, setup, teardown),
         cmocka_unit_test_setup_teardown(alarms_fire_first, setup, teardown),
+        cmocka_unit_test(hazards_list_newest_first),
+        cmocka_unit_test(hazards_filters),
+        cmocka_unit_test(hazard_with_history),
+        cmocka_unit_test(log_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

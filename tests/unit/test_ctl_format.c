@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "ctl_format.h"
+#include "hazards.h"
 
 /* 2024-05-01T10:00:00Z */
 #define NOW_MS 1714557600000LL
@@ -843,6 +844,544 @@ static void formats_events(void **state)
     assert_string_equal(small + 52, "【火");
 }
 
+/* ---------------------------------------------------------------- the hazard register */
+
+static void parses_hazard_commands(void **state)
+{
+    (void)state;
+    struct gw_ctl_args a;
+    char err[512];
+    assert_int_equal(parse(&a, err, sizeof(err), "--prefix", "p/d/s", "hazard", "open",
+                           "--category", "fire_equipment", "--building", "A栋", "--floor", "3",
+                           "--zone", "301", "--description", "灭火器过期", "--responsible", "李工",
+                           "--deadline", "2024-05-08", "--by", "王老师", NULL),
+                     0);
+    assert_int_equal(a.cmd, GW_CTL_HAZARD_OPEN);
+    assert_true(gw_ctl_is_command(a.cmd));
+    assert_true(gw_ctl_is_hazard_command(a.cmd));
+    assert_string_equal(gw_ctl_cmd_topic(a.cmd), "hazard/open");
+    assert_string_equal(gw_ctl_cmd_name(a.cmd), "hazard open");
+    assert_null(a.target);
+    /* a day means its end, local time (UTC here) */
+    assert_int_equal(a.deadline_ms, 1715212799000LL); /* 2024-05-08T23:59:59Z */
+    char *p = gw_ctl_command_payload(&a, "i1");
+    assert_string_equal(p,
+                        "{\"by\":\"王老师\",\"category\":\"fire_equipment\",\"building\":\"A栋\","
+                        "\"floor\":\"3\",\"zone\":\"301\",\"description\":\"灭火器过期\","
+                        "\"responsible\":\"李工\",\"deadline\":1715212799000,\"id\":\"i1\"}");
+    free(p);
+
+    /* Without --by the payload waits for the caller's login name. */
+    assert_int_equal(parse(&a, err, sizeof(err), "--prefix", "p/d/s", "hazard", "open",
+                           "--category", "other", "--building", "B", "--description", "d",
+                           "--responsible", "r", NULL),
+                     0);
+    assert_null(a.by);
+    assert_null(gw_ctl_command_payload(&a, "i"));
+    a.by = "ops";
+    p = gw_ctl_command_payload(&a, "i");
+    assert_string_equal(p, "{\"by\":\"ops\",\"category\":\"other\",\"building\":\"B\","
+                           "\"description\":\"d\",\"responsible\":\"r\",\"id\":\"i\"}");
+    free(p);
+
+    assert_int_equal(parse(&a, err, sizeof(err), "--prefix", "p/d/s", "hazard", "update",
+                           "HZ-20240501-001", "--responsible", "赵工", "--deadline",
+                           "2024-05-10T17:00:00+08:00", "--note", "换人", "--by", "w", NULL),
+                     0);
+    assert_int_equal(a.cmd, GW_CTL_HAZARD_UPDATE);
+    assert_string_equal(a.target, "HZ-20240501-001");
+    p = gw_ctl_command_payload(&a, "i");
+    assert_string_equal(p, "{\"hazard\":\"HZ-20240501-001\",\"by\":\"w\",\"responsible\":\"赵工\","
+                           "\"deadline\":1715331600000,\"note\":\"换人\",\"id\":\"i\"}");
+    free(p);
+
+    assert_int_equal(parse(&a, err, sizeof(err), "--prefix", "p/d/s", "hazard", "rectifying",
+                           "HZ-20240501-1000", "--by", "w", NULL),
+                     0);
+    assert_int_equal(a.cmd, GW_CTL_HAZARD_RECTIFYING);
+    p = gw_ctl_command_payload(&a, "i");
+    assert_string_equal(p, "{\"hazard\":\"HZ-20240501-1000\",\"by\":\"w\",\"id\":\"i\"}");
+    free(p);
+
+    assert_int_equal(parse(&a, err, sizeof(err), "hazard", "close", "HZ-20240501-001", "--note",
+                           "replaced", "--verifier", "zhao", "--by", "w", "-c", "/gw.cfg", NULL),
+                     0);
+    assert_int_equal(a.cmd, GW_CTL_HAZARD_CLOSE);
+    p = gw_ctl_command_payload(&a, "i");
+    assert_string_equal(p, "{\"hazard\":\"HZ-20240501-001\",\"by\":\"w\",\"verifier\":\"zhao\","
+                           "\"note\":\"replaced\",\"id\":\"i\"}");
+    free(p);
+
+    assert_int_equal(parse(&a, err, sizeof(err), "--prefix", "p/d/s", "hazard", "reopen",
+                           "HZ-20240501-001", "--by", "w", NULL),
+                     0);
+    assert_int_equal(a.cmd, GW_CTL_HAZARD_REOPEN);
+    p = gw_ctl_command_payload(&a, "i");
+    assert_string_equal(p, "{\"hazard\":\"HZ-20240501-001\",\"by\":\"w\",\"id\":\"i\"}");
+    free(p);
+
+    assert_int_equal(parse(&a, err, sizeof(err), "--prefix", "p/d/s", "hazards", "--all", NULL), 0);
+    assert_int_equal(a.cmd, GW_CTL_HAZARDS);
+    assert_true(a.all);
+    assert_false(gw_ctl_is_command(a.cmd));
+
+    assert_int_equal(parse(&a, err, sizeof(err), "--prefix", "p/d/s", "report", "--day",
+                           "2024-04-30", "--csv", NULL),
+                     0);
+    assert_int_equal(a.cmd, GW_CTL_REPORT);
+    assert_true(gw_ctl_is_command(a.cmd));
+    assert_false(gw_ctl_is_hazard_command(a.cmd));
+    p = gw_ctl_command_payload(&a, "i");
+    assert_string_equal(p, "{\"day\":\"2024-04-30\",\"format\":\"csv\",\"id\":\"i\"}");
+    free(p);
+    /* No --day: the caller fills in yesterday. */
+    assert_int_equal(parse(&a, err, sizeof(err), "--prefix", "p/d/s", "report", NULL), 0);
+    assert_null(a.target);
+
+    /* verify needs no hub, so no prefix. */
+    assert_int_equal(parse(&a, err, sizeof(err), "verify", NULL), 0);
+    assert_int_equal(a.cmd, GW_CTL_VERIFY);
+    assert_false(gw_ctl_needs_hub(a.cmd));
+    assert_int_equal(parse(&a, err, sizeof(err), "verify", "--state-dir", "/var/lib/x", NULL), 0);
+    assert_string_equal(a.state_dir, "/var/lib/x");
+    assert_int_equal(parse(&a, err, sizeof(err), "verify", "--db=/tmp/s.db", NULL), 0);
+    assert_string_equal(a.db_path, "/tmp/s.db");
+}
+
+static void hazard_usage_errors(void **state)
+{
+    (void)state;
+    PARSE_FAILS("hazard needs what to do", "--prefix", "p/d/s", "hazard");
+    PARSE_FAILS("unknown hazard command \"fix\"", "--prefix", "p/d/s", "hazard", "fix", "HZ-1");
+    PARSE_FAILS("hazard open needs --category", "--prefix", "p/d/s", "hazard", "open", "--building",
+                "A", "--description", "d", "--responsible", "r");
+    PARSE_FAILS("--category \"fire\" is not one of", "--prefix", "p/d/s", "hazard", "open",
+                "--category", "fire", "--building", "A", "--description", "d", "--responsible",
+                "r");
+    PARSE_FAILS("hazard open needs --building", "--prefix", "p/d/s", "hazard", "open", "--category",
+                "other", "--description", "d", "--responsible", "r");
+    PARSE_FAILS("hazard open needs --description", "--prefix", "p/d/s", "hazard", "open",
+                "--category", "other", "--building", "A", "--responsible", "r");
+    PARSE_FAILS("hazard open needs --responsible", "--prefix", "p/d/s", "hazard", "open",
+                "--category", "other", "--building", "A", "--description", "d");
+    PARSE_FAILS("hazard open: unexpected argument \"HZ-20240501-001\"", "--prefix", "p/d/s",
+                "hazard", "open", "HZ-20240501-001", "--category", "other");
+    PARSE_FAILS("hazard update needs the hazard's ID", "--prefix", "p/d/s", "hazard", "update",
+                "--responsible", "r");
+    PARSE_FAILS("hazard update needs --responsible, --deadline or --description", "--prefix",
+                "p/d/s", "hazard", "update", "HZ-20240501-001");
+    PARSE_FAILS("hazard close needs --note", "--prefix", "p/d/s", "hazard", "close",
+                "HZ-20240501-001", "--verifier", "v");
+    PARSE_FAILS("hazard close needs --note", "--prefix", "p/d/s", "hazard", "close",
+                "HZ-20240501-001", "--verifier", "v", "--note=");
+    PARSE_FAILS("hazard close needs --verifier", "--prefix", "p/d/s", "hazard", "close",
+                "HZ-20240501-001", "--note", "n");
+    const char *bad_ids[] = {"HZ-2024050-001",  "HZ-20240501-01",  "hz-20240501-001",
+                             "HZ-20240501_001", "HZ-20240501-00a", "HZ-20240501-0000000000001",
+                             "A-3F/smoke"};
+    for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++) {
+        PARSE_FAILS("is not a hazard id", "--prefix", "p/d/s", "hazard", "rectifying", bad_ids[i]);
+    }
+    PARSE_FAILS("--verifier is only for hazard close", "--prefix", "p/d/s", "hazard", "reopen",
+                "HZ-20240501-001", "--verifier", "v");
+    PARSE_FAILS("--category is only for hazard open", "--prefix", "p/d/s", "hazard", "update",
+                "HZ-20240501-001", "--category", "other");
+    PARSE_FAILS("--responsible is only for hazard open and hazard update", "--prefix", "p/d/s",
+                "hazard", "close", "HZ-20240501-001", "--note", "n", "--verifier", "v",
+                "--responsible", "r");
+    PARSE_FAILS("--deadline is only for hazard open, hazard update and hazard reopen", "--prefix",
+                "p/d/s", "hazard", "rectifying", "HZ-20240501-001", "--deadline", "2024-05-09");
+    PARSE_FAILS("--all is only for hazards", "--prefix", "p/d/s", "alarms", "--all");
+    PARSE_FAILS("--db is only for verify", "--prefix", "p/d/s", "hazards", "--db", "x");
+    PARSE_FAILS("--day is only for report", "verify", "--day", "2024-05-01");
+    PARSE_FAILS("--by is only for ack", "--prefix", "p/d/s", "report", "--by", "w");
+    PARSE_FAILS("not both", "verify", "--db", "x", "--state-dir", "y");
+    PARSE_FAILS("--deadline \"2024-02-30\" is not a day", "--prefix", "p/d/s", "hazard", "reopen",
+                "HZ-20240501-001", "--deadline", "2024-02-30");
+    PARSE_FAILS("--deadline \"tomorrow\"", "--prefix", "p/d/s", "hazard", "reopen",
+                "HZ-20240501-001", "--deadline", "tomorrow");
+    PARSE_FAILS("--day \"2024-5-1\" is not a day", "--prefix", "p/d/s", "report", "--day",
+                "2024-5-1");
+    PARSE_FAILS("report: unexpected argument", "--prefix", "p/d/s", "report", "2024-05-01");
+    PARSE_FAILS("which gateway?", "hazards");
+    PARSE_FAILS("which gateway?", "report", "--day", "2024-05-01");
+    PARSE_FAILS("verify: unexpected argument", "verify", "/var/lib/campusgw");
+}
+
+static void days_and_deadlines(void **state)
+{
+    (void)state;
+    assert_true(gw_ctl_day_ok("2024-02-29"));
+    assert_false(gw_ctl_day_ok("2023-02-29"));
+    assert_false(gw_ctl_day_ok("2024-13-01"));
+    assert_false(gw_ctl_day_ok("2024-04-31"));
+    assert_false(gw_ctl_day_ok("2024-04-3"));
+    assert_false(gw_ctl_day_ok("2024-04-301"));
+    assert_false(gw_ctl_day_ok("1969-12-31"));
+    assert_false(gw_ctl_day_ok(NULL));
+    int64_t ms = 0;
+    assert_int_equal(gw_ctl_parse_deadline("2024-05-01", &ms), 0);
+    assert_int_equal(ms, NOW_MS + 14 * 3600000LL - 1000); /* 23:59:59 UTC */
+    assert_int_equal(gw_ctl_parse_deadline("2024-05-01T12:00:00+08:00", &ms), 0);
+    assert_int_equal(ms, NOW_MS - 6 * 3600000LL);
+    assert_int_equal(gw_ctl_parse_deadline("2024-05-01 12:00", &ms), -1);
+    assert_int_equal(gw_ctl_parse_deadline("", &ms), -1);
+    /* In another zone the end of the day is that zone's. */
+    setenv("TZ", "Asia/Shanghai", 1);
+    tzset();
+    assert_int_equal(gw_ctl_parse_deadline("2024-05-01", &ms), 0);
+    assert_int_equal(ms, NOW_MS + 6 * 3600000LL - 1000); /* 23:59:59+08:00 */
+    setenv("TZ", "UTC", 1);
+    tzset();
+}
+
+static void truncates_by_columns(void **state)
+{
+    (void)state;
+    char out[64];
+    gw_ctl_truncate("short", 10, out, sizeof(out));
+    assert_string_equal(out, "short");
+    gw_ctl_truncate("exactly10c", 10, out, sizeof(out));
+    assert_string_equal(out, "exactly10c");
+    gw_ctl_truncate("eleven char", 10, out, sizeof(out));
+    assert_string_equal(out, "eleven ch…");
+    /* wide characters: 2 columns each, never half of one */
+    gw_ctl_truncate("灭火器压力不足需更换", 8, out, sizeof(out));
+    assert_string_equal(out, "灭火器…");
+    assert_true(gw_ctl_display_width(out) <= 8);
+    gw_ctl_truncate("abc", 0, out, sizeof(out));
+    assert_string_equal(out, "");
+    char tiny[6];
+    gw_ctl_truncate("灭火器压力", 4, tiny, sizeof(tiny));
+    assert_string_equal(tiny, "灭"); /* the buffer, not the columns, was the limit */
+}
+
+#define HZ(id, status, deadline, extra)                                                            \
+    "{\"seq\":1,\"id\":\"" id "\",\"category\":\"fire_equipment\",\"building\":\"A\","             \
+    "\"floor\":\"1\",\"zone\":\"\",\"description\":\"d " id "\",\"status\":\"" status "\","        \
+    "\"responsible\":\"li\",\"deadline\":\"" deadline "\",\"overdue\":false" extra "}"
+
+static json_t *hazard_map(void)
+{
+    json_t *m = json_object();
+    const char *items[][2] = {
+        {"p/hazards/HZ-20240420-001", HZ("HZ-20240420-001", "closed", "2024-04-25T00:00:00Z", "")},
+        {"p/hazards/HZ-20240428-002", HZ("HZ-20240428-002", "open", "2024-05-03T00:00:00Z", "")},
+        {"p/hazards/HZ-20240428-001",
+         HZ("HZ-20240428-001", "rectifying", "2024-05-02T00:00:00Z", "")},
+        /* past its deadline: overdue even before the gateway's tick says so */
+        {"p/hazards/HZ-20240427-001", HZ("HZ-20240427-001", "open", "2024-04-30T00:00:00Z", "")},
+        /* flagged overdue by the gateway (a deadline in the future after a clock step) */
+        {"p/hazards/HZ-20240427-002",
+         "{\"id\":\"HZ-20240427-002\",\"status\":\"rectifying\",\"deadline\":\"2024-06-01T00:00:"
+         "00Z\",\"overdue\":true,\"description\":\"x\",\"responsible\":\"\",\"building\":\"B\"}"},
+        {"p/hazards/log", "{\"seq\":9,\"hazard\":\"HZ-20240428-002\",\"action\":\"open\"}"},
+        {"p/hazards/junk", "{\"no\":\"id\"}"},
+    };
+    for (size_t i = 0; i < sizeof(items) / sizeof(items[0]); i++) {
+        assert_int_equal(gw_ctl_collect(m, items[i][0], items[i][1], strlen(items[i][1])), 0);
+    }
+    return m;
+}
+
+static void hazard_list_overdue_first(void **state)
+{
+    (void)state;
+    json_t *m = hazard_map();
+    json_t *list = gw_ctl_hazard_list(m, false, NOW_MS);
+    const char *want[] = {"HZ-20240427-001", "HZ-20240427-002", "HZ-20240428-001",
+                          "HZ-20240428-002"};
+    assert_int_equal(json_array_size(list), 4);
+    for (size_t i = 0; i < 4; i++) {
+        assert_string_equal(json_string_value(json_object_get(json_array_get(list, i), "id")),
+                            want[i]);
+    }
+    assert_true(gw_ctl_hazard_overdue(json_array_get(list, 0), NOW_MS));
+    assert_false(gw_ctl_hazard_overdue(json_array_get(list, 2), NOW_MS));
+    /* exactly at the deadline it is overdue */
+    assert_true(gw_ctl_hazard_overdue(json_array_get(list, 2), 1714608000000LL));
+    assert_false(gw_ctl_hazard_overdue(json_array_get(list, 2), 1714608000000LL - 1));
+    json_decref(list);
+
+    list = gw_ctl_hazard_list(m, true, NOW_MS);
+    assert_int_equal(json_array_size(list), 5);
+    const json_t *last = json_array_get(list, 4);
+    assert_string_equal(json_string_value(json_object_get(last, "id")), "HZ-20240420-001");
+    assert_false(gw_ctl_hazard_overdue(last, NOW_MS)); /* closed is never overdue */
+    json_decref(list);
+    json_decref(m);
+}
+
+static void hazards_table(void **state)
+{
+    (void)state;
+    json_t *m = hazard_map();
+    json_t *list = gw_ctl_hazard_list(m, false, NOW_MS);
+    struct capture c;
+    capture_open(&c);
+    assert_int_equal(gw_ctl_print_hazards(list, false, NOW_MS, c.f), 0);
+    char *s = capture_close(&c);
+    assert_string_equal(
+        s, "ID               STATUS              CATEGORY        WHERE  RESPONSIBLE  DEADLINE    "
+           "                 DESCRIPTION\n"
+           "HZ-20240427-001  open OVERDUE        fire_equipment  A / 1  li           2024-04-30 "
+           "00:00 (34 h ago)  d HZ-20240427-001\n"
+           "HZ-20240427-002  rectifying OVERDUE  -               B      -            2024-06-01 "
+           "00:00 (in 30 d)   x\n"
+           "HZ-20240428-001  rectifying          fire_equipment  A / 1  li           2024-05-02 "
+           "00:00 (in 14 h)   d HZ-20240428-001\n"
+           "HZ-20240428-002  open                fire_equipment  A / 1  li           2024-05-03 "
+           "00:00 (in 38 h)   d HZ-20240428-002\n"
+           "4 hazards not closed: 2 open, 2 rectifying; 2 overdue\n");
+    free(s);
+    json_decref(list);
+
+    list = gw_ctl_hazard_list(m, true, NOW_MS);
+    capture_open(&c);
+    assert_int_equal(gw_ctl_print_hazards(list, true, NOW_MS, c.f), 0);
+    s = capture_close(&c);
+    assert_non_null(strstr(s, "\nHZ-20240420-001  closed "));
+    assert_non_null(strstr(s, "5 hazards: 2 open, 2 rectifying, 1 closed; 2 overdue\n"));
+    free(s);
+    json_decref(list);
+    json_decref(m);
+
+    /* Nothing, and a long hostile description: cut, its escape sequence defused. */
+    json_t *empty = json_array();
+    capture_open(&c);
+    gw_ctl_print_hazards(empty, false, NOW_MS, c.f);
+    s = capture_close(&c);
+    assert_string_equal(s, "no open hazards\n");
+    free(s);
+    capture_open(&c);
+    gw_ctl_print_hazards(empty, true, NOW_MS, c.f);
+    s = capture_close(&c);
+    assert_string_equal(s, "no hazards recorded\n");
+    free(s);
+    json_decref(empty);
+    json_t *one = load("[{\"id\":\"HZ-20240501-001\",\"status\":\"open\",\"description\":"
+                       "\"\\u001b[2Jthe fire door on the third floor is wedged open with a "
+                       "chair\"}]");
+    capture_open(&c);
+    gw_ctl_print_hazards(one, false, NOW_MS, c.f);
+    s = capture_close(&c);
+    assert_non_null(strstr(s, "?[2Jthe fire door on the third floor is…\n"));
+    assert_null(strchr(s, '\x1b'));
+    free(s);
+    json_decref(one);
+}
+
+static void prints_hazard_and_report_results(void **state)
+{
+    (void)state;
+    struct gw_ctl_args a;
+    char err[512];
+    assert_int_equal(parse(&a, err, sizeof(err), "--prefix", "p/d/s", "hazard", "open",
+                           "--category", "other", "--building", "B", "--description", "d",
+                           "--responsible", "r", "--by", "w", NULL),
+                     0);
+    struct capture out, errc;
+    json_t *ok = load("{\"ok\":true,\"cmd\":\"hazard/open\",\"hazard\":\"HZ-20240501-003\","
+                      "\"status\":\"open\"}");
+    capture_open(&out);
+    capture_open(&errc);
+    assert_int_equal(gw_ctl_print_result(ok, &a, out.f, errc.f), GW_CTL_EXIT_OK);
+    char *o = capture_close(&out), *e = capture_close(&errc);
+    assert_string_equal(o, "ok: hazard open HZ-20240501-003: now open\n");
+    free(o);
+    free(e);
+    json_decref(ok);
+
+    assert_int_equal(parse(&a, err, sizeof(err), "--prefix", "p/d/s", "hazard", "close",
+                           "HZ-20240501-003", "--note", "n", "--verifier", "v", "--by", "w", NULL),
+                     0);
+    json_t *bad = load("{\"ok\":false,\"cmd\":\"hazard/close\",\"hazard\":\"HZ-20240501-003\","
+                       "\"error\":\"hazard HZ-20240501-003 is closed\",\"status\":\"closed\"}");
+    capture_open(&out);
+    capture_open(&errc);
+    assert_int_equal(gw_ctl_print_result(bad, &a, out.f, errc.f), GW_CTL_EXIT_REFUSED);
+    o = capture_close(&out);
+    e = capture_close(&errc);
+    assert_string_equal(o, "");
+    assert_string_equal(e, "campusgw-ctl: the gateway refused hazard close HZ-20240501-003: "
+                           "hazard HZ-20240501-003 is closed (state: closed)\n");
+    free(o);
+    free(e);
+    json_decref(bad);
+
+    /* A report: the text as it is (BOM, CRLF and tabs kept), escape sequences defused. */
+    assert_int_equal(
+        parse(&a, err, sizeof(err), "--prefix", "p/d/s", "report", "--day", "2024-04-30", NULL), 0);
+    json_t *rep = load("{\"ok\":true,\"cmd\":\"report\",\"day\":\"2024-04-30\",\"format\":\"md\","
+                       "\"text\":\"\\ufeff# 安全日志\\r\\n\\tnote: \\u001b]0;x\\u0007ok\\n\"}");
+    capture_open(&out);
+    capture_open(&errc);
+    assert_int_equal(gw_ctl_print_report(rep, &a, out.f, errc.f), GW_CTL_EXIT_OK);
+    o = capture_close(&out);
+    e = capture_close(&errc);
+    assert_string_equal(o, "\xef\xbb\xbf# 安全日志\r\n\tnote: ?]0;x?ok\n");
+    assert_string_equal(e, "");
+    free(o);
+    free(e);
+    json_decref(rep);
+    json_t *future = load("{\"ok\":false,\"cmd\":\"report\",\"day\":\"2099-01-01\","
+                          "\"error\":\"the day is in the future\"}");
+    capture_open(&out);
+    capture_open(&errc);
+    assert_int_equal(gw_ctl_print_report(future, &a, out.f, errc.f), GW_CTL_EXIT_REFUSED);
+    o = capture_close(&out);
+    e = capture_close(&errc);
+    assert_string_equal(o, "");
+    assert_string_equal(
+        e, "campusgw-ctl: the gateway refused report 2099-01-01: the day is in the future\n");
+    free(o);
+    free(e);
+    json_decref(future);
+    json_t *notext = load("{\"ok\":true,\"cmd\":\"report\"}");
+    capture_open(&out);
+    capture_open(&errc);
+    assert_int_equal(gw_ctl_print_report(notext, &a, out.f, errc.f), GW_CTL_EXIT_REFUSED);
+    o = capture_close(&out);
+    e = capture_close(&errc);
+    assert_non_null(strstr(e, "has no text"));
+    free(o);
+    free(e);
+    json_decref(notext);
+}
+
+/* A real register's history: opened, made rectifying, closed; and a second hazard. */
+struct chain {
+    char *json[8];
+    struct gw_ctl_hazard_row rows[8];
+    int n;
+};
+
+static void chain_add(struct chain *c, const struct gw_hazard_entry *e)
+{
+    c->json[c->n] = gw_hazard_entry_to_json(e);
+    assert_non_null(c->json[c->n]);
+    c->rows[c->n] = (struct gw_ctl_hazard_row){
+        .n = (int64_t)e->seq, .hazard = e->hazard.id, .at_ms = e->at_ms, .entry = c->json[c->n]};
+    c->n++;
+}
+
+static struct gw_hazard_entry *make_chain(struct chain *c)
+{
+    static const char *const none[] = {NULL};
+    struct gw_hazards_settings s = {.deadline_days = {7, 1, 7, 30, 30, 14},
+                                    .auto_open = none,
+                                    .nauto_open = 0,
+                                    .utc_offset_min = 480};
+    struct gw_hazards *hz = gw_hazards_new(&s);
+    assert_non_null(hz);
+    static struct gw_hazard_entry e[4];
+    char err[256];
+    struct gw_hazard_command open = {.type = GW_HZ_CMD_OPEN,
+                                     .by = "wang",
+                                     .category = "fire_equipment",
+                                     .building = "A",
+                                     .floor = "3",
+                                     .description = "extinguisher expired",
+                                     .responsible = "li"};
+    assert_int_equal(gw_hazards_command(hz, &open, NOW_MS, &e[0], err, sizeof(err)), 1);
+    struct gw_hazard_command rect = {
+        .type = GW_HZ_CMD_RECTIFYING, .id = e[0].hazard.id, .by = "li"};
+    assert_int_equal(gw_hazards_command(hz, &rect, NOW_MS + 1000, &e[1], err, sizeof(err)), 1);
+    open.description = "exit sign dark";
+    open.category = "evacuation_route";
+    assert_int_equal(gw_hazards_command(hz, &open, NOW_MS + 2000, &e[2], err, sizeof(err)), 1);
+    struct gw_hazard_command close = {.type = GW_HZ_CMD_CLOSE,
+                                      .id = e[0].hazard.id,
+                                      .by = "li",
+                                      .note = "replaced",
+                                      .verifier = "zhao"};
+    assert_int_equal(gw_hazards_command(hz, &close, NOW_MS + 3000, &e[3], err, sizeof(err)), 1);
+    gw_hazards_free(hz);
+    memset(c, 0, sizeof(*c));
+    for (int i = 0; i < 4; i++) {
+        chain_add(c, &e[i]);
+    }
+    return e;
+}
+
+static void chain_free(struct chain *c)
+{
+    for (int i = 0; i < c->n; i++) {
+        free(c->json[i]);
+    }
+}
+
+#define VERIFY_FAILS(c, want)                                                                      \
+    do {                                                                                           \
+        char v_[1024];                                                                             \
+        assert_int_equal(gw_ctl_verify_rows((c)->rows, (c)->n, v_, sizeof(v_)), 1);                \
+        if (!strstr(v_, want)) {                                                                   \
+            fail_msg("verdict \"%s\" does not contain \"%s\"", v_, want);                          \
+        }                                                                                          \
+    } while (0)
+
+static void verifies_the_chain(void **state)
+{
+    (void)state;
+    char v[1024];
+    assert_int_equal(gw_ctl_verify_rows(NULL, 0, v, sizeof(v)), 0);
+    assert_string_equal(v, "hazard register: 0 entries, chain intact (empty)");
+
+    struct chain c;
+    struct gw_hazard_entry *e = make_chain(&c);
+    assert_int_equal(gw_ctl_verify_rows(c.rows, c.n, v, sizeof(v)), 0);
+    char want[256];
+    snprintf(want, sizeof(want), "hazard register: 4 entries, chain intact, head %s", e[3].hash);
+    assert_string_equal(v, want);
+    assert_int_equal(gw_ctl_verify_rows(c.rows, 1, v, sizeof(v)), 0);
+    assert_non_null(strstr(v, "1 entry, chain intact"));
+
+    /* An edited description (hash no longer matches): the entry is named. */
+    char *edited = strdup(c.json[2]);
+    char *at = strstr(edited, "exit sign dark");
+    assert_non_null(at);
+    memcpy(at, "exit sign lit!", 14);
+    c.rows[2].entry = edited;
+    VERIFY_FAILS(&c, "entry n=3 (");
+    VERIFY_FAILS(&c, ", open by wang at 2024-05-01 10:00:02): seq 3:");
+    c.rows[2].entry = c.json[2];
+    free(edited);
+
+    /* A deleted row: the chain has a gap. */
+    struct chain gap = c;
+    gap.rows[1] = c.rows[2];
+    gap.rows[2] = c.rows[3];
+    gap.n = 3;
+    VERIFY_FAILS(&gap, "entry n=3");
+
+    /* Columns that disagree with the JSON. */
+    c.rows[1].n = 7;
+    VERIFY_FAILS(&c, "entry n=7 (");
+    VERIFY_FAILS(&c, "the row's n disagrees with its JSON's seq 2");
+    c.rows[1].n = 2;
+    c.rows[1].at_ms++;
+    VERIFY_FAILS(&c, "the row's at column");
+    c.rows[1].at_ms--;
+    c.rows[3].hazard = "HZ-20990101-001";
+    VERIFY_FAILS(&c, "entry n=4 (");
+    VERIFY_FAILS(&c, "the row's hazard column \"HZ-20990101-001\" disagrees");
+    c.rows[3].hazard = NULL;
+    VERIFY_FAILS(&c, "hazard column \"NULL\"");
+    c.rows[3].hazard = e[3].hazard.id;
+
+    /* Not JSON, or not an entry. */
+    c.rows[0].entry = "{not json";
+    VERIFY_FAILS(&c, "entry n=1 (HZ-");
+    VERIFY_FAILS(&c, "its JSON is not a valid entry");
+    c.rows[0].entry = NULL;
+    VERIFY_FAILS(&c, "its JSON is not a valid entry");
+    c.rows[0].entry = "{\"seq\":1}";
+    VERIFY_FAILS(&c, "its JSON is not a valid entry");
+    c.rows[0].entry = c.json[0];
+    assert_int_equal(gw_ctl_verify_rows(c.rows, c.n, v, sizeof(v)), 0);
+    chain_free(&c);
+}
+
 static void usage_mentions_every_command(void **state)
 {
     (void)state;
@@ -850,9 +1389,32 @@ static void usage_mentions_every_command(void **state)
     capture_open(&c);
     gw_ctl_usage(c.f);
     char *s = capture_close(&c);
-    const char *words[] = {
-        "status", "sensors",        "alarms",     "tail",   "ack",      "shelve",   "unshelve",
-        "reset",  "out-of-service", "in-service", "--json", "--config", "--prefix", "64"};
+    const char *words[] = {"status",
+                           "sensors",
+                           "alarms",
+                           "tail",
+                           "ack",
+                           "shelve",
+                           "unshelve",
+                           "reset",
+                           "out-of-service",
+                           "in-service",
+                           "--json",
+                           "--config",
+                           "--prefix",
+                           "64",
+                           "hazards",
+                           "hazard open",
+                           "hazard update",
+                           "hazard rectifying",
+                           "hazard close",
+                           "hazard reopen",
+                           "verify",
+                           "report",
+                           "--verifier",
+                           "--state-dir",
+                           "--db",
+                           "--csv"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
         if (!strstr(s, words[i])) {
             fail_msg("usage does not mention %s", words[i]);
@@ -886,6 +1448,14 @@ int main(void)
         cmocka_unit_test(alarms_table),
         cmocka_unit_test(status_summary),
         cmocka_unit_test(formats_events),
+        cmocka_unit_test(parses_hazard_commands),
+        cmocka_unit_test(hazard_usage_errors),
+        cmocka_unit_test(days_and_deadlines),
+        cmocka_unit_test(truncates_by_columns),
+        cmocka_unit_test(hazard_list_overdue_first),
+        cmocka_unit_test(hazards_table),
+        cmocka_unit_test(prints_hazard_and_report_results),
+        cmocka_unit_test(verifies_the_chain),
         cmocka_unit_test(usage_mentions_every_command),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,9 +2,12 @@
  * campusgw-ctl: talk to a campusgw gateway through its MQTT hub (Paho MQTT C,
  * synchronous client). Reads the retained state (status, health, alarms),
  * sends commands on P/cmd/<name> and waits for the matching P/cmd/result,
- * and follows P/events. Formatting and argument checks are in ctl_format.c.
+ * and follows P/events. `verify` reads the hazard register straight from the
+ * gateway's state.db (read-only) and checks its hash chain. Formatting and
+ * argument checks are in ctl_format.c.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 
 #include <MQTTClient.h>
 #include <jansson.h>
+#include <sqlite3.h>
 
 #include "config.h"
 #include "ctl_format.h"
@@ -304,10 +308,15 @@ static int print_json(const json_t *j)
 /* ---------------------------------------------------------------- status, sensors, alarms */
 
 struct retained_set {
-    json_t *status; /* map of P/status (one topic) */
-    json_t *health; /* P/health/<sensor> -> object */
-    json_t *alarms; /* P/alarms/<sensor>/<slug> -> object */
+    json_t *status;  /* map of P/status (one topic) */
+    json_t *health;  /* P/health/<sensor> -> object */
+    json_t *alarms;  /* P/alarms/<sensor>/<slug> -> object */
+    json_t *hazards; /* P/hazards/<id> -> object */
     int unreadable;
+};
+
+struct retained_wanted {
+    bool status, health, alarms, hazards;
 };
 
 /*
@@ -315,24 +324,28 @@ struct retained_set {
  * retained messages before answering a later packet on the same connection,
  * so after unsubscribing again everything retained is already queued here.
  */
-static int read_retained(MQTTClient client, const char *prefix, bool want_status, bool want_health,
-                         bool want_alarms, struct retained_set *set)
+static int read_retained(MQTTClient client, const char *prefix, struct retained_wanted want,
+                         struct retained_set *set)
 {
-    char status_topic[600], health[600], alarms[600];
+    char status_topic[600], health[600], alarms[600], hazards[600];
     snprintf(status_topic, sizeof(status_topic), "%s/status", prefix);
     snprintf(health, sizeof(health), "%s/health/#", prefix);
     snprintf(alarms, sizeof(alarms), "%s/alarms/#", prefix);
-    char *filters[3];
-    int qos[3] = {0, 0, 0}; /* QoS 0: no in-flight window to hold retained messages back */
+    snprintf(hazards, sizeof(hazards), "%s/hazards/#", prefix);
+    char *filters[4];
+    int qos[4] = {0, 0, 0, 0}; /* QoS 0: no in-flight window to hold retained messages back */
     int n = 0;
-    if (want_status) {
+    if (want.status) {
         filters[n++] = status_topic;
     }
-    if (want_health) {
+    if (want.health) {
         filters[n++] = health;
     }
-    if (want_alarms) {
+    if (want.alarms) {
         filters[n++] = alarms;
+    }
+    if (want.hazards) {
+        filters[n++] = hazards;
     }
     int rc = MQTTClient_subscribeMany(client, n, filters, qos);
     if (rc == MQTTCLIENT_SUCCESS) {
@@ -365,10 +378,15 @@ static int read_retained(MQTTClient client, const char *prefix, bool want_status
         }
         const char *rest =
             strncmp(topic, prefix, plen) == 0 && topic[plen] == '/' ? topic + plen + 1 : "";
-        json_t *map = strcmp(rest, "status") == 0        ? set->status
-                      : strncmp(rest, "health/", 7) == 0 ? set->health
-                      : strncmp(rest, "alarms/", 7) == 0 ? set->alarms
-                                                         : NULL;
+        json_t *map = strcmp(rest, "status") == 0         ? set->status
+                      : strncmp(rest, "health/", 7) == 0  ? set->health
+                      : strncmp(rest, "alarms/", 7) == 0  ? set->alarms
+                      : strncmp(rest, "hazards/", 8) == 0 ? set->hazards
+                                                          : NULL;
+        /* P/hazards/log is live history (not retained) that may slip in: not a hazard */
+        if (map == set->hazards && strcmp(rest, "hazards/log") == 0) {
+            map = NULL;
+        }
         if (map && gw_ctl_collect(map, topic, msg->payload, (size_t)msg->payloadlen) < 0) {
             set->unreadable++;
         }
@@ -384,26 +402,40 @@ static int read_retained(MQTTClient client, const char *prefix, bool want_status
 
 static int run_query(const struct gw_ctl_args *args, MQTTClient client, const char *prefix)
 {
-    struct retained_set set = {json_object(), json_object(), json_object(), 0};
-    json_t *health = NULL, *alarms = NULL, *summary = NULL;
+    struct retained_set set = {json_object(), json_object(), json_object(), json_object(), 0};
+    json_t *health = NULL, *alarms = NULL, *hazards = NULL, *summary = NULL;
     int rc = GW_CTL_EXIT_FAILURE;
-    if (!set.status || !set.health || !set.alarms) {
+    if (!set.status || !set.health || !set.alarms || !set.hazards) {
         goto out;
     }
     bool status = args->cmd == GW_CTL_STATUS;
-    rc = read_retained(client, prefix, status, status || args->cmd == GW_CTL_SENSORS,
-                       status || args->cmd == GW_CTL_ALARMS, &set);
+    struct retained_wanted want = {
+        .status = status,
+        .health = status || args->cmd == GW_CTL_SENSORS,
+        .alarms = status || args->cmd == GW_CTL_ALARMS,
+        .hazards = args->cmd == GW_CTL_HAZARDS,
+    };
+    rc = read_retained(client, prefix, want, &set);
     if (rc != GW_CTL_EXIT_OK) {
         goto out;
     }
     rc = GW_CTL_EXIT_FAILURE;
+    int64_t now = now_ms();
     health = gw_ctl_map_values(set.health);
     alarms = gw_ctl_map_values(set.alarms);
-    if (!health || !alarms || gw_ctl_sort_sensors(health) < 0 || gw_ctl_sort_alarms(alarms) < 0) {
+    hazards = gw_ctl_hazard_list(set.hazards, args->all, now);
+    if (!health || !alarms || !hazards || gw_ctl_sort_sensors(health) < 0 ||
+        gw_ctl_sort_alarms(alarms) < 0) {
         goto out;
     }
-    int64_t now = now_ms();
     switch (args->cmd) {
+    case GW_CTL_HAZARDS:
+        if (args->json ? print_json(hazards)
+                       : gw_ctl_print_hazards(hazards, args->all, now, stdout)) {
+            goto out;
+        }
+        rc = GW_CTL_EXIT_OK;
+        break;
     case GW_CTL_SENSORS:
         if (args->json ? print_json(health) : gw_ctl_print_sensors(health, now, stdout)) {
             goto out;
@@ -445,9 +477,11 @@ out:
     json_decref(summary);
     json_decref(health);
     json_decref(alarms);
+    json_decref(hazards);
     json_decref(set.status);
     json_decref(set.health);
     json_decref(set.alarms);
+    json_decref(set.hazards);
     return rc;
 }
 
@@ -528,6 +562,8 @@ static int run_command(const struct gw_ctl_args *args, MQTTClient client, const 
         if (args->json) {
             print_json(result);
             rc = gw_ctl_result_exit_code(result);
+        } else if (args->cmd == GW_CTL_REPORT) {
+            rc = gw_ctl_print_report(result, args, stdout, stderr);
         } else {
             rc = gw_ctl_print_result(result, args, stdout, stderr);
         }
@@ -640,7 +676,182 @@ static int run_tail(const struct gw_ctl_args *args, MQTTClient client, const str
     return GW_CTL_EXIT_OK;
 }
 
+/* ---------------------------------------------------------------- verify */
+
+/* Which state.db: --db, --state-dir, -c's state_dir, or the default. An exit code. */
+static int verify_db_path(const struct gw_ctl_args *args, char *path, size_t size)
+{
+    if (args->db_path) {
+        snprintf(path, size, "%s", args->db_path);
+        return GW_CTL_EXIT_OK;
+    }
+    if (args->state_dir) {
+        snprintf(path, size, "%s/state.db", args->state_dir);
+        return GW_CTL_EXIT_OK;
+    }
+    if (args->config_path) {
+        char *errs = NULL;
+        size_t errs_len = 0;
+        FILE *errf = open_memstream(&errs, &errs_len);
+        struct gw_config *cfg = gw_config_load(args->config_path, errf);
+        if (errf) {
+            fclose(errf);
+        }
+        if (!cfg) {
+            fprintf(stderr, PROG ": cannot use the gateway config %s:\n%s", args->config_path,
+                    errs && *errs ? errs : "(no reason given)\n");
+            free(errs);
+            return GW_CTL_EXIT_USAGE;
+        }
+        free(errs);
+        snprintf(path, size, "%s/state.db", cfg->state_dir);
+        gw_config_free(cfg);
+        return GW_CTL_EXIT_OK;
+    }
+    snprintf(path, size, "%s/state.db", GW_CTL_DEFAULT_STATE_DIR);
+    return GW_CTL_EXIT_OK;
+}
+
+struct rows {
+    struct gw_ctl_hazard_row *v;
+    size_t n, cap;
+};
+
+static void rows_free(struct rows *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free((char *)r->v[i].hazard);
+        free((char *)r->v[i].entry);
+    }
+    free(r->v);
+}
+
+static char *column_text(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+/*
+ * Read every hazard_log row in n order, straight from the file and read-only:
+ * the gateway may be running (WAL lets a reader in) or stopped. An exit code.
+ */
+static int read_hazard_log(const char *path, struct rows *rows)
+{
+    char uri[4200];
+    snprintf(uri, sizeof(uri), "file:%s?mode=ro", path);
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        fprintf(stderr, PROG ": cannot open %s: %s (give --state-dir DIR or --db FILE)\n", path,
+                strerror(errno));
+        return GW_CTL_EXIT_FAILURE;
+    }
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    sqlite3_stmt *st = NULL;
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 5000);
+        rc = sqlite3_prepare_v2(db, "SELECT n, hazard, at, entry FROM hazard_log ORDER BY n", -1,
+                                &st, NULL);
+    }
+    if (rc != SQLITE_OK) {
+        const char *why = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+        if (strstr(why, "no such table")) {
+            fprintf(stderr,
+                    PROG ": %s has no hazard register (no hazard_log table): is it a campusgw "
+                         "state.db?\n",
+                    path);
+        } else {
+            fprintf(stderr, PROG ": cannot read %s: %s\n", path, why);
+        }
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+        return GW_CTL_EXIT_FAILURE;
+    }
+    int out = GW_CTL_EXIT_OK;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (rows->n == rows->cap) {
+            size_t cap = rows->cap ? rows->cap * 2 : 256;
+            struct gw_ctl_hazard_row *grown = realloc(rows->v, cap * sizeof(*grown));
+            if (!grown) {
+                fprintf(stderr, PROG ": out of memory\n");
+                out = GW_CTL_EXIT_FAILURE;
+                break;
+            }
+            rows->v = grown;
+            rows->cap = cap;
+        }
+        struct gw_ctl_hazard_row *r = &rows->v[rows->n++];
+        r->n = sqlite3_column_int64(st, 0);
+        r->hazard = column_text(st, 1);
+        r->at_ms = sqlite3_column_int64(st, 2);
+        r->entry = column_text(st, 3);
+    }
+    if (out == GW_CTL_EXIT_OK && rc != SQLITE_DONE) {
+        fprintf(stderr, PROG ": cannot read %s: %s\n", path, sqlite3_errmsg(db));
+        out = GW_CTL_EXIT_FAILURE;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+}
+
+static int run_verify(const struct gw_ctl_args *args)
+{
+    char path[4096];
+    int rc = verify_db_path(args, path, sizeof(path));
+    if (rc != GW_CTL_EXIT_OK) {
+        return rc;
+    }
+    struct rows rows = {0};
+    rc = read_hazard_log(path, &rows);
+    if (rc == GW_CTL_EXIT_OK) {
+        char verdict[1024];
+        int v = gw_ctl_verify_rows(rows.v, (int)rows.n, verdict, sizeof(verdict));
+        if (v < 0) {
+            fprintf(stderr, PROG ": out of memory\n");
+            rc = GW_CTL_EXIT_FAILURE;
+        } else if (v == 0) {
+            printf("%s\n", verdict);
+        } else {
+            fprintf(stderr, PROG ": %s: the hazard register was altered: %s\n", path, verdict);
+            rc = GW_CTL_EXIT_FAILURE;
+        }
+    }
+    rows_free(&rows);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- main */
+
+/* Who a hazard command is recorded as when --by is not given: the login name. */
+static const char *login_name(void)
+{
+    const char *user = getenv("SUDO_USER");
+    if (user && *user) {
+        return user;
+    }
+    struct passwd *pw = getpwuid(getuid());
+    if (pw && pw->pw_name && *pw->pw_name) {
+        return pw->pw_name;
+    }
+    user = getenv("USER");
+    return user && *user ? user : NULL;
+}
+
+/* `report` without --day: yesterday, local time. */
+static void yesterday(char *day, size_t size)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    tm.tm_mday -= 1;
+    tm.tm_hour = 12; /* noon: a DST change cannot move it to another day */
+    tm.tm_isdst = -1;
+    t = mktime(&tm);
+    localtime_r(&t, &tm);
+    strftime(day, size, "%Y-%m-%d", &tm);
+}
 
 int main(int argc, char **argv)
 {
@@ -657,6 +868,21 @@ int main(int argc, char **argv)
     if (args.cmd == GW_CTL_VERSION) {
         printf(PROG " %s\n", GW_VERSION);
         return finish_output(GW_CTL_EXIT_OK);
+    }
+    if (args.cmd == GW_CTL_VERIFY) {
+        return finish_output(run_verify(&args));
+    }
+    char day[16];
+    if (args.cmd == GW_CTL_REPORT && !args.target) {
+        yesterday(day, sizeof(day));
+        args.target = args.day = day;
+    }
+    if (gw_ctl_is_hazard_command(args.cmd) && !args.by) {
+        args.by = login_name();
+        if (!args.by) {
+            fprintf(stderr, PROG ": who is doing this? give --by NAME\n");
+            return GW_CTL_EXIT_USAGE;
+        }
     }
 
     struct hub hub;

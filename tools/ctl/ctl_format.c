@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "hazards.h"
+
 /* ---------------------------------------------------------------- text helpers */
 
 /* A bounded output buffer: appends truncate at a UTF-8 character boundary. */
@@ -178,18 +180,38 @@ static const struct {
     {GW_CTL_SENSORS, "sensors", NULL, NULL},
     {GW_CTL_ALARMS, "alarms", NULL, NULL},
     {GW_CTL_TAIL, "tail", NULL, NULL},
+    {GW_CTL_HAZARDS, "hazards", NULL, NULL},
+    {GW_CTL_VERIFY, "verify", NULL, NULL},
     {GW_CTL_ACK, "ack", NULL, "ack"},
     {GW_CTL_SHELVE, "shelve", NULL, "shelve"},
     {GW_CTL_UNSHELVE, "unshelve", NULL, "unshelve"},
     {GW_CTL_RESET, "reset", NULL, "reset"},
     {GW_CTL_OUT_OF_SERVICE, "out-of-service", "out_of_service", "out_of_service"},
     {GW_CTL_IN_SERVICE, "in-service", "in_service", "in_service"},
+    /* "hazard <verb>": two words on the command line */
+    {GW_CTL_HAZARD_OPEN, "hazard open", NULL, "hazard/open"},
+    {GW_CTL_HAZARD_UPDATE, "hazard update", NULL, "hazard/update"},
+    {GW_CTL_HAZARD_RECTIFYING, "hazard rectifying", NULL, "hazard/rectifying"},
+    {GW_CTL_HAZARD_CLOSE, "hazard close", NULL, "hazard/close"},
+    {GW_CTL_HAZARD_REOPEN, "hazard reopen", NULL, "hazard/reopen"},
+    {GW_CTL_REPORT, "report", NULL, "report"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 bool gw_ctl_is_command(enum gw_ctl_cmd cmd)
 {
-    return cmd >= GW_CTL_ACK && cmd <= GW_CTL_IN_SERVICE;
+    return cmd >= GW_CTL_ACK && cmd <= GW_CTL_REPORT;
+}
+
+bool gw_ctl_is_hazard_command(enum gw_ctl_cmd cmd)
+{
+    return cmd >= GW_CTL_HAZARD_OPEN && cmd <= GW_CTL_HAZARD_REOPEN;
+}
+
+bool gw_ctl_needs_hub(enum gw_ctl_cmd cmd)
+{
+    return cmd != GW_CTL_VERIFY && cmd != GW_CTL_HELP && cmd != GW_CTL_VERSION &&
+           cmd != GW_CTL_NONE;
 }
 
 const char *gw_ctl_cmd_name(enum gw_ctl_cmd cmd)
@@ -217,6 +239,18 @@ static bool takes_sensor(enum gw_ctl_cmd cmd)
     return cmd == GW_CTL_OUT_OF_SERVICE || cmd == GW_CTL_IN_SERVICE;
 }
 
+/* The result's field that names what a command acted on. */
+static const char *target_field(enum gw_ctl_cmd cmd)
+{
+    if (takes_sensor(cmd)) {
+        return "sensor";
+    }
+    if (gw_ctl_is_hazard_command(cmd)) {
+        return "hazard";
+    }
+    return cmd == GW_CTL_REPORT ? "day" : "key";
+}
+
 /* ---------------------------------------------------------------- arguments */
 
 enum opt_id {
@@ -235,6 +269,19 @@ enum opt_id {
     OPT_COUNT,
     OPT_HELP,
     OPT_VERSION,
+    OPT_ALL,
+    OPT_CATEGORY,
+    OPT_BUILDING,
+    OPT_FLOOR,
+    OPT_ZONE,
+    OPT_DESCRIPTION,
+    OPT_RESPONSIBLE,
+    OPT_DEADLINE,
+    OPT_VERIFIER,
+    OPT_STATE_DIR,
+    OPT_DB,
+    OPT_DAY,
+    OPT_CSV,
 };
 
 static const struct {
@@ -243,16 +290,100 @@ static const struct {
     bool has_value;
     enum opt_id id;
 } options[] = {
-    {"--host", NULL, true, OPT_HOST},         {"--port", NULL, true, OPT_PORT},
-    {"--prefix", NULL, true, OPT_PREFIX},     {"--config", "-c", true, OPT_CONFIG},
-    {"--json", NULL, false, OPT_JSON},        {"--timeout", NULL, true, OPT_TIMEOUT},
-    {"--username", NULL, true, OPT_USERNAME}, {"--password-file", NULL, true, OPT_PASSWORD_FILE},
-    {"--cafile", NULL, true, OPT_CAFILE},     {"--by", NULL, true, OPT_BY},
-    {"--note", NULL, true, OPT_NOTE},         {"--notify", NULL, false, OPT_NOTIFY},
-    {"--count", NULL, true, OPT_COUNT},       {"--help", "-h", false, OPT_HELP},
+    {"--host", NULL, true, OPT_HOST},
+    {"--port", NULL, true, OPT_PORT},
+    {"--prefix", NULL, true, OPT_PREFIX},
+    {"--config", "-c", true, OPT_CONFIG},
+    {"--json", NULL, false, OPT_JSON},
+    {"--timeout", NULL, true, OPT_TIMEOUT},
+    {"--username", NULL, true, OPT_USERNAME},
+    {"--password-file", NULL, true, OPT_PASSWORD_FILE},
+    {"--cafile", NULL, true, OPT_CAFILE},
+    {"--by", NULL, true, OPT_BY},
+    {"--note", NULL, true, OPT_NOTE},
+    {"--notify", NULL, false, OPT_NOTIFY},
+    {"--count", NULL, true, OPT_COUNT},
+    {"--help", "-h", false, OPT_HELP},
     {"--version", NULL, false, OPT_VERSION},
+    {"--all", NULL, false, OPT_ALL},
+    {"--category", NULL, true, OPT_CATEGORY},
+    {"--building", NULL, true, OPT_BUILDING},
+    {"--floor", NULL, true, OPT_FLOOR},
+    {"--zone", NULL, true, OPT_ZONE},
+    {"--description", NULL, true, OPT_DESCRIPTION},
+    {"--responsible", NULL, true, OPT_RESPONSIBLE},
+    {"--deadline", NULL, true, OPT_DEADLINE},
+    {"--verifier", NULL, true, OPT_VERIFIER},
+    {"--state-dir", NULL, true, OPT_STATE_DIR},
+    {"--db", NULL, true, OPT_DB},
+    {"--day", NULL, true, OPT_DAY},
+    {"--csv", NULL, false, OPT_CSV},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
+
+static bool cmd_in(enum gw_ctl_cmd cmd, const enum gw_ctl_cmd *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (list[i] == cmd) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Options that belong to some commands only: true when `id` may go with cmd,
+ * else false with the commands it is for in *what.
+ */
+static bool option_fits(enum opt_id id, enum gw_ctl_cmd cmd, const char **what)
+{
+    static const enum gw_ctl_cmd open_only[] = {GW_CTL_HAZARD_OPEN};
+    static const enum gw_ctl_cmd open_update[] = {GW_CTL_HAZARD_OPEN, GW_CTL_HAZARD_UPDATE};
+    static const enum gw_ctl_cmd with_deadline[] = {GW_CTL_HAZARD_OPEN, GW_CTL_HAZARD_UPDATE,
+                                                    GW_CTL_HAZARD_REOPEN};
+    static const enum gw_ctl_cmd close_only[] = {GW_CTL_HAZARD_CLOSE};
+#define FITS(list) cmd_in(cmd, list, sizeof(list) / sizeof(list[0]))
+    switch (id) {
+    case OPT_BY:
+    case OPT_NOTE:
+        *what = "ack, shelve, unshelve, reset, out-of-service, in-service and the hazard commands";
+        return gw_ctl_is_command(cmd) && cmd != GW_CTL_REPORT;
+    case OPT_NOTIFY:
+    case OPT_COUNT:
+        *what = "tail";
+        return cmd == GW_CTL_TAIL;
+    case OPT_ALL:
+        *what = "hazards";
+        return cmd == GW_CTL_HAZARDS;
+    case OPT_CATEGORY:
+    case OPT_BUILDING:
+    case OPT_FLOOR:
+    case OPT_ZONE:
+        *what = "hazard open";
+        return FITS(open_only);
+    case OPT_DESCRIPTION:
+    case OPT_RESPONSIBLE:
+        *what = "hazard open and hazard update";
+        return FITS(open_update);
+    case OPT_DEADLINE:
+        *what = "hazard open, hazard update and hazard reopen";
+        return FITS(with_deadline);
+    case OPT_VERIFIER:
+        *what = "hazard close";
+        return FITS(close_only);
+    case OPT_STATE_DIR:
+    case OPT_DB:
+        *what = "verify";
+        return cmd == GW_CTL_VERIFY;
+    case OPT_DAY:
+    case OPT_CSV:
+        *what = "report";
+        return cmd == GW_CTL_REPORT;
+    default:
+        return true;
+    }
+#undef FITS
+}
 
 static int fail(char *err, size_t errsize, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -309,6 +440,21 @@ static bool key_ok(const char *key)
     return true;
 }
 
+/* HZ-<YYYYMMDD>-<NNN> (the counter is wider past 999). */
+static bool hazard_id_ok(const char *id)
+{
+    size_t len = strlen(id);
+    if (len < 15 || len >= GW_HZ_ID_MAX || strncmp(id, "HZ-", 3) != 0 || id[11] != '-') {
+        return false;
+    }
+    for (size_t i = 3; i < len; i++) {
+        if (i != 11 && !isdigit((unsigned char)id[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
 int gw_ctl_check_prefix(const char *prefix, char *err, size_t errsize)
 {
     if (!prefix || !*prefix) {
@@ -343,6 +489,89 @@ static int find_option(const char *arg, size_t namelen)
     return -1;
 }
 
+/* The command named by the first positional words; how many words it took (0: unknown). */
+static int find_command(const char *const *pos, int npos, enum gw_ctl_cmd *cmd, char *err,
+                        size_t errsize)
+{
+    if (strcmp(pos[0], "hazard") == 0) {
+        if (npos < 2) {
+            fail(err, errsize,
+                 "hazard needs what to do: open, update, rectifying, close or "
+                 "reopen (campusgw-ctl hazards lists the register)");
+            return -1;
+        }
+        char both[64];
+        snprintf(both, sizeof(both), "hazard %s", pos[1]);
+        for (size_t i = 0; i < NCOMMANDS; i++) {
+            if (strcmp(both, commands[i].name) == 0) {
+                *cmd = commands[i].cmd;
+                return 2;
+            }
+        }
+        fail(err, errsize,
+             "unknown hazard command \"%s\" (open, update, rectifying, close or reopen)", pos[1]);
+        return -1;
+    }
+    for (size_t i = 0; i < NCOMMANDS; i++) {
+        if (!strchr(commands[i].name, ' ') &&
+            (strcmp(pos[0], commands[i].name) == 0 ||
+             (commands[i].alias && strcmp(pos[0], commands[i].alias) == 0))) {
+            *cmd = commands[i].cmd;
+            return 1;
+        }
+    }
+    fail(err, errsize, "unknown command \"%s\"", pos[0]);
+    return -1;
+}
+
+/* What a hazard command needs beyond its id. 0 or -1 with err. */
+static int check_hazard_args(const struct gw_ctl_args *args, const char *name, char *err,
+                             size_t errsize)
+{
+    switch (args->cmd) {
+    case GW_CTL_HAZARD_OPEN:
+        if (!args->category) {
+            return fail(err, errsize,
+                        "hazard open needs --category C: fire_equipment, evacuation_route, "
+                        "electrical, structure, surroundings or other");
+        }
+        if (gw_hazard_category_from_name(args->category) < 0) {
+            return fail(err, errsize,
+                        "hazard open: --category \"%s\" is not one of fire_equipment, "
+                        "evacuation_route, electrical, structure, surroundings, other",
+                        args->category);
+        }
+        if (!args->building) {
+            return fail(err, errsize, "hazard open needs --building B: where it was found");
+        }
+        if (!args->description) {
+            return fail(err, errsize, "hazard open needs --description TEXT: what is wrong");
+        }
+        if (!args->responsible) {
+            return fail(err, errsize,
+                        "hazard open needs --responsible NAME: who is to put it right");
+        }
+        return 0;
+    case GW_CTL_HAZARD_UPDATE:
+        if (!args->responsible && !args->deadline_ms && !args->description) {
+            return fail(err, errsize,
+                        "hazard update needs --responsible, --deadline or --description");
+        }
+        return 0;
+    case GW_CTL_HAZARD_CLOSE:
+        if (!args->note || !*args->note) {
+            return fail(err, errsize, "hazard close needs --note TEXT: what was done to fix it");
+        }
+        if (!args->verifier) {
+            return fail(err, errsize, "hazard close needs --verifier NAME: who checked the fix");
+        }
+        return 0;
+    default:
+        (void)name;
+        return 0;
+    }
+}
+
 int gw_ctl_parse_args(int argc, char **argv, struct gw_ctl_args *args, char *err, size_t errsize)
 {
     memset(args, 0, sizeof(*args));
@@ -353,7 +582,7 @@ int gw_ctl_parse_args(int argc, char **argv, struct gw_ctl_args *args, char *err
     const char *pos[4];
     int npos = 0;
     bool help = false, version = false, end_of_options = false;
-    const char *cmd_only = NULL; /* an option that needs a particular subcommand */
+    bool given[NOPTIONS] = {false};
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -374,6 +603,7 @@ int gw_ctl_parse_args(int argc, char **argv, struct gw_ctl_args *args, char *err
         if (o < 0) {
             return fail(err, errsize, "unknown option \"%.*s\"", (int)namelen, a);
         }
+        given[o] = true;
         const char *value = NULL;
         if (options[o].has_value) {
             if (eq) {
@@ -434,11 +664,9 @@ int gw_ctl_parse_args(int argc, char **argv, struct gw_ctl_args *args, char *err
             break;
         case OPT_BY:
             args->by = value;
-            cmd_only = "--by";
             break;
         case OPT_NOTE:
             args->note = value;
-            cmd_only = "--note";
             break;
         case OPT_NOTIFY:
             args->notify = true;
@@ -455,6 +683,53 @@ int gw_ctl_parse_args(int argc, char **argv, struct gw_ctl_args *args, char *err
         case OPT_VERSION:
             version = true;
             break;
+        case OPT_ALL:
+            args->all = true;
+            break;
+        case OPT_CATEGORY:
+            args->category = value;
+            break;
+        case OPT_BUILDING:
+            args->building = value;
+            break;
+        case OPT_FLOOR:
+            args->floor = value;
+            break;
+        case OPT_ZONE:
+            args->zone = value;
+            break;
+        case OPT_DESCRIPTION:
+            args->description = value;
+            break;
+        case OPT_RESPONSIBLE:
+            args->responsible = value;
+            break;
+        case OPT_DEADLINE:
+            if (gw_ctl_parse_deadline(value, &args->deadline_ms) < 0 || args->deadline_ms <= 0) {
+                return fail(err, errsize,
+                            "--deadline \"%s\" is not a day (YYYY-MM-DD: the end of that day) or "
+                            "an RFC 3339 time (2026-12-05T17:00:00+08:00)",
+                            value);
+            }
+            break;
+        case OPT_VERIFIER:
+            args->verifier = value;
+            break;
+        case OPT_STATE_DIR:
+            args->state_dir = value;
+            break;
+        case OPT_DB:
+            args->db_path = value;
+            break;
+        case OPT_DAY:
+            if (!gw_ctl_day_ok(value)) {
+                return fail(err, errsize, "--day \"%s\" is not a day (YYYY-MM-DD)", value);
+            }
+            args->day = value;
+            break;
+        case OPT_CSV:
+            args->csv = true;
+            break;
         }
     }
 
@@ -469,18 +744,14 @@ int gw_ctl_parse_args(int argc, char **argv, struct gw_ctl_args *args, char *err
     if (npos == 0) {
         return fail(err, errsize,
                     "no command given: status, sensors, alarms, tail, ack, shelve, unshelve, "
-                    "reset, out-of-service or in-service");
+                    "reset, out-of-service, in-service, hazards, hazard, verify or report");
     }
-    for (size_t i = 0; i < NCOMMANDS; i++) {
-        if (strcmp(pos[0], commands[i].name) == 0 ||
-            (commands[i].alias && strcmp(pos[0], commands[i].alias) == 0)) {
-            args->cmd = commands[i].cmd;
-        }
-    }
-    if (args->cmd == GW_CTL_NONE) {
-        return fail(err, errsize, "unknown command \"%s\"", pos[0]);
+    int used = find_command(pos, npos, &args->cmd, err, errsize);
+    if (used < 0) {
+        return -1;
     }
     const char *name = gw_ctl_cmd_name(args->cmd);
+    int nargs = npos - used; /* the command's own arguments, from pos[used] */
 
     int want = 0;
     const char *what = "";
@@ -500,18 +771,46 @@ int gw_ctl_parse_args(int argc, char **argv, struct gw_ctl_args *args, char *err
         want = 1;
         what = "SENSOR";
         break;
+    case GW_CTL_HAZARD_UPDATE:
+    case GW_CTL_HAZARD_RECTIFYING:
+    case GW_CTL_HAZARD_CLOSE:
+    case GW_CTL_HAZARD_REOPEN:
+        want = 1;
+        what = "the hazard's ID (HZ-<YYYYMMDD>-<NNN>)";
+        break;
     default:
         break;
     }
-    if (npos - 1 < want) {
+    if (nargs < want) {
         return fail(err, errsize, "%s needs %s", name, what);
     }
-    if (npos - 1 > want) {
-        return fail(err, errsize, "%s: unexpected argument \"%s\"", name, pos[want + 1]);
+    if (nargs > want) {
+        return fail(err, errsize, "%s: unexpected argument \"%s\"", name, pos[used + want]);
+    }
+    for (size_t o = 0; o < NOPTIONS; o++) {
+        const char *fits = "";
+        if (given[o] && !option_fits(options[o].id, args->cmd, &fits)) {
+            return fail(err, errsize, "%s is only for %s", options[o].name, fits);
+        }
     }
 
-    if (gw_ctl_is_command(args->cmd)) {
-        args->target = pos[1];
+    if (gw_ctl_is_hazard_command(args->cmd)) {
+        if (args->cmd != GW_CTL_HAZARD_OPEN) {
+            args->target = pos[used];
+            if (!hazard_id_ok(args->target)) {
+                return fail(err, errsize,
+                            "%s: \"%s\" is not a hazard id; an id is HZ-<YYYYMMDD>-<NNN>, e.g. "
+                            "HZ-20261128-001 (campusgw-ctl hazards lists them)",
+                            name, args->target);
+            }
+        }
+        if (check_hazard_args(args, name, err, errsize) < 0) {
+            return -1;
+        }
+    } else if (args->cmd == GW_CTL_REPORT) {
+        args->target = args->day; /* NULL: the caller fills in yesterday */
+    } else if (gw_ctl_is_command(args->cmd)) {
+        args->target = pos[used];
         if (takes_sensor(args->cmd)) {
             if (!sensor_id_ok(args->target, strlen(args->target))) {
                 return fail(err, errsize,
@@ -527,9 +826,9 @@ int gw_ctl_parse_args(int argc, char **argv, struct gw_ctl_args *args, char *err
         }
         if (args->cmd == GW_CTL_SHELVE) {
             long v;
-            if (!parse_long(pos[2], 1, GW_CTL_SHELVE_MAX_MINUTES, &v)) {
+            if (!parse_long(pos[used + 1], 1, GW_CTL_SHELVE_MAX_MINUTES, &v)) {
                 return fail(err, errsize, "shelve: MINUTES \"%s\" must be 1..%d (a week at most)",
-                            pos[2], GW_CTL_SHELVE_MAX_MINUTES);
+                            pos[used + 1], GW_CTL_SHELVE_MAX_MINUTES);
             }
             args->minutes = (int)v;
         }
@@ -539,15 +838,11 @@ int gw_ctl_parse_args(int argc, char **argv, struct gw_ctl_args *args, char *err
                         "history)",
                         name);
         }
-    } else if (cmd_only) {
-        return fail(err, errsize,
-                    "%s is only for ack, shelve, unshelve, reset, out-of-service and in-service",
-                    cmd_only);
     }
-    if (args->cmd != GW_CTL_TAIL && (args->notify || args->count)) {
-        return fail(err, errsize, "%s is only for tail", args->notify ? "--notify" : "--count");
+    if (args->cmd == GW_CTL_VERIFY && args->db_path && args->state_dir) {
+        return fail(err, errsize, "verify: give --db FILE or --state-dir DIR, not both");
     }
-    if (!args->prefix && !args->config_path) {
+    if (gw_ctl_needs_hub(args->cmd) && !args->prefix && !args->config_path) {
         return fail(err, errsize,
                     "which gateway? give --prefix <topic_prefix>/<district>/<school> (e.g. "
                     "campus/haidian/no1-middle) or --config /etc/campusgw/campusgw.cfg");
@@ -576,6 +871,29 @@ void gw_ctl_usage(FILE *out)
         "\n"
         "  KEY is <sensor>/<rule-slug>, as `alarms` lists it.\n"
         "\n"
+        "hazard register (隐患台账):\n"
+        "  hazards [--all]                 hazards not closed (--all: closed too), overdue first\n"
+        "  hazard open --category C --building B [--floor F] [--zone Z]\n"
+        "              --description TEXT --responsible NAME [--deadline D]\n"
+        "                                  record a hazard found on an inspection\n"
+        "  hazard update ID [--responsible NAME] [--deadline D] [--description TEXT]\n"
+        "  hazard rectifying ID            its fix has started\n"
+        "  hazard close ID --note TEXT --verifier NAME   fixed, and checked by the verifier\n"
+        "  hazard reopen ID [--deadline D]  the fix did not hold\n"
+        "  verify [--state-dir DIR | --db FILE]\n"
+        "                                  check the register's hash chain in state.db\n"
+        "                                  (read-only; default " GW_CTL_DEFAULT_STATE_DIR
+        ", or -c's state_dir);\n"
+        "                                  exit 0 intact, 1 the first bad entry and why\n"
+        "  report [--day YYYY-MM-DD] [--csv]  the daily safety log (default: yesterday),\n"
+        "                                  Markdown or CSV, as the gateway writes it\n"
+        "\n"
+        "  C is fire_equipment, evacuation_route, electrical, structure, surroundings or\n"
+        "  other. D is a day (YYYY-MM-DD, meaning its end, local time) or an RFC 3339 time;\n"
+        "  without it the category's default days apply. Every hazard command takes\n"
+        "  --by NAME (default: your login name) and --note TEXT. ID is HZ-<YYYYMMDD>-<NNN>,\n"
+        "  as `hazards` lists it.\n"
+        "\n"
         "options:\n"
         "  -c, --config FILE     take hub host, port, login and topic prefix from the\n"
         "                        gateway's config file\n"
@@ -587,22 +905,71 @@ void gw_ctl_usage(FILE *out)
         "  --timeout S           seconds to wait for the hub and the gateway (default 10)\n"
         "  -h, --help, --version\n"
         "\n"
-        "exit codes: 0 ok; 2 cannot connect to the hub; 3 the gateway refused the command;\n"
+        "exit codes: 0 ok; 1 verify found the register altered (or could not read it);\n"
+        "2 cannot connect to the hub; 3 the gateway refused the command;\n"
         "4 no answer from the gateway in time (status: the gateway is offline); 64 usage error.\n",
         out);
 }
 
 /* ---------------------------------------------------------------- commands on the wire */
 
+static int set_str(json_t *o, const char *key, const char *value)
+{
+    return value ? json_object_set_new(o, key, json_string(value)) : 0;
+}
+
+static int hazard_payload(json_t *root, const struct gw_ctl_args *args)
+{
+    int rc = 0;
+    if (args->cmd != GW_CTL_HAZARD_OPEN) {
+        rc |= set_str(root, "hazard", args->target);
+    }
+    rc |= set_str(root, "by", args->by);
+    switch (args->cmd) {
+    case GW_CTL_HAZARD_OPEN:
+        rc |= set_str(root, "category", args->category);
+        rc |= set_str(root, "building", args->building);
+        rc |= set_str(root, "floor", args->floor);
+        rc |= set_str(root, "zone", args->zone);
+        rc |= set_str(root, "description", args->description);
+        rc |= set_str(root, "responsible", args->responsible);
+        break;
+    case GW_CTL_HAZARD_UPDATE:
+        rc |= set_str(root, "responsible", args->responsible);
+        rc |= set_str(root, "description", args->description);
+        break;
+    case GW_CTL_HAZARD_CLOSE:
+        rc |= set_str(root, "verifier", args->verifier);
+        break;
+    default:
+        break;
+    }
+    if (args->deadline_ms) {
+        rc |= json_object_set_new(root, "deadline", json_integer((json_int_t)args->deadline_ms));
+    }
+    return rc;
+}
+
 char *gw_ctl_command_payload(const struct gw_ctl_args *args, const char *id)
 {
+    if (gw_ctl_is_hazard_command(args->cmd) && (!args->by || !*args->by)) {
+        return NULL;
+    }
     json_t *root = json_object();
     if (!root) {
         return NULL;
     }
-    int rc = json_object_set_new(root, takes_sensor(args->cmd) ? "sensor" : "key",
-                                 json_string(args->target));
-    rc |= json_object_set_new(root, "by", json_string(args->by));
+    int rc = 0;
+    if (args->cmd == GW_CTL_REPORT) {
+        rc |= set_str(root, "day", args->target);
+        rc |= set_str(root, "format", args->csv ? "csv" : "md");
+    } else if (gw_ctl_is_hazard_command(args->cmd)) {
+        rc |= hazard_payload(root, args);
+    } else {
+        rc |= json_object_set_new(root, takes_sensor(args->cmd) ? "sensor" : "key",
+                                  json_string(args->target));
+        rc |= json_object_set_new(root, "by", json_string(args->by));
+    }
     if (args->note && *args->note) {
         rc |= json_object_set_new(root, "note", json_string(args->note));
     }
@@ -639,22 +1006,34 @@ int gw_ctl_print_result(const json_t *result, const struct gw_ctl_args *args, FI
     char buf[2048];
     struct line l = {buf, sizeof(buf), 0, false};
     buf[0] = '\0';
-    const char *target =
-        json_string_value(json_object_get(result, takes_sensor(args->cmd) ? "sensor" : "key"));
+    const char *target = json_string_value(json_object_get(result, target_field(args->cmd)));
+    if (!target || !*target) {
+        target = args->target ? args->target : "";
+    }
+    /* Alarm commands say "state", hazard commands "status". */
     const char *state = json_string_value(json_object_get(result, "state"));
+    if (!state) {
+        state = json_string_value(json_object_get(result, "status"));
+    }
     const json_t *ok = json_object_get(result, "ok");
     if (json_is_true(ok)) {
-        line_printf(&l, "ok: %s ", gw_ctl_cmd_name(args->cmd));
-        line_put_safe(&l, target ? target : args->target);
-        if (state) {
+        line_printf(&l, "ok: %s", gw_ctl_cmd_name(args->cmd));
+        if (*target) {
+            line_put(&l, " ", 1);
+            line_put_safe(&l, target);
+        }
+        if (state && *state) {
             line_put(&l, ": now ", 6);
             line_put_safe(&l, state);
         }
         fprintf(out, "%s\n", buf);
         return GW_CTL_EXIT_OK;
     }
-    line_printf(&l, "campusgw-ctl: the gateway refused %s ", gw_ctl_cmd_name(args->cmd));
-    line_put_safe(&l, target ? target : args->target);
+    line_printf(&l, "campusgw-ctl: the gateway refused %s", gw_ctl_cmd_name(args->cmd));
+    if (*target) {
+        line_put(&l, " ", 1);
+        line_put_safe(&l, target);
+    }
     line_put(&l, ": ", 2);
     const char *error = json_string_value(json_object_get(result, "error"));
     if (!json_is_boolean(ok)) {
@@ -662,13 +1041,38 @@ int gw_ctl_print_result(const json_t *result, const struct gw_ctl_args *args, FI
     } else {
         line_put_safe(&l, error && *error ? error : "no reason given");
     }
-    if (state) {
+    if (state && *state) {
         line_put(&l, " (state: ", 9);
         line_put_safe(&l, state);
         line_put(&l, ")", 1);
     }
     fprintf(err, "%s\n", buf);
     return GW_CTL_EXIT_REFUSED;
+}
+
+int gw_ctl_print_report(const json_t *result, const struct gw_ctl_args *args, FILE *out, FILE *err)
+{
+    const char *text = json_string_value(json_object_get(result, "text"));
+    if (!json_is_true(json_object_get(result, "ok")) || !text) {
+        if (json_is_true(json_object_get(result, "ok"))) {
+            fprintf(err, "campusgw-ctl: the gateway's report has no text\n");
+            return GW_CTL_EXIT_REFUSED;
+        }
+        return gw_ctl_print_result(result, args, out, err);
+    }
+    const unsigned char *p = (const unsigned char *)text;
+    while (*p) {
+        uint32_t cp;
+        size_t n = utf8_next(p, &cp);
+        bool layout = cp == '\t' || cp == '\r' || cp == '\n';
+        if (!layout && (cp == UINT32_MAX || cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))) {
+            fputc('?', out);
+        } else {
+            fwrite(p, 1, n, out);
+        }
+        p += n;
+    }
+    return GW_CTL_EXIT_OK;
 }
 
 /* ---------------------------------------------------------------- time */
@@ -751,6 +1155,73 @@ int gw_ctl_parse_time(const char *s, int64_t *ms)
         days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - (int64_t)offset_min * 60;
     *ms = secs * 1000 + frac;
     return 0;
+}
+
+bool gw_ctl_day_ok(const char *s)
+{
+    int y, mo, d;
+    if (!s || strlen(s) != 10 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
+        s[7] != '-' || !digits(s + 8, 2, &d)) {
+        return false;
+    }
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return y >= 1970 && mo >= 1 && mo <= 12 && d >= 1 && d <= mdays[mo - 1] &&
+           !(mo == 2 && d == 29 && !leap);
+}
+
+int gw_ctl_parse_deadline(const char *s, int64_t *ms)
+{
+    if (gw_ctl_parse_time(s, ms) == 0) {
+        return 0;
+    }
+    if (!gw_ctl_day_ok(s)) {
+        return -1;
+    }
+    /* A day on a form means "by the end of it", in local time like the people who set it. */
+    struct tm tm = {0};
+    tm.tm_year = atoi(s) - 1900;
+    tm.tm_mon = atoi(s + 5) - 1;
+    tm.tm_mday = atoi(s + 8);
+    tm.tm_hour = 23;
+    tm.tm_min = 59;
+    tm.tm_sec = 59;
+    tm.tm_isdst = -1;
+    time_t t = mktime(&tm);
+    if (t == (time_t)-1) {
+        return -1;
+    }
+    *ms = (int64_t)t * 1000;
+    return 0;
+}
+
+void gw_ctl_truncate(const char *s, size_t columns, char *out, size_t size)
+{
+    if (size == 0) {
+        return;
+    }
+    struct line l = {out, size, 0, false};
+    out[0] = '\0';
+    if (gw_ctl_display_width(s) <= columns) {
+        line_put(&l, s, strlen(s));
+        return;
+    }
+    size_t used = 0;
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p && columns > 0) {
+        uint32_t cp;
+        size_t n = utf8_next(p, &cp);
+        size_t w = cp == UINT32_MAX ? 1 : (size_t)cp_width(cp);
+        if (used + w > columns - 1) { /* one column for the ellipsis */
+            break;
+        }
+        line_put(&l, (const char *)p, n);
+        used += w;
+        p += n;
+    }
+    if (columns > 0) {
+        line_put(&l, "\xe2\x80\xa6", 3);
+    }
 }
 
 void gw_ctl_format_age(int64_t now_ms, int64_t then_ms, char *out, size_t size)
@@ -1435,4 +1906,225 @@ int gw_ctl_format_event(const char *topic_suffix, const char *payload, size_t le
     }
     json_decref(ev);
     return 0;
+}
+
+/* ---------------------------------------------------------------- hazards */
+
+bool gw_ctl_hazard_overdue(const json_t *hazard, int64_t now_ms)
+{
+    if (strcmp(str_field(hazard, "status"), "closed") == 0) {
+        return false;
+    }
+    if (json_is_true(json_object_get(hazard, "overdue"))) {
+        return true;
+    }
+    int64_t deadline;
+    return gw_ctl_parse_time(str_field(hazard, "deadline"), &deadline) == 0 && now_ms >= deadline;
+}
+
+struct hazard_item {
+    json_t *hazard;
+    bool overdue, closed;
+    int64_t deadline; /* INT64_MAX when none */
+};
+
+static int cmp_hazards(const void *a, const void *b)
+{
+    const struct hazard_item *x = a, *y = b;
+    if (x->overdue != y->overdue) {
+        return x->overdue ? -1 : 1;
+    }
+    if (x->closed != y->closed) {
+        return x->closed ? 1 : -1;
+    }
+    if (x->deadline != y->deadline) {
+        return x->deadline < y->deadline ? -1 : 1;
+    }
+    return strcmp(str_field(x->hazard, "id"), str_field(y->hazard, "id"));
+}
+
+json_t *gw_ctl_hazard_list(const json_t *map, bool all, int64_t now_ms)
+{
+    size_t cap = json_object_size(map), n = 0;
+    struct hazard_item *items = calloc(cap ? cap : 1, sizeof(*items));
+    json_t *list = json_array();
+    if (!items || !list) {
+        free(items);
+        json_decref(list);
+        return NULL;
+    }
+    const char *topic;
+    json_t *h;
+    json_object_foreach((json_t *)map, topic, h)
+    {
+        size_t tl = strlen(topic);
+        /* P/hazards/log carries history entries, not hazards */
+        if ((tl >= 4 && strcmp(topic + tl - 4, "/log") == 0) || !*str_field(h, "id")) {
+            continue;
+        }
+        bool closed = strcmp(str_field(h, "status"), "closed") == 0;
+        if (closed && !all) {
+            continue;
+        }
+        items[n].hazard = h;
+        items[n].closed = closed;
+        items[n].overdue = gw_ctl_hazard_overdue(h, now_ms);
+        items[n].deadline = time_field(h, "deadline");
+        n++;
+    }
+    qsort(items, n, sizeof(*items), cmp_hazards);
+    for (size_t i = 0; i < n; i++) {
+        if (json_array_append(list, items[i].hazard) < 0) {
+            json_decref(list);
+            list = NULL;
+            break;
+        }
+    }
+    free(items);
+    return list;
+}
+
+/* "2026-12-05 23:59" in local time. */
+static void format_local_minutes(int64_t ms, char *out, size_t size)
+{
+    time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    struct tm tm;
+    if (!localtime_r(&t, &tm) || strftime(out, size, "%Y-%m-%d %H:%M", &tm) == 0) {
+        snprintf(out, size, "?");
+    }
+}
+
+#define HAZARD_DESCRIPTION_COLUMNS 40
+
+int gw_ctl_print_hazards(const json_t *list, bool all, int64_t now_ms, FILE *out)
+{
+    size_t n = json_array_size(list);
+    if (n == 0) {
+        fprintf(out, all ? "no hazards recorded\n" : "no open hazards\n");
+        return 0;
+    }
+    static const char *const headers[] = {"ID",          "STATUS",   "CATEGORY",   "WHERE",
+                                          "RESPONSIBLE", "DEADLINE", "DESCRIPTION"};
+    struct gw_ctl_table *t = gw_ctl_table_new(7, headers, NULL);
+    if (!t) {
+        return -1;
+    }
+    int open = 0, rectifying = 0, closed = 0, overdue = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *h = json_array_get(list, i);
+        const char *st = str_field(h, "status");
+        bool late = gw_ctl_hazard_overdue(h, now_ms);
+        open += strcmp(st, "open") == 0;
+        rectifying += strcmp(st, "rectifying") == 0;
+        closed += strcmp(st, "closed") == 0;
+        overdue += late;
+        char status[64], where[3 * 64 + 8], deadline[96], description[256];
+        snprintf(status, sizeof(status), "%s%s", *st ? st : "?", late ? " OVERDUE" : "");
+        struct line w = {where, sizeof(where), 0, false};
+        where[0] = '\0';
+        const char *parts[] = {str_field(h, "building"), str_field(h, "floor"),
+                               str_field(h, "zone")};
+        for (size_t k = 0; k < 3; k++) {
+            if (*parts[k]) {
+                if (w.len) {
+                    line_put(&w, " / ", 3);
+                }
+                line_put(&w, parts[k], strlen(parts[k]));
+            }
+        }
+        int64_t dl;
+        if (gw_ctl_parse_time(str_field(h, "deadline"), &dl) == 0) {
+            char when[32], age[48];
+            format_local_minutes(dl, when, sizeof(when));
+            gw_ctl_format_age(now_ms, dl, age, sizeof(age));
+            snprintf(deadline, sizeof(deadline), "%s (%s)", when, age);
+        } else {
+            snprintf(deadline, sizeof(deadline), "-");
+        }
+        gw_ctl_truncate(str_field(h, "description"), HAZARD_DESCRIPTION_COLUMNS, description,
+                        sizeof(description));
+        const char *responsible = str_field(h, "responsible");
+        const char *category = str_field(h, "category");
+        const char *row[] = {str_field(h, "id"),
+                             status,
+                             *category ? category : NULL,
+                             *where ? where : NULL,
+                             *responsible ? responsible : NULL,
+                             deadline,
+                             description};
+        if (gw_ctl_table_add(t, row) < 0) {
+            gw_ctl_table_free(t);
+            return -1;
+        }
+    }
+    gw_ctl_table_print(t, out);
+    gw_ctl_table_free(t);
+    if (all) {
+        fprintf(out, "%zu hazard%s: %d open, %d rectifying, %d closed; %d overdue\n", n,
+                n == 1 ? "" : "s", open, rectifying, closed, overdue);
+    } else {
+        fprintf(out, "%zu hazard%s not closed: %d open, %d rectifying; %d overdue\n", n,
+                n == 1 ? "" : "s", open, rectifying, overdue);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- verify */
+
+int gw_ctl_verify_rows(const struct gw_ctl_hazard_row *rows, int n, char *out, size_t size)
+{
+    if (n <= 0) {
+        snprintf(out, size, "hazard register: 0 entries, chain intact (empty)");
+        return 0;
+    }
+    struct gw_hazard_entry *entries = calloc((size_t)n, sizeof(*entries));
+    if (!entries) {
+        return -1;
+    }
+    char why[512];
+    int rc = 1;
+    for (int i = 0; i < n; i++) {
+        const struct gw_ctl_hazard_row *r = &rows[i];
+        struct gw_hazard_entry *e = &entries[i];
+        if (gw_hazard_entry_from_json(r->entry, e, why, sizeof(why)) != 0) {
+            snprintf(out, size, "entry n=%" PRId64 " (%s): its JSON is not a valid entry: %s", r->n,
+                     r->hazard ? r->hazard : "no hazard", why);
+            goto out;
+        }
+        if ((int64_t)e->seq != r->n) {
+            snprintf(out, size,
+                     "entry n=%" PRId64 " (%s): the row's n disagrees with its JSON's seq %" PRIu64,
+                     r->n, e->hazard.id, e->seq);
+            goto out;
+        }
+        if (!r->hazard || strcmp(r->hazard, e->hazard.id) != 0) {
+            snprintf(out, size,
+                     "entry n=%" PRId64 " (%s): the row's hazard column \"%s\" disagrees with its "
+                     "JSON",
+                     r->n, e->hazard.id, r->hazard ? r->hazard : "NULL");
+            goto out;
+        }
+        if (r->at_ms != e->at_ms) {
+            snprintf(out, size,
+                     "entry n=%" PRId64 " (%s): the row's at column %" PRId64
+                     " disagrees with its JSON's at %" PRId64,
+                     r->n, e->hazard.id, r->at_ms, e->at_ms);
+            goto out;
+        }
+    }
+    int bad = gw_hazard_chain_verify(entries, n, why, sizeof(why));
+    if (bad >= 0) {
+        char when[32];
+        format_local(entries[bad].at_ms, when, sizeof(when));
+        snprintf(out, size, "entry n=%" PRId64 " (%s, %s by %s at %s): %s", rows[bad].n,
+                 entries[bad].hazard.id, entries[bad].action ? entries[bad].action : "?",
+                 *entries[bad].by ? entries[bad].by : "the gateway", when, why);
+        goto out;
+    }
+    snprintf(out, size, "hazard register: %d entr%s, chain intact, head %s", n,
+             n == 1 ? "y" : "ies", entries[n - 1].hash);
+    rc = 0;
+out:
+    free(entries);
+    return rc;
 }

@@ -31,6 +31,8 @@ enum gw_ctl_cmd {
     GW_CTL_SENSORS,
     GW_CTL_ALARMS,
     GW_CTL_TAIL,
+    GW_CTL_HAZARDS, /* the retained P/hazards/# */
+    GW_CTL_VERIFY,  /* the hazard register's hash chain in state.db: no hub */
     /* Commands to the gateway (P/cmd/...), answered on P/cmd/result. */
     GW_CTL_ACK,
     GW_CTL_SHELVE,
@@ -38,10 +40,17 @@ enum gw_ctl_cmd {
     GW_CTL_RESET,
     GW_CTL_OUT_OF_SERVICE,
     GW_CTL_IN_SERVICE,
+    GW_CTL_HAZARD_OPEN, /* "hazard open": P/cmd/hazard/open */
+    GW_CTL_HAZARD_UPDATE,
+    GW_CTL_HAZARD_RECTIFYING,
+    GW_CTL_HAZARD_CLOSE,
+    GW_CTL_HAZARD_REOPEN,
+    GW_CTL_REPORT, /* P/cmd/report: the daily log's text */
 };
 
 #define GW_CTL_DEFAULT_TIMEOUT_MS 10000
 #define GW_CTL_SHELVE_MAX_MINUTES 10080 /* a week */
+#define GW_CTL_DEFAULT_STATE_DIR "/var/lib/campusgw"
 
 /* Parsed command line; strings point into argv. NULL / 0 = not given. */
 struct gw_ctl_args {
@@ -61,6 +70,17 @@ struct gw_ctl_args {
     const char *note;
     bool notify; /* tail: P/notify/# too */
     long count;  /* tail: stop after this many lines; 0 = until Ctrl-C */
+    /* hazards: closed ones too */
+    bool all;
+    /* hazard commands (target = the hazard id, but for open) */
+    const char *category, *building, *floor, *zone, *description, *responsible, *verifier;
+    int64_t deadline_ms; /* --deadline, 0 = not given */
+    /* verify: --db FILE, else --state-dir DIR (/state.db), else -c's state_dir, else the default */
+    const char *state_dir;
+    const char *db_path;
+    /* report */
+    const char *day; /* YYYY-MM-DD */
+    bool csv;
 };
 
 /*
@@ -75,11 +95,19 @@ int gw_ctl_parse_args(int argc, char **argv, struct gw_ctl_args *args, char *err
 int gw_ctl_check_prefix(const char *prefix, char *err, size_t errsize);
 
 bool gw_ctl_is_command(enum gw_ctl_cmd cmd);
-/* The name on the command line ("out-of-service") and the topic under P/cmd/ ("out_of_service"). */
+bool gw_ctl_is_hazard_command(enum gw_ctl_cmd cmd);
+/* Does the command need the hub (and so a prefix)? verify, help and version do not. */
+bool gw_ctl_needs_hub(enum gw_ctl_cmd cmd);
+/* The name on the command line ("out-of-service", "hazard close") and the topic under P/cmd/
+   ("out_of_service", "hazard/close"). */
 const char *gw_ctl_cmd_name(enum gw_ctl_cmd cmd);
 const char *gw_ctl_cmd_topic(enum gw_ctl_cmd cmd);
 
-/* The JSON for P/cmd/<topic>, with "id" = id. Caller frees; NULL on out of memory. */
+/*
+ * The JSON for P/cmd/<topic>, with "id" = id. Caller frees; NULL on out of
+ * memory, or for a hazard command without args->by (the caller fills in the
+ * login name when --by was not given).
+ */
 char *gw_ctl_command_payload(const struct gw_ctl_args *args, const char *id);
 
 /*
@@ -96,8 +124,24 @@ json_t *gw_ctl_match_result(const char *payload, size_t len, const char *id);
 int gw_ctl_print_result(const json_t *result, const struct gw_ctl_args *args, FILE *out, FILE *err);
 int gw_ctl_result_exit_code(const json_t *result);
 
+/*
+ * Print a report result: its "text" as it is on out (control characters but
+ * tab, CR and LF replaced, so a crafted note cannot drive the terminal), or
+ * the error on err. Returns like gw_ctl_print_result.
+ */
+int gw_ctl_print_report(const json_t *result, const struct gw_ctl_args *args, FILE *out, FILE *err);
+
 /* RFC 3339 ("2024-05-01T10:42:05.123Z", "+08:00" offsets too) -> ms since the epoch. 0 or -1. */
 int gw_ctl_parse_time(const char *s, int64_t *ms);
+/* "YYYY-MM-DD", a real date. */
+bool gw_ctl_day_ok(const char *s);
+/*
+ * A deadline: RFC 3339, or a day "YYYY-MM-DD" meaning the end of that day
+ * (23:59:59 local time, the process's TZ). 0 or -1.
+ */
+int gw_ctl_parse_deadline(const char *s, int64_t *ms);
+/* Cut s to at most `columns` terminal columns, ending in "…" when cut. */
+void gw_ctl_truncate(const char *s, size_t columns, char *out, size_t size);
 
 /* "just now", "42 s ago", "3 min ago", "5 h ago", "12 d ago"; "in 3 min" for the future. */
 void gw_ctl_format_age(int64_t now_ms, int64_t then_ms, char *out, size_t size);
@@ -152,6 +196,34 @@ int gw_ctl_status_exit_code(const json_t *summary);
  */
 int gw_ctl_format_event(const char *topic_suffix, const char *payload, size_t len, int64_t now_ms,
                         char *out, size_t size);
+
+/*
+ * `hazards`: the retained P/hazards/<id> objects (a map as gw_ctl_collect
+ * leaves it; "log" and objects without an "id" are skipped) as an array:
+ * not closed ones (all = closed too), overdue first (its "overdue" flag, or
+ * not closed and now_ms >= its deadline), then by deadline, then id.
+ * NULL on out of memory.
+ */
+json_t *gw_ctl_hazard_list(const json_t *map, bool all, int64_t now_ms);
+bool gw_ctl_hazard_overdue(const json_t *hazard, int64_t now_ms);
+int gw_ctl_print_hazards(const json_t *list, bool all, int64_t now_ms, FILE *out);
+
+/* One row of state.db's hazard_log, as read. */
+struct gw_ctl_hazard_row {
+    int64_t n;
+    const char *hazard; /* NULL when the column is NULL */
+    int64_t at_ms;
+    const char *entry; /* the entry's JSON; NULL when the column is NULL */
+};
+
+/*
+ * `verify`: every row's JSON parsed (gw_hazard_entry_from_json), its n,
+ * hazard and at columns checked against the JSON, and the chain checked
+ * (gw_hazard_chain_verify). Returns 0 with "hazard register: N entries,
+ * chain intact, head <hash>" in out, or 1 with the first bad entry and why.
+ * -1 on out of memory.
+ */
+int gw_ctl_verify_rows(const struct gw_ctl_hazard_row *rows, int n, char *out, size_t size);
 
 /* Usage text. */
 void gw_ctl_usage(FILE *out);
