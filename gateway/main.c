@@ -136,8 +136,6 @@ static void on_prompt_signal(int signum)
 /* Prompts on stderr and reads one line with echo off. Returns its length, or -1. */
 static int read_hidden_line(const char *prompt, char *buf, size_t size)
 {
-    fputs(prompt, stderr);
-    fflush(stderr);
     if (tcgetattr(STDIN_FILENO, &saved_tty) == 0) {
         struct termios quiet = saved_tty;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
@@ -149,6 +147,9 @@ static int read_hidden_line(const char *prompt, char *buf, size_t size)
             tty_quiet = 1;
         }
     }
+    /* Only now: what is typed after the prompt is neither echoed nor flushed away. */
+    fputs(prompt, stderr);
+    fflush(stderr);
     char *got = fgets(buf, (int)size, stdin);
     restore_tty();
     if (!got) {
