@@ -6,6 +6,7 @@
 
 #include "hazard_desk.h"
 #include "payload.h"
+#include "timefmt.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(12))
 
@@ -274,33 +275,6 @@ struct hazard_history {
     int64_t updated_at_ms;
 };
 
-/* {hazard id: [entries, updated_at]} over the entries; NULL when out of memory. */
-static json_t *history_index(const char *const *entries, int n)
-{
-    json_t *index = json_object();
-    for (int i = 0; index && i < n; i++) {
-        json_t *e = json_loads(entries[i], 0, NULL);
-        const char *id = json_string_value(json_object_get(e, "hazard"));
-        json_t *at = json_object_get(e, "at");
-        if (id && json_is_integer(at)) {
-            json_t *slot = json_object_get(index, id);
-            json_int_t count = slot ? json_integer_value(json_array_get(slot, 0)) : 0;
-            json_object_set_new(index, id, json_pack("[II]", count + 1, json_integer_value(at)));
-        }
-        json_decref(e);
-    }
-    return index;
-}
-
-static struct hazard_history history_of(const json_t *index, const char *id)
-{
-    const json_t *slot = json_object_get(index, id);
-    return (struct hazard_history){
-        .entries = slot ? (int)json_integer_value(json_array_get(slot, 0)) : 0,
-        .updated_at_ms = slot ? json_integer_value(json_array_get(slot, 1)) : 0,
-    };
-}
-
 /* The P/hazards/<id> object, as a view: without the delivery's "seq". */
 static json_t *hazard_view(const struct gw_hazard *h, struct hazard_history hist)
 {
@@ -323,8 +297,10 @@ static int newest_first(const void *x, const void *y)
     return -strcmp(a->id, b->id);
 }
 
-char *gw_api_hazards(const struct gw_hazards *hz, const char *const *entries, int nentries,
-                     const char *status, int64_t now_ms)
+char *gw_api_hazards(const struct gw_hazards *hz,
+                     int (*meta)(const void *ctx, const char *id, int64_t *updated_at_ms,
+                                 int *entries),
+                     const void *meta_ctx, const char *status, int64_t now_ms)
 {
     int n = 0, it = 0;
     const struct gw_hazard *h;
@@ -332,11 +308,9 @@ char *gw_api_hazards(const struct gw_hazards *hz, const char *const *entries, in
         n++;
     }
     const struct gw_hazard **sorted = calloc((size_t)(n > 0 ? n : 1), sizeof(*sorted));
-    json_t *index = history_index(entries, nentries);
     json_t *list = json_array();
-    if (!sorted || !index || !list) {
+    if (!sorted || !list) {
         free(sorted);
-        json_decref(index);
         json_decref(list);
         return NULL;
     }
@@ -349,14 +323,17 @@ char *gw_api_hazards(const struct gw_hazards *hz, const char *const *entries, in
     }
     qsort(sorted, (size_t)m, sizeof(*sorted), newest_first);
     for (int i = 0; list && i < m; i++) {
-        json_t *o = hazard_view(sorted[i], history_of(index, sorted[i]->id));
+        struct hazard_history hist = {0};
+        if (!meta || meta(meta_ctx, sorted[i]->id, &hist.updated_at_ms, &hist.entries) != 0) {
+            hist = (struct hazard_history){0};
+        }
+        json_t *o = hazard_view(sorted[i], hist);
         if (!o || json_array_append_new(list, o) != 0) {
             json_decref(list);
             list = NULL;
         }
     }
     free(sorted);
-    json_decref(index);
     return dump(list);
 }
 
@@ -397,18 +374,13 @@ bool gw_api_log_name(const char *name, char day[11], bool *csv)
     } else {
         return false;
     }
-    for (int i = 0; i < 10; i++) {
-        bool dash = i == 4 || i == 7;
-        if (dash ? name[i] != '-' : (name[i] < '0' || name[i] > '9')) {
-            return false;
-        }
-    }
-    int month = (name[5] - '0') * 10 + (name[6] - '0');
-    int mday = (name[8] - '0') * 10 + (name[9] - '0');
-    if (month < 1 || month > 12 || mday < 1 || mday > 31) {
+    char date[11];
+    int y, m, d;
+    memcpy(date, name, 10);
+    date[10] = '\0';
+    if (gw_parse_date(date, &y, &m, &d) != 0) {
         return false;
     }
-    memcpy(day, name, 10);
-    day[10] = '\0';
+    memcpy(day, date, sizeof(date));
     return true;
 }

@@ -38,12 +38,14 @@ bool gw_api_hazard_overdue(const struct gw_hazard *h, int64_t now_ms);
 /*
  * GET /api/hazards: [the P/hazards/<id> objects (gw_hazard_json) without "seq"], newest first
  * (found_at, then id), those matching status (gw_api_hazard_filter_ok; "overdue" as
- * gw_api_hazard_overdue says). entries: the register's history, each entry's JSON in seq order,
- * from which each hazard's "updated_at" (its last entry's "at") and "entries" are counted.
- * NULL when out of memory.
+ * gw_api_hazard_overdue says). Each hazard's "updated_at" and "entries" are what
+ * meta(meta_ctx, id, ...) says (gw_hazard_desk_meta in the gateway: no history is read); when it
+ * fails, or meta is NULL, "" and 0. NULL when out of memory.
  */
-char *gw_api_hazards(const struct gw_hazards *hz, const char *const *entries, int nentries,
-                     const char *status, int64_t now_ms);
+char *gw_api_hazards(const struct gw_hazards *hz,
+                     int (*meta)(const void *ctx, const char *id, int64_t *updated_at_ms,
+                                 int *entries),
+                     const void *meta_ctx, const char *status, int64_t now_ms);
 /*
  * GET /api/hazards/<id>: {"hazard":{...as above},"history":[its entries, oldest first]}; entries
  * are that hazard's (others are skipped). NULL: unknown id, or out of memory.

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
 #include "text.h"
+#include "timefmt.h"
 
 #define NCLASSES 3 /* alarm, supervisory, trouble: fire first everywhere */
 
@@ -60,48 +62,6 @@ static void sb_csv(struct gw_sb *b, const char *s, bool text)
 }
 
 /* ---- times ---- */
-
-/* "2026-11-28T13:26:59.123Z" (milliseconds optional) -> Unix ms; false when malformed. */
-static bool parse_utc(const char *s, int64_t *out)
-{
-    int y, mo, d, h, mi, sec, n = 0;
-    if (s == NULL || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||
-        n != 19) {
-        return false;
-    }
-    int ms = 0;
-    const char *p = s + n;
-    if (*p == '.') {
-        int digits = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
-            if (digits < 3) {
-                ms = ms * 10 + (*p - '0');
-            }
-        }
-        if (digits == 0) {
-            return false;
-        }
-        for (; digits < 3; digits++) {
-            ms *= 10;
-        }
-    }
-    if (strcmp(p, "Z") != 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 ||
-        sec > 60) {
-        return false;
-    }
-    struct tm tm = {.tm_year = y - 1900,
-                    .tm_mon = mo - 1,
-                    .tm_mday = d,
-                    .tm_hour = h,
-                    .tm_min = mi,
-                    .tm_sec = sec};
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1) {
-        return false;
-    }
-    *out = (int64_t)t * 1000 + ms;
-    return true;
-}
 
 static time_t to_secs(int64_t ms)
 {
@@ -198,7 +158,7 @@ static const char *str_of(json_t *o, const char *name)
 static int64_t time_of(json_t *o, const char *name)
 {
     int64_t ms = 0;
-    return parse_utc(str_of(o, name), &ms) ? ms : 0;
+    return gw_parse_rfc3339(str_of(o, name), &ms) == 0 ? ms : 0;
 }
 
 static int class_of(const char *s)
@@ -916,20 +876,9 @@ static int local_midnight(int y, int mon, int mday, int64_t *ms)
 
 int gw_daily_log_day_bounds(const char *date, int64_t *start_ms, int64_t *end_ms)
 {
-    int y, m, dd, n = 0;
-    if (date == NULL || strlen(date) != 10 || sscanf(date, "%4d-%2d-%2d%n", &y, &m, &dd, &n) != 3 ||
-        n != 10 || date[4] != '-' || date[7] != '-' || y < 1970 || m < 1 || m > 12 || dd < 1) {
+    int y, m, dd;
+    if (gw_parse_date(date, &y, &m, &dd) != 0) {
         return -EINVAL;
-    }
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (dd > mdays[m - 1] + (m == 2 && leap)) {
-        return -EINVAL;
-    }
-    for (const char *p = date; *p; p++) {
-        if ((*p < '0' || *p > '9') && *p != '-') {
-            return -EINVAL;
-        }
     }
     if (local_midnight(y, m - 1, dd, start_ms) != 0 ||
         local_midnight(y, m - 1, dd + 1, end_ms) != 0) {

@@ -21,7 +21,7 @@
 
 #include "commands.h"
 #include "log.h"
-#include "payload.h"
+#include "timefmt.h"
 
 #define MOD "hazard"
 #define TICK_BATCH 8
@@ -131,86 +131,6 @@ enum gw_hazard_category gw_hazard_category_of_kind(const char *kind)
         return GW_HZ_EVACUATION_ROUTE;
     }
     return GW_HZ_OTHER;
-}
-
-/* ---- RFC 3339 ---- */
-
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static bool digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return false;
-        }
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-int gw_hazard_parse_time(const char *s, int64_t *ms)
-{
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, h, mi, sec;
-    if (!s || strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
-        s[7] != '-' || !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
-        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
-        !digits(s + 17, 2, &sec)) {
-        return -EINVAL;
-    }
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23 ||
-        mi > 59 || sec > 59) {
-        return -EINVAL;
-    }
-    const char *p = s + 19;
-    int frac_ms = 0;
-    if (*p == '.') {
-        p++;
-        int n = 0;
-        while (p[n] >= '0' && p[n] <= '9') {
-            if (n < 3) {
-                frac_ms = frac_ms * 10 + (p[n] - '0');
-            }
-            n++;
-        }
-        if (n == 0) {
-            return -EINVAL;
-        }
-        for (int k = n; k < 3; k++) {
-            frac_ms *= 10;
-        }
-        p += n;
-    }
-    int offset_min = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59) {
-            return -EINVAL;
-        }
-        offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return -EINVAL;
-    }
-    if (*p != '\0') {
-        return -EINVAL;
-    }
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-    *ms = secs * 1000 + frac_ms;
-    return 0;
 }
 
 /* ---- JSON: the hazard, the request, the result ---- */
@@ -426,7 +346,7 @@ int gw_hazard_request_parse(const char *name, const void *payload, size_t len,
         if (json_is_integer(dl) && json_integer_value(dl) > 0) {
             c->deadline_ms = json_integer_value(dl);
         } else if (!json_is_string(dl) ||
-                   gw_hazard_parse_time(json_string_value(dl), &c->deadline_ms) != 0) {
+                   gw_parse_rfc3339(json_string_value(dl), &c->deadline_ms) != 0) {
             return fail(err, errlen, -EINVAL,
                         "\"deadline\" must be an RFC 3339 time with Z or an offset "
                         "(\"2026-12-05T18:00:00+08:00\") or ms since the epoch");
@@ -437,7 +357,7 @@ int gw_hazard_request_parse(const char *name, const void *payload, size_t len,
 
 /* ---- metadata ---- */
 
-static struct meta *meta_find(struct meta_list *l, const char *id)
+static struct meta *meta_find(const struct meta_list *l, const char *id)
 {
     for (int i = 0; i < l->n; i++) {
         if (strcmp(l->items[i].id, id) == 0) {
@@ -1052,6 +972,18 @@ bool gw_hazard_desk_ok(const struct gw_hazard_desk *hd, char *why, size_t size)
         snprintf(why, size, "%s", hd ? hd->invalid : "no hazard desk");
     }
     return false;
+}
+
+int gw_hazard_desk_meta(const struct gw_hazard_desk *hd, const char *id, int64_t *updated_at_ms,
+                        int *entries)
+{
+    const struct meta *m = hd && id ? meta_find(&hd->meta, id) : NULL;
+    if (!m) {
+        return -ENOENT;
+    }
+    *updated_at_ms = m->updated_at_ms;
+    *entries = m->entries;
+    return 0;
 }
 
 struct entries_ctx {

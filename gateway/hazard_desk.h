@@ -104,6 +104,15 @@ const struct gw_hazards *gw_hazard_desk_register(const struct gw_hazard_desk *hd
 /* true when the register is usable; else false with the reason in why. */
 bool gw_hazard_desk_ok(const struct gw_hazard_desk *hd, char *why, size_t size);
 
+/*
+ * A hazard's "entries" (how many history entries) and "updated_at" (its last entry's time), as
+ * P/hazards/<id> shows them, from memory: restored with the register from the chain and counted
+ * on every entry since (the entries of the batch being committed included). 0, or -ENOENT (an
+ * unknown id, or no usable register).
+ */
+int gw_hazard_desk_meta(const struct gw_hazard_desk *hd, const char *id, int64_t *updated_at_ms,
+                        int *entries);
+
 /* Each stored entry's JSON (hazard_id NULL: all), in seq order, from the store. How many or
  * -errno. */
 int gw_hazard_desk_entries(struct gw_hazard_desk *hd, const char *hazard_id,
@@ -134,18 +143,14 @@ struct gw_hazard_request {
 };
 
 /*
- * name: "open", ... Unknown keys, wrong types, missing required keys, a bad deadline (RFC 3339
- * with Z or an offset, or ms since the epoch > 0) are -EINVAL with a message; contents (lengths,
- * UTF-8, states) are left to gw_hazards_command. On error request_id and cmd.id are still set
- * when they could be read. Always call gw_hazard_request_free.
+ * name: "open", ... Unknown keys, wrong types, missing required keys, a bad deadline (an RFC 3339
+ * time as gw_parse_rfc3339 reads it, or ms since the epoch > 0) are -EINVAL with a message;
+ * contents (lengths, UTF-8, states) are left to gw_hazards_command. On error request_id and cmd.id
+ * are still set when they could be read. Always call gw_hazard_request_free.
  */
 int gw_hazard_request_parse(const char *name, const void *payload, size_t len,
                             struct gw_hazard_request *out, char *err, size_t errlen);
 void gw_hazard_request_free(struct gw_hazard_request *req);
-
-/* "2026-11-28T10:00:00+08:00", "...Z", with optional fraction: ms since the epoch. 0 or -EINVAL.
- */
-int gw_hazard_parse_time(const char *s, int64_t *ms);
 
 /* P/cmd/result of a hazard command: {"seq","ok","cmd":"hazard/<name>","id"?,"hazard"?,"error"?,
  * "status"?} ("id" and "hazard" when not ""). malloc'd, NULL when out of memory. */

@@ -14,7 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "timefmt.h"
 
 static const char *const class_key[GW_NCLASSES] = {"alarm", "supervisory", "trouble"};
 
@@ -24,83 +25,6 @@ static int fail(char *err, size_t errlen, int rc, const char *why)
         snprintf(err, errlen, "%s", why);
     }
     return rc;
-}
-
-/* ---- times ---- */
-
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static bool fixed_digits(const char **s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        char c = (*s)[i];
-        if (c < '0' || c > '9') {
-            return false;
-        }
-        v = v * 10 + (c - '0');
-    }
-    *s += n;
-    *out = v;
-    return true;
-}
-
-/* "2026-11-28T13:26:59.123Z" (fraction optional) as gw_payload writes it -> Unix ms. */
-static bool parse_utc(const char *s, int64_t *out)
-{
-    int y, mo, d, h, mi, sec, ms = 0;
-    if (s == NULL || !fixed_digits(&s, 4, &y) || *s++ != '-' || !fixed_digits(&s, 2, &mo) ||
-        *s++ != '-' || !fixed_digits(&s, 2, &d) || *s++ != 'T' || !fixed_digits(&s, 2, &h) ||
-        *s++ != ':' || !fixed_digits(&s, 2, &mi) || *s++ != ':' || !fixed_digits(&s, 2, &sec)) {
-        return false;
-    }
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
-        return false;
-    }
-    if (*s == '.') {
-        int n = 0;
-        for (s++; *s >= '0' && *s <= '9'; s++, n++) {
-            if (n < 3) {
-                ms = ms * 10 + (*s - '0');
-            }
-        }
-        if (n == 0) {
-            return false;
-        }
-        for (; n < 3; n++) {
-            ms *= 10;
-        }
-    }
-    if (s[0] != 'Z' || s[1] != '\0') {
-        return false;
-    }
-    *out = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000 + ms;
-    return true;
-}
-
-static void format_utc(int64_t ms, char *out, size_t size)
-{
-    time_t secs = (time_t)(ms / 1000);
-    int millis = (int)(ms % 1000);
-    if (millis < 0) {
-        millis += 1000;
-        secs -= 1;
-    }
-    struct tm tm;
-    char day[32];
-    if (gmtime_r(&secs, &tm) == NULL || strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
-        snprintf(out, size, "%s", "");
-        return;
-    }
-    snprintf(out, size, "%s.%03dZ", day, millis);
 }
 
 /* ---- occurrences ---- */
@@ -169,7 +93,7 @@ static bool opt_time(json_t *rec, const char *name, int64_t *out)
 {
     json_t *v = json_object_get(rec, name);
     *out = 0;
-    return v == NULL || json_is_null(v) || parse_utc(json_string_value(v), out);
+    return v == NULL || json_is_null(v) || gw_parse_rfc3339(json_string_value(v), out) == 0;
 }
 
 static void count(const struct current *c, int64_t now, struct tally *t)
@@ -395,7 +319,7 @@ char *gw_kpi_json(const struct gw_kpi *k, uint64_t seq, int64_t ts_ms, const cha
         return NULL;
     }
     char ts[40];
-    format_utc(ts_ms, ts, sizeof(ts));
+    gw_format_rfc3339(ts_ms, ts, sizeof(ts));
     json_t *alarms =
         json_pack("{si si si}", class_key[GW_CLASS_ALARM], k->alarms_24h[GW_CLASS_ALARM],
                   class_key[GW_CLASS_SUPERVISORY], k->alarms_24h[GW_CLASS_SUPERVISORY],

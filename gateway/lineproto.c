@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "timefmt.h"
+
 #define INITIAL_CAP 4096
 #define MAX_TAGS 64      /* per line; ours have at most 6 */
 #define STACK_FIELDS 32  /* more than this costs one malloc per record */
@@ -413,93 +415,6 @@ static int find_sensor(const struct gw_config *cfg, const char *id)
     return -1;
 }
 
-/* "2025-11-28T13:26:59.123Z" (any fraction, Z or +hh:mm) -> Unix ms. */
-static int digits(const char **s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if ((*s)[i] < '0' || (*s)[i] > '9') {
-            return -EINVAL;
-        }
-        v = v * 10 + ((*s)[i] - '0');
-    }
-    *s += n;
-    *out = v;
-    return 0;
-}
-
-static int expect(const char **s, char c)
-{
-    if (**s != c) {
-        return -EINVAL;
-    }
-    (*s)++;
-    return 0;
-}
-
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int parse_rfc3339(const char *s, int64_t *ms)
-{
-    int y, mo, d, h, mi, sec, frac = 0;
-    if (digits(&s, 4, &y) || expect(&s, '-') || digits(&s, 2, &mo) || expect(&s, '-') ||
-        digits(&s, 2, &d)) {
-        return -EINVAL;
-    }
-    if (*s != 'T' && *s != 't' && *s != ' ') {
-        return -EINVAL;
-    }
-    s++;
-    if (digits(&s, 2, &h) || expect(&s, ':') || digits(&s, 2, &mi) || expect(&s, ':') ||
-        digits(&s, 2, &sec)) {
-        return -EINVAL;
-    }
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
-        return -EINVAL;
-    }
-    if (*s == '.') {
-        s++;
-        int n = 0;
-        for (; *s >= '0' && *s <= '9'; s++, n++) {
-            if (n < 3) {
-                frac = frac * 10 + (*s - '0');
-            }
-        }
-        if (n == 0) {
-            return -EINVAL;
-        }
-        for (; n < 3; n++) {
-            frac *= 10;
-        }
-    }
-    int offset_min = 0;
-    if (*s == 'Z' || *s == 'z') {
-        s++;
-    } else if (*s == '+' || *s == '-') {
-        int sign = *s++ == '-' ? -1 : 1, oh, om;
-        if (digits(&s, 2, &oh) || expect(&s, ':') || digits(&s, 2, &om)) {
-            return -EINVAL;
-        }
-        offset_min = sign * (oh * 60 + om);
-    } else {
-        return -EINVAL;
-    }
-    if (*s != '\0') {
-        return -EINVAL;
-    }
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset_min * 60;
-    *ms = secs * 1000 + frac;
-    return 0;
-}
-
 static int ts_ns(int64_t ms, int64_t *ns)
 {
     if (ms > INT64_MAX / 1000000 || ms < INT64_MIN / 1000000) {
@@ -671,7 +586,7 @@ static int from_health(struct gw_lp_buf *b, const struct gw_config *cfg, json_t 
     add_bool(&fs, "online", json_is_true(online));
     if (json_is_string(last_seen)) {
         int64_t seen_ms;
-        if (parse_rfc3339(json_string_value(last_seen), &seen_ms) < 0) {
+        if (gw_parse_rfc3339(json_string_value(last_seen), &seen_ms) < 0) {
             return -EINVAL;
         }
         add_float(&fs, "age_s", (double)(ts_ms - seen_ms) / 1000.0);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include "text.h"
+#include "timefmt.h"
 
 #define ELLIPSIS "\xe2\x80\xa6" /* … */
 
@@ -217,19 +218,6 @@ static void format_local(int64_t ms, int64_t now_ms, bool always_date, char *out
     if (strftime(out, size, (today && !always_date) ? "%H:%M:%S" : "%Y-%m-%d %H:%M:%S", &tm) == 0) {
         snprintf(out, size, "?");
     }
-}
-
-static void format_utc(int64_t ms, char *out, size_t size)
-{
-    time_t t = (time_t)(ms / 1000 - (ms % 1000 < 0));
-    int millis = (int)(((ms % 1000) + 1000) % 1000);
-    struct tm tm;
-    if (gmtime_r(&t, &tm) == NULL || strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
-        snprintf(out, size, "?");
-        return;
-    }
-    size_t n = strlen(out);
-    snprintf(out + n, size - n, ".%03dZ", millis);
 }
 
 static void add_number(struct gw_sb *b, double v)
@@ -640,7 +628,7 @@ char *gw_notify_text_json(uint64_t seq, const struct gw_notify_fields *f, const 
         }
     }
     char raised[40];
-    format_utc(f->since_ms, raised, sizeof(raised));
+    gw_format_rfc3339(f->since_ms, raised, sizeof(raised));
     json_t *root = json_pack(
         "{sI so ss si so so so ss sb so so}", "seq", (json_int_t)seq, "key",
         summary ? json_null() : jstr(f->key), "class", class_key[cls_index(f->alarm_class)],
@@ -650,7 +638,7 @@ char *gw_notify_text_json(uint64_t seq, const struct gw_notify_fields *f, const 
         f->since_ms ? json_string(raised) : json_null());
     if (root && !summary && f->hazard) {
         char deadline[40];
-        format_utc(f->hazard->deadline_ms, deadline, sizeof(deadline));
+        gw_format_rfc3339(f->hazard->deadline_ms, deadline, sizeof(deadline));
         json_object_set_new(root, "hazard",
                             json_pack("{so so so ss}", "id", jstr(f->hazard->id), "description",
                                       jstr(f->hazard->description), "responsible",

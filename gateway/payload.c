@@ -5,35 +5,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 /* Enough digits for any sensor value without printing 0.45000000000000001. */
 #define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(12))
-
-void gw_format_rfc3339(int64_t ms, char *out, size_t size)
-{
-    time_t secs = (time_t)(ms / 1000);
-    int millis = (int)(ms % 1000);
-    if (millis < 0) {
-        millis += 1000;
-        secs -= 1;
-    }
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (n == 0 || size - n < sizeof(".000Z")) {
-        if (size > 0) {
-            out[0] = '\0';
-        }
-        return;
-    }
-    out[n++] = '.';
-    out[n++] = (char)('0' + millis / 100);
-    out[n++] = (char)('0' + millis / 10 % 10);
-    out[n++] = (char)('0' + millis % 10);
-    out[n++] = 'Z';
-    out[n] = '\0';
-}
 
 static json_t *json_time(int64_t ms)
 {
@@ -209,34 +183,10 @@ char *gw_payload_alarm(uint64_t seq, const struct gw_config *cfg, const struct g
     return finish(root);
 }
 
-/* "2025-11-28T13:26:59.123Z" (milliseconds optional) -> Unix ms; false when malformed. */
+/* An RFC 3339 time (gw_parse_rfc3339) -> Unix ms; false when v is not one. */
 static bool parse_time(json_t *v, int64_t *out)
 {
-    const char *s = json_string_value(v);
-    if (s == NULL) {
-        return false;
-    }
-    struct tm tm = {0};
-    int ms = 0, end = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &end) != 7 ||
-        s[end] != '\0') {
-        ms = 0;
-        end = 0;
-        if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &end) != 6 ||
-            end == 0 || s[end] != '\0') {
-            return false;
-        }
-    }
-    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-        tm.tm_min > 59 || tm.tm_sec > 60 || ms < 0 || ms > 999) {
-        return false;
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    *out = (int64_t)timegm(&tm) * 1000 + ms;
-    return true;
+    return gw_parse_rfc3339(json_string_value(v), out) == 0;
 }
 
 /* An optional time: absent or null is 0. */
@@ -247,7 +197,7 @@ static bool opt_time(json_t *root, const char *name, int64_t *out, char *err, si
     if (v == NULL || json_is_null(v) || parse_time(v, out)) {
         return true;
     }
-    snprintf(err, errlen, "\"%s\" is not an RFC 3339 UTC time", name);
+    snprintf(err, errlen, "\"%s\" is not an RFC 3339 time", name);
     return false;
 }
 
@@ -362,7 +312,7 @@ int gw_payload_alarm_parse(const char *json, struct gw_alarm *out, char *err, si
     size_t first = n > GW_ALARM_RAISE_RING ? n - GW_ALARM_RAISE_RING : 0;
     for (size_t i = first; i < n; i++) {
         if (!parse_time(json_array_get(raises, i), &out->raises_ms[out->nraises])) {
-            snprintf(err, errlen, "\"raises\"[%zu] is not an RFC 3339 UTC time", i);
+            snprintf(err, errlen, "\"raises\"[%zu] is not an RFC 3339 time", i);
             goto out;
         }
         out->nraises++;

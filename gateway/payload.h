@@ -13,9 +13,7 @@
 #include "config.h"
 #include "reading.h"
 #include "registry.h"
-
-/* "2026-11-28T13:26:59.123Z" into out (at least 25 bytes). */
-void gw_format_rfc3339(int64_t ms, char *out, size_t size);
+#include "timefmt.h" /* the payloads' times: gw_format_rfc3339 */
 
 char *gw_payload_telemetry(uint64_t seq, const struct gw_sensor_cfg *sensor,
                            const struct gw_reading *reading);

@@ -16,6 +16,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "store.h"
+#include "timefmt.h"
 
 #define MOD "http"
 #define COOKIE_NAME "campusgw_session"
@@ -312,24 +313,16 @@ static void collect_event(void *ctx, uint64_t seq, int64_t ts_ms, const char *pa
     }
 }
 
-/* Unix ms or an RFC 3339 UTC time; -1 when neither. */
+/* Unix ms or an RFC 3339 time; -1 when neither. */
 static int64_t parse_since(const char *s)
 {
-    char *end;
-    long long ms = strtoll(s, &end, 10);
-    if (*s && *end == '\0' && ms >= 0) {
-        return ms;
+    int64_t ms;
+    if (*s >= '0' && *s <= '9' && strspn(s, "0123456789") == strlen(s)) {
+        errno = 0;
+        long long n = strtoll(s, NULL, 10);
+        return errno == ERANGE ? -1 : n;
     }
-    struct tm tm = {0};
-    int frac = 0;
-    int n = sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                   &tm.tm_min, &tm.tm_sec, &frac);
-    if (n < 6) {
-        return -1;
-    }
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    return (int64_t)timegm(&tm) * 1000 + (n == 7 ? frac : 0);
+    return gw_parse_rfc3339(s, &ms) == 0 ? ms : -1;
 }
 
 static void events_then(struct gw_web *web, struct gw_http_request *req,
@@ -342,8 +335,7 @@ static void events_then(struct gw_web *web, struct gw_http_request *req,
     char *end = NULL;
     unsigned long long after = after_s ? strtoull(after_s, &end, 10) : 0;
     if (since < 0 || (after_s && (!*after_s || *end))) {
-        gw_http_respond_error(req, 400,
-                              "since: Unix ms or an RFC 3339 UTC time; after: a seq number");
+        gw_http_respond_error(req, 400, "since: Unix ms or an RFC 3339 time; after: a seq number");
         return;
     }
     json_t *list = json_array();
@@ -566,7 +558,13 @@ static const struct gw_hazards *usable_register(struct gw_web *web, struct gw_ht
     return reg;
 }
 
-/* The history from the store (id NULL: every hazard's); false after answering the error. */
+/* gw_api_hazards' counts from the desk's memory: the list never reads the store. */
+static int desk_meta(const void *ctx, const char *id, int64_t *updated_at_ms, int *entries)
+{
+    return gw_hazard_desk_meta(ctx, id, updated_at_ms, entries);
+}
+
+/* One hazard's history from the store; false after answering the error. */
 static bool read_entries(struct gw_hazard_desk *hd, struct gw_http_request *req, const char *id,
                          struct entry_list *l)
 {
@@ -593,12 +591,9 @@ static void hazards_then(struct gw_web *web, struct gw_http_request *req,
     }
     struct gw_hazard_desk *hd;
     const struct gw_hazards *reg = usable_register(web, req, &hd);
-    struct entry_list l = {0};
-    if (reg && read_entries(hd, req, NULL, &l)) {
-        respond_json(req, 200,
-                     gw_api_hazards(reg, (const char *const *)l.v, l.n, status, now_ms()));
+    if (reg) {
+        respond_json(req, 200, gw_api_hazards(reg, desk_meta, hd, status, now_ms()));
     }
-    entry_list_free(&l);
 }
 
 static void hazard_then(struct gw_web *web, struct gw_http_request *req,

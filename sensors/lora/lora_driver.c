@@ -15,7 +15,7 @@
 #include "gateway.h"
 #include "log.h"
 #include "lora/lora_ingest.h"
-#include "payload.h"
+#include "timefmt.h"
 
 #define MOD "lora"
 #define FCNT_KEY_PREFIX "lora.fcnt."

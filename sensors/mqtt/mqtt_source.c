@@ -16,6 +16,7 @@
 
 #include "codecs/codec.h"
 #include "mqtt/mqtt_topic.h"
+#include "timefmt.h"
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -230,7 +231,7 @@ int gw_json_extract(const struct gw_json_value_cfg *values, int n, const json_t 
     return 0;
 }
 
-/* ---- base64, RFC 3339 --------------------------------------------------- */
+/* ---- base64 ------------------------------------------------------------- */
 
 static int b64_value(unsigned char c)
 {
@@ -284,85 +285,6 @@ int gw_base64_decode(const char *in, uint8_t *out, size_t cap, size_t *outlen)
         }
     }
     *outlen = w;
-    return 0;
-}
-
-static bool digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') {
-            return false;
-        }
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
-static int64_t days_from_civil(int y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-int gw_rfc3339_ms(const char *s, int64_t *out)
-{
-    int y, mo, d, h, mi, sec;
-    if (!s || strlen(s) < 20 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
-        s[7] != '-' || !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
-        !digits(s + 17, 2, &sec)) {
-        return -EINVAL;
-    }
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
-        (mo == 2 && d == 29 && !leap) || h > 23 || mi > 59 || sec > 60) {
-        return -EINVAL;
-    }
-    const char *p = s + 19;
-    int ms = 0;
-    if (*p == '.') {
-        p++;
-        int nd = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (nd < 3) {
-                ms = ms * 10 + (*p - '0');
-            }
-            nd++;
-            p++;
-        }
-        if (nd == 0 || nd > 12) {
-            return -EINVAL;
-        }
-        for (; nd < 3; nd++) {
-            ms *= 10;
-        }
-    }
-    int offset_min = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59) {
-            return -EINVAL;
-        }
-        offset_min = (*p == '-' ? -1 : 1) * (oh * 60 + om);
-        p += 6;
-    } else {
-        return -EINVAL;
-    }
-    if (*p != '\0') {
-        return -EINVAL;
-    }
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + (sec > 59 ? 59 : sec);
-    *out = (secs - (int64_t)offset_min * 60) * 1000 + ms;
     return 0;
 }
 
@@ -426,7 +348,7 @@ int gw_chirpstack_parse_up(const json_t *root, struct gw_chirpstack_up *up, char
         up->fcnt = (uint32_t)d;
     }
     const json_t *t = json_object_get(root, "time");
-    if (json_is_string(t) && gw_rfc3339_ms(json_string_value(t), &up->time_ms) == 0) {
+    if (json_is_string(t) && gw_parse_rfc3339(json_string_value(t), &up->time_ms) == 0) {
         up->has_time = true; /* a bad time is not worth a reading: the caller uses now */
     }
     const json_t *rx = json_object_get(root, "rxInfo");

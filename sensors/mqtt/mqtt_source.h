@@ -50,9 +50,6 @@ int gw_json_extract(const struct gw_json_value_cfg *values, int n, const json_t 
 /* RFC 4648 base64, padding optional. 0, -EINVAL (bad character or length), -E2BIG (> cap). */
 int gw_base64_decode(const char *in, uint8_t *out, size_t cap, size_t *outlen);
 
-/* "2024-03-01T08:15:30.123456Z" or with "+08:00" -> Unix ms. 0 or -EINVAL. */
-int gw_rfc3339_ms(const char *s, int64_t *out);
-
 /* What a ChirpStack v4 uplink event says (integration JSON, camelCase). */
 struct gw_chirpstack_up {
     char dev_eui[17]; /* deviceInfo.devEui, lower case */

@@ -1,5 +1,6 @@
 /* The API's JSON: sensors with state, values, units and alarms; alarms fire first; the hazard
    register newest first with its history; daily log names. */
+#include <errno.h>
 #include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -153,7 +154,24 @@ struct reg {
     char *entries[16];
     int n;
     char ids[4][GW_HZ_ID_MAX];
+    /* per hazard, as the hazard desk keeps them: how many entries, the last one's time */
+    int counts[4];
+    int64_t updated[4];
 };
+
+/* gw_hazard_desk_meta's contract over the test's own register. */
+static int reg_meta(const void *ctx, const char *id, int64_t *updated_at_ms, int *entries)
+{
+    const struct reg *r = ctx;
+    for (int i = 0; i < 4; i++) {
+        if (r->counts[i] > 0 && strcmp(r->ids[i], id) == 0) {
+            *updated_at_ms = r->updated[i];
+            *entries = r->counts[i];
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
 
 static void reg_cmd(struct reg *r, const struct gw_hazard_command *cmd, int64_t now)
 {
@@ -172,6 +190,12 @@ static void reg_cmd(struct reg *r, const struct gw_hazard_command *cmd, int64_t 
                 snprintf(r->ids[i], sizeof(r->ids[i]), "%s", e.hazard.id);
                 break;
             }
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(r->ids[i], e.hazard.id) == 0) {
+            r->counts[i]++;
+            r->updated[i] = e.at_ms;
         }
     }
 }
@@ -223,7 +247,7 @@ static void reg_free(struct reg *r)
 
 static json_t *hazards_json(struct reg *r, const char *status, int64_t now)
 {
-    char *s = gw_api_hazards(r->hz, (const char *const *)r->entries, r->n, status, now);
+    char *s = gw_api_hazards(r->hz, reg_meta, r, status, now);
     assert_non_null(s);
     json_t *j = json_loads(s, 0, NULL);
     free(s);
@@ -261,13 +285,23 @@ static void hazards_list_newest_first(void **state)
     assert_int_equal(json_integer_value(json_object_get(json_array_get(all, 1), "entries")), 1);
     json_decref(all);
 
-    /* No history given (the store was empty): counts are 0, times "". */
-    char *s = gw_api_hazards(r.hz, NULL, 0, NULL, T0);
+    /* No counts known (meta NULL, or it has no such hazard): 0 and "". */
+    char *s = gw_api_hazards(r.hz, NULL, NULL, NULL, T0);
     json_t *bare = json_loads(s, 0, NULL);
     free(s);
     assert_int_equal(json_integer_value(json_object_get(json_array_get(bare, 0), "entries")), 0);
     assert_string_equal(json_string_value(json_object_get(json_array_get(bare, 0), "updated_at")),
                         "");
+    json_decref(bare);
+    r.counts[2] = 0; /* reg_meta no longer knows the newest hazard */
+    bare = hazards_json(&r, NULL, T0 + 5000);
+    assert_string_equal(id_at(bare, 0), r.ids[2]);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(bare, 0), "entries")), 0);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(bare, 0), "updated_at")),
+                        "");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(bare, 1), "entries")), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(bare, 1), "updated_at")),
+                        "2025-11-24T16:00:01.000Z");
     json_decref(bare);
     reg_free(&r);
 }
@@ -366,10 +400,12 @@ static void log_names(void **state)
     assert_false(csv);
     assert_true(gw_api_log_name("2025-11-27.csv", day, &csv));
     assert_true(csv);
+    assert_true(gw_api_log_name("2024-02-29.md", day, &csv)); /* a real calendar */
+    assert_string_equal(day, "2024-02-29");
     const char *bad[] = {"2025-11-27",    "2025-11-27.txt", "2025-11-27.md.md", "2025-1-27.md",
                          "2025-13-01.md", "2025-00-10.md",  "2025-11-00.md",    "2025-11-32.csv",
                          "../state.db",   "2025/11/27.md",  "x025-11-27.md",    "",
-                         "2025-11-27.MD"};
+                         "2025-11-27.MD", "2025-02-29.md",  "2025-04-31.csv",   "1969-12-31.md"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (gw_api_log_name(bad[i], day, &csv)) {
             fail_msg("accepted \"%s\"", bad[i]);

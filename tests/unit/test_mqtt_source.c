@@ -1,6 +1,6 @@
 /*
  * sensors/mqtt: topic filters, JSON paths and value conversion, base64,
- * RFC 3339, ChirpStack v4 uplink events, and the router on configs loaded
+ * ChirpStack v4 uplink events, and the router on configs loaded
  * from text (JSON sensors, ChirpStack object / data, shared wildcards,
  * dev_eui matching, garbage and hostile payloads).
  */
@@ -311,7 +311,7 @@ static void test_json_extract(void **state)
     json_decref(root);
 }
 
-/* ---- base64, RFC 3339 ------------------------------------------------------ */
+/* ---- base64 --------------------------------------------------------------- */
 
 static void test_base64(void **state)
 {
@@ -354,70 +354,6 @@ static void test_base64(void **state)
     assert_int_equal(gw_base64_decode("AAAAAAAAAAA=", buf, 8, &n), 0);
     assert_int_equal(n, 8);
     assert_int_equal(gw_base64_decode("AAAAAAAAAAAA", buf, 8, &n), -E2BIG);
-}
-
-static void test_rfc3339(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *in;
-        int64_t ms;
-    } good[] = {
-        {"1970-01-01T00:00:00Z", 0},
-        {"2024-03-01T08:15:30.123Z", 1709280930123},
-        {"2024-03-01T08:15:30.123456789Z", 1709280930123},
-        {"2024-03-01T08:15:30.1Z", 1709280930100},
-        {"2024-03-01T16:15:30.123+08:00", 1709280930123},
-        {"2024-03-01t08:15:30.123z", 1709280930123},
-        {"2024-03-01 08:15:30.123Z", 1709280930123},
-        {"2024-03-01T02:45:30+05:30", 1709241330000},
-        {"2024-02-29T21:15:30-05:30", 1709261130000},
-        {"2024-02-29T23:59:59Z", 1709251199000},
-        {"2024-02-29T23:59:60Z", 1709251199000}, /* a leap second is held at :59 */
-        {"2038-01-19T03:14:08Z", 2147483648000},
-        {"2100-03-01T00:00:00Z", 4107542400000},
-    };
-    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        int64_t ms = -1;
-        if (gw_rfc3339_ms(good[i].in, &ms) != 0 || ms != good[i].ms) {
-            print_error("case %zu: %s -> %lld\n", i, good[i].in, (long long)ms);
-        }
-        assert_int_equal(gw_rfc3339_ms(good[i].in, &ms), 0);
-        assert_int_equal(ms, good[i].ms);
-    }
-    static const char *const bad[] = {
-        "",
-        "2024-03-01",
-        "2024-03-01T08:15:30",       /* no zone */
-        "2024-03-01T08:15:30.Z",     /* empty fraction */
-        "2024-03-01T08:15:30ZZ",     /* trailing */
-        "2024-03-01T08:15:30+0800",  /* offset without ':' */
-        "2024-03-01T08:15:30+24:00", /* offset out of range */
-        "2024-02-30T00:00:00Z",
-        "2023-02-29T00:00:00Z", /* not a leap year */
-        "2100-02-29T00:00:00Z", /* nor is 2100 */
-        "2024-13-01T00:00:00Z",
-        "2024-00-01T00:00:00Z",
-        "2024-01-00T00:00:00Z",
-        "2024-01-01T24:00:00Z",
-        "2024-01-01T23:60:00Z",
-        "2024-01-01T23:59:61Z",
-        "1969-12-31T23:59:59Z",
-        "2024/01/01T00:00:00Z",
-        "2024-01-01X00:00:00Z",
-        "abcd-01-01T00:00:00Z",
-        "2024-03-01T08:15:30.1234567890123Z", /* absurd fraction */
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        int64_t ms = 42;
-        if (gw_rfc3339_ms(bad[i], &ms) != -EINVAL) {
-            print_error("bad case %zu: %s\n", i, bad[i]);
-        }
-        assert_int_equal(gw_rfc3339_ms(bad[i], &ms), -EINVAL);
-        assert_int_equal(ms, 42);
-    }
-    int64_t ms;
-    assert_int_equal(gw_rfc3339_ms(NULL, &ms), -EINVAL);
 }
 
 /* ---- ChirpStack v4 uplink events ------------------------------------------- */
@@ -1093,7 +1029,6 @@ int main(void)
         cmocka_unit_test(test_json_convert),
         cmocka_unit_test(test_json_extract),
         cmocka_unit_test(test_base64),
-        cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_chirpstack_parse),
         cmocka_unit_test(test_chirpstack_other_event),
         cmocka_unit_test_setup_teardown(test_router_subscriptions, setup_router, teardown_router),

@@ -26,18 +26,6 @@ static json_t *parse(char *s)
     return j;
 }
 
-static void rfc3339_has_milliseconds_and_z(void **state)
-{
-    (void)state;
-    char buf[40];
-    gw_format_rfc3339(1764336419123LL, buf, sizeof(buf));
-    assert_string_equal(buf, "2025-11-28T13:26:59.123Z");
-    gw_format_rfc3339(0, buf, sizeof(buf));
-    assert_string_equal(buf, "1970-01-01T00:00:00.000Z");
-    gw_format_rfc3339(-1, buf, sizeof(buf));
-    assert_string_equal(buf, "1969-12-31T23:59:59.999Z");
-}
-
 static void telemetry_values_faults_and_signal(void **state)
 {
     (void)state;
@@ -670,7 +658,6 @@ static void metrics_are_integers(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(rfc3339_has_milliseconds_and_z),
         cmocka_unit_test(telemetry_values_faults_and_signal),
         cmocka_unit_test(telemetry_without_faults_has_no_faults_key),
         cmocka_unit_test(health_online_and_offline),

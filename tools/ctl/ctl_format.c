@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "hazards.h"
+#include "timefmt.h"
 
 /* ---------------------------------------------------------------- text helpers */
 
@@ -721,12 +722,14 @@ int gw_ctl_parse_args(int argc, char **argv, struct gw_ctl_args *args, char *err
         case OPT_DB:
             args->db_path = value;
             break;
-        case OPT_DAY:
-            if (!gw_ctl_day_ok(value)) {
+        case OPT_DAY: {
+            int y, m, d;
+            if (gw_parse_date(value, &y, &m, &d) != 0) {
                 return fail(err, errsize, "--day \"%s\" is not a day (YYYY-MM-DD)", value);
             }
             args->day = value;
             break;
+        }
         case OPT_CSV:
             args->csv = true;
             break;
@@ -1077,112 +1080,20 @@ int gw_ctl_print_report(const json_t *result, const struct gw_ctl_args *args, FI
 
 /* ---------------------------------------------------------------- time */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static bool digits(const char *s, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i])) {
-            return false;
-        }
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-int gw_ctl_parse_time(const char *s, int64_t *ms)
-{
-    int y, mo, d, h, mi, sec;
-    if (!s || strlen(s) < 19 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
-        s[7] != '-' || !digits(s + 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' ||
-        !digits(s + 17, 2, &sec)) {
-        return -1;
-    }
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap) ||
-        h > 23 || mi > 59 || sec > 60) {
-        return -1;
-    }
-    const char *p = s + 19;
-    int frac = 0;
-    if (*p == '.') {
-        p++;
-        int n = 0;
-        while (isdigit((unsigned char)*p)) {
-            if (n < 3) {
-                frac = frac * 10 + (*p - '0');
-            }
-            n++;
-            p++;
-        }
-        if (n == 0) {
-            return -1;
-        }
-        for (; n < 3; n++) {
-            frac *= 10;
-        }
-    }
-    int offset_min = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int oh, om;
-        if (!digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) || oh > 23 || om > 59) {
-            return -1;
-        }
-        offset_min = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else {
-        return -1;
-    }
-    if (*p != '\0') {
-        return -1;
-    }
-    int64_t secs =
-        days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - (int64_t)offset_min * 60;
-    *ms = secs * 1000 + frac;
-    return 0;
-}
-
-bool gw_ctl_day_ok(const char *s)
-{
-    int y, mo, d;
-    if (!s || strlen(s) != 10 || !digits(s, 4, &y) || s[4] != '-' || !digits(s + 5, 2, &mo) ||
-        s[7] != '-' || !digits(s + 8, 2, &d)) {
-        return false;
-    }
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return y >= 1970 && mo >= 1 && mo <= 12 && d >= 1 && d <= mdays[mo - 1] &&
-           !(mo == 2 && d == 29 && !leap);
-}
-
 int gw_ctl_parse_deadline(const char *s, int64_t *ms)
 {
-    if (gw_ctl_parse_time(s, ms) == 0) {
+    if (gw_parse_rfc3339(s, ms) == 0) {
         return 0;
     }
-    if (!gw_ctl_day_ok(s)) {
+    int y, m, d;
+    if (gw_parse_date(s, &y, &m, &d) != 0) {
         return -1;
     }
     /* A day on a form means "by the end of it", in local time like the people who set it. */
     struct tm tm = {0};
-    tm.tm_year = atoi(s) - 1900;
-    tm.tm_mon = atoi(s + 5) - 1;
-    tm.tm_mday = atoi(s + 8);
+    tm.tm_year = y - 1900;
+    tm.tm_mon = m - 1;
+    tm.tm_mday = d;
     tm.tm_hour = 23;
     tm.tm_min = 59;
     tm.tm_sec = 59;
@@ -1493,8 +1404,7 @@ static const char *const state_order[] = {"unacked", "rtn_unacked",    "acked",
 static int64_t time_field(const json_t *o, const char *name)
 {
     int64_t ms;
-    return gw_ctl_parse_time(json_string_value(json_object_get(o, name)), &ms) == 0 ? ms
-                                                                                    : INT64_MAX;
+    return gw_parse_rfc3339(json_string_value(json_object_get(o, name)), &ms) == 0 ? ms : INT64_MAX;
 }
 
 static int cmp_alarms(const void *a, const void *b)
@@ -1549,7 +1459,7 @@ static void age_text(const json_t *o, const char *name, int64_t now_ms, const ch
     int64_t ms;
     if (!v || json_is_null(v)) {
         snprintf(out, size, "%s", none);
-    } else if (gw_ctl_parse_time(json_string_value(v), &ms) == 0) {
+    } else if (gw_parse_rfc3339(json_string_value(v), &ms) == 0) {
         gw_ctl_format_age(now_ms, ms, out, size);
     } else {
         snprintf(out, size, "?");
@@ -1735,8 +1645,7 @@ void gw_ctl_print_status(const json_t *summary, int64_t now_ms, FILE *out)
             line_printf(&l, ", version %s", version);
         }
         int64_t started;
-        if (gw_ctl_parse_time(json_string_value(json_object_get(st, "started_at")), &started) ==
-            0) {
+        if (gw_parse_rfc3339(json_string_value(json_object_get(st, "started_at")), &started) == 0) {
             char when[32], age[48];
             format_local(started, when, sizeof(when));
             gw_ctl_format_age(now_ms, started, age, sizeof(age));
@@ -1862,7 +1771,7 @@ int gw_ctl_format_event(const char *topic_suffix, const char *payload, size_t le
                                                        : "ts";
     }
     int64_t t;
-    if (gw_ctl_parse_time(json_string_value(json_object_get(ev, time_name)), &t) < 0) {
+    if (gw_parse_rfc3339(json_string_value(json_object_get(ev, time_name)), &t) < 0) {
         t = now_ms;
     }
     format_local(t, when, sizeof(when));
@@ -1919,7 +1828,7 @@ bool gw_ctl_hazard_overdue(const json_t *hazard, int64_t now_ms)
         return true;
     }
     int64_t deadline;
-    return gw_ctl_parse_time(str_field(hazard, "deadline"), &deadline) == 0 && now_ms >= deadline;
+    return gw_parse_rfc3339(str_field(hazard, "deadline"), &deadline) == 0 && now_ms >= deadline;
 }
 
 struct hazard_item {
@@ -2033,7 +1942,7 @@ int gw_ctl_print_hazards(const json_t *list, bool all, int64_t now_ms, FILE *out
             }
         }
         int64_t dl;
-        if (gw_ctl_parse_time(str_field(h, "deadline"), &dl) == 0) {
+        if (gw_parse_rfc3339(str_field(h, "deadline"), &dl) == 0) {
             char when[32], age[48];
             format_local_minutes(dl, when, sizeof(when));
             gw_ctl_format_age(now_ms, dl, age, sizeof(age));

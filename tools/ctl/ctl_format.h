@@ -131,13 +131,9 @@ int gw_ctl_result_exit_code(const json_t *result);
  */
 int gw_ctl_print_report(const json_t *result, const struct gw_ctl_args *args, FILE *out, FILE *err);
 
-/* RFC 3339 ("2024-05-01T10:42:05.123Z", "+08:00" offsets too) -> ms since the epoch. 0 or -1. */
-int gw_ctl_parse_time(const char *s, int64_t *ms);
-/* "YYYY-MM-DD", a real date. */
-bool gw_ctl_day_ok(const char *s);
 /*
- * A deadline: RFC 3339, or a day "YYYY-MM-DD" meaning the end of that day
- * (23:59:59 local time, the process's TZ). 0 or -1.
+ * A deadline: RFC 3339 (gw_parse_rfc3339), or a day "YYYY-MM-DD" (gw_parse_date) meaning the
+ * end of that day (23:59:59 local time, the process's TZ). 0 or -1.
  */
 int gw_ctl_parse_deadline(const char *s, int64_t *ms);
 /* Cut s to at most `columns` terminal columns, ending in "…" when cut. */
