@@ -49,3 +49,15 @@ gw_build() {
     cmake -S "$GW_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
     cmake --build "$dir" -j"$(nproc)"
 }
+
+# gw_bench_build [cmake args...]: sets $build for a benchmark. Benchmarks build their
+# own tree (GW_BENCH_BUILD_DIR, default build/bench); GW_BENCH_PREBUILT=DIR runs the
+# binaries already in DIR as they are (scripts/test's smoke run of every benchmark).
+gw_bench_build() {
+    if [ -n "${GW_BENCH_PREBUILT:-}" ]; then
+        build=$GW_BENCH_PREBUILT
+        return
+    fi
+    build=${GW_BENCH_BUILD_DIR:-$GW_ROOT/build/bench}
+    gw_build "$build" "$@" >/dev/null
+}
