@@ -143,6 +143,10 @@ struct day {
     int ncmd, capcmd;
     int skipped;
     bool oom;
+    const struct gw_daily_hazard **hz; /* the day's hazard entries, in time order */
+    int nhz;
+    int hz_opened, hz_closed, hz_overdue;
+    int hz_cmds; /* entries by a person: commands */
 };
 
 static char *dup_or_empty(const char *s)
@@ -335,6 +339,45 @@ static void day_free(struct day *d)
         free(d->cmd[i].note);
     }
     free(d->cmd);
+    free(d->hz);
+}
+
+/* ---- hazard entries ---- */
+
+static int hazard_ptr_by_time(const void *a, const void *b)
+{
+    const struct gw_hazard_entry *x = &(*(const struct gw_daily_hazard *const *)a)->entry;
+    const struct gw_hazard_entry *y = &(*(const struct gw_daily_hazard *const *)b)->entry;
+    if (x->at_ms != y->at_ms) {
+        return x->at_ms < y->at_ms ? -1 : 1;
+    }
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The day's entries into d->hz (time order) and their counts. 0 or -ENOMEM. */
+static int collect_hazards(struct day *d)
+{
+    const struct gw_daily_input *in = d->in;
+    d->hz = malloc((size_t)(in->nhazards ? in->nhazards : 1) * sizeof(*d->hz));
+    if (d->hz == NULL) {
+        return -ENOMEM;
+    }
+    for (int i = 0; i < in->nhazards; i++) {
+        const struct gw_daily_hazard *h = &in->hazards[i];
+        const char *action = h->entry.action;
+        if (h->entry.at_ms < in->start_ms || h->entry.at_ms >= in->end_ms) {
+            continue; /* another day's */
+        }
+        d->hz[d->nhz++] = h;
+        d->hz_opened += strcmp(action, "open") == 0;
+        d->hz_closed += strcmp(action, "close") == 0;
+        d->hz_overdue += strcmp(action, "overdue") == 0;
+        d->hz_cmds += h->entry.by[0] != '\0';
+    }
+    if (d->nhz > 1) {
+        qsort(d->hz, (size_t)d->nhz, sizeof(*d->hz), hazard_ptr_by_time);
+    }
+    return 0;
 }
 
 static int by_class_then_time(const void *a, const void *b)
@@ -566,6 +609,225 @@ static void md_row_n(struct gw_sb *b, const char *label, long long n)
     gw_sb_printf(b, "| %s | %lld |\n", label, n);
 }
 
+/* ---- hazard entries in words ---- */
+
+static const char *const category_zh[GW_HZ_NCATEGORIES] = {"消防设施", "疏散通道", "电气",
+                                                           "建筑结构", "周边环境", "其他"};
+static const char *const category_en[GW_HZ_NCATEGORIES] = {
+    "fire equipment", "evacuation route", "electrical", "structure", "surroundings", "other"};
+
+/* The page's words (gateway/www/app.js) for the same actions; short: in the command list. */
+static const struct {
+    const char *action, *zh, *en, *en_short;
+} hz_verbs[] = {
+    {"open", "登记隐患", "opened", "opened hazard"},
+    {"update", "修改隐患", "updated", "updated hazard"},
+    {"rectifying", "开始整改", "started fixing", "started fixing hazard"},
+    {"close", "销号", "closed", "closed hazard"},
+    {"reopen", "重新打开", "reopened", "reopened hazard"},
+    {"overdue", "标记逾期", "reported overdue", "reported overdue hazard"},
+};
+
+static const char *hz_verb(const char *action, bool zh, bool in_short)
+{
+    for (size_t i = 0; i < sizeof(hz_verbs) / sizeof(hz_verbs[0]); i++) {
+        if (strcmp(hz_verbs[i].action, action) == 0) {
+            return zh ? hz_verbs[i].zh : in_short ? hz_verbs[i].en_short : hz_verbs[i].en;
+        }
+    }
+    return action;
+}
+
+static bool is_action(const struct gw_hazard_entry *e, const char *action)
+{
+    return strcmp(e->action, action) == 0;
+}
+
+/* A deadline: local date and minute, always in full. */
+static void sb_deadline(struct gw_sb *b, int64_t ms)
+{
+    char t[40];
+    time_t secs = to_secs(ms);
+    struct tm tm;
+    if (ms == 0 || localtime_r(&secs, &tm) == NULL ||
+        strftime(t, sizeof(t), "%Y-%m-%d %H:%M", &tm) == 0) {
+        snprintf(t, sizeof(t), "?");
+    }
+    gw_sb_add(b, t);
+}
+
+static void sb_person(struct gw_sb *b, const char *name, bool zh)
+{
+    if (name[0]) {
+        sb_md(b, name);
+    } else {
+        gw_sb_add(b, zh ? "尚未指定" : "not named yet");
+    }
+}
+
+/* "**HZ-..** (category, B / 1 / zone): description" */
+static void md_hazard_subject(struct gw_sb *b, const struct gw_daily_hazard *x, bool zh)
+{
+    const struct gw_hazard *h = &x->entry.hazard;
+    gw_sb_add(b, "**");
+    sb_md(b, h->id);
+    gw_sb_add(b, "**");
+    if (x->known) {
+        unsigned c = (unsigned)h->category;
+        gw_sb_add(b, zh ? "（" : " (");
+        gw_sb_add(b, c < GW_HZ_NCATEGORIES ? (zh ? category_zh[c] : category_en[c]) : "?");
+        const char *place[] = {h->building, h->floor, h->zone};
+        bool first = true;
+        for (int i = 0; i < 3; i++) {
+            if (place[i][0]) {
+                gw_sb_add(b, first ? (zh ? "，" : ", ") : " / ");
+                sb_md(b, place[i]);
+                first = false;
+            }
+        }
+        gw_sb_add(b, zh ? "）" : ")");
+    }
+    if (h->description[0]) {
+        gw_sb_add(b, zh ? "：" : ": ");
+        sb_md(b, h->description);
+    }
+}
+
+/* Details after the subject, separated by "，" / ", ", introduced by "；" / "; ". */
+struct details {
+    struct gw_sb *b;
+    bool zh, any;
+};
+
+static void detail(struct details *t)
+{
+    gw_sb_add(t->b, t->any ? (t->zh ? "，" : ", ") : (t->zh ? "；" : "; "));
+    t->any = true;
+}
+
+static void md_hazard(struct gw_sb *b, const struct day *d, const struct gw_daily_hazard *x)
+{
+    const struct gw_hazard_entry *e = &x->entry;
+    const struct gw_hazard *h = &e->hazard, *was = &x->before;
+    bool zh = d->zh;
+    bool gateway = e->by[0] == '\0';
+    char t[40];
+    fmt_local(e->at_ms, d->in->start_ms, d->in->end_ms, t, sizeof(t));
+    gw_sb_printf(b, "- %s ", t);
+    if (gateway) {
+        gw_sb_add(b, zh ? "系统" : "the gateway");
+    } else {
+        sb_md(b, e->by);
+    }
+    gw_sb_add(b, " ");
+    gw_sb_add(b, zh && gateway && is_action(e, "open") ? "自动登记隐患"
+                                                       : hz_verb(e->action, zh, false));
+    gw_sb_add(b, " ");
+    md_hazard_subject(b, x, zh);
+
+    struct details det = {b, zh, false};
+    if (is_action(e, "open") || is_action(e, "reopen")) {
+        if (h->source_alarm[0] && is_action(e, "open")) {
+            detail(&det);
+            gw_sb_add(b, zh ? "来源报警 " : "from alarm ");
+            sb_md(b, h->source_alarm);
+        }
+        detail(&det);
+        gw_sb_add(b, zh ? "责任人 " : "responsible ");
+        sb_person(b, h->responsible, zh);
+        detail(&det);
+        gw_sb_add(b, zh ? "整改期限 " : "deadline ");
+        sb_deadline(b, h->deadline_ms);
+    } else if (is_action(e, "update")) {
+        if (e->fields & GW_HZF_RESPONSIBLE) {
+            detail(&det);
+            gw_sb_add(b, zh ? "责任人 " : "responsible ");
+            sb_person(b, h->responsible, zh);
+            if (x->known && was->responsible[0]) {
+                gw_sb_add(b, zh ? "（原 " : " (was ");
+                sb_md(b, was->responsible);
+                gw_sb_add(b, zh ? "）" : ")");
+            } else if (x->known) {
+                gw_sb_add(b, zh ? "（原 尚未指定）" : " (none named before)");
+            }
+        }
+        if (e->fields & GW_HZF_DEADLINE) {
+            detail(&det);
+            gw_sb_add(b, zh ? "整改期限 " : "deadline ");
+            sb_deadline(b, h->deadline_ms);
+            if (x->known) {
+                gw_sb_add(b, zh ? "（原 " : " (was ");
+                sb_deadline(b, was->deadline_ms);
+                gw_sb_add(b, zh ? "）" : ")");
+            }
+        }
+        if (e->fields & GW_HZF_DESCRIPTION) {
+            detail(&det);
+            gw_sb_add(b, zh ? "描述已修改" : "description changed");
+            if (x->known) {
+                gw_sb_add(b, zh ? "（原：" : " (was: ");
+                sb_md(b, was->description);
+                gw_sb_add(b, zh ? "）" : ")");
+            }
+        }
+    } else if (is_action(e, "close")) {
+        detail(&det);
+        gw_sb_add(b, zh ? "验收人 " : "verified by ");
+        sb_person(b, h->verified_by, zh);
+    } else if (is_action(e, "overdue")) {
+        detail(&det);
+        gw_sb_add(b, zh ? "整改期限 " : "deadline ");
+        sb_deadline(b, h->deadline_ms);
+        gw_sb_add(b, zh ? " 已过" : " passed");
+        detail(&det);
+        gw_sb_add(b, zh ? "责任人 " : "responsible ");
+        sb_person(b, h->responsible, zh);
+    }
+    if (e->note[0]) {
+        detail(&det);
+        gw_sb_add(b, zh ? "备注：" : "note: ");
+        sb_md(b, e->note);
+    }
+    gw_sb_add(b, "\n");
+}
+
+/* In the command list: "- 09:30:00 李老师 opened hazard HZ-20261128-001". */
+static void md_hazard_command(struct gw_sb *b, const struct day *d, const struct gw_daily_hazard *x)
+{
+    char t[40];
+    fmt_local(x->entry.at_ms, d->in->start_ms, d->in->end_ms, t, sizeof(t));
+    gw_sb_printf(b, "- %s ", t);
+    sb_md(b, x->entry.by);
+    gw_sb_printf(b, " %s ", hz_verb(x->entry.action, d->zh, true));
+    sb_md(b, x->entry.hazard.id);
+    gw_sb_add(b, "\n");
+}
+
+static void md_command(struct gw_sb *b, const struct day *d, const struct cmd *c)
+{
+    const struct gw_daily_input *in = d->in;
+    bool zh = d->zh;
+    char t1[40], t2[40];
+    if (c->ts) {
+        fmt_local(c->ts, in->start_ms, in->end_ms, t1, sizeof(t1));
+    } else {
+        snprintf(t1, sizeof(t1), "--:--:--");
+    }
+    gw_sb_printf(b, "- %s ", t1);
+    sb_md(b, c->by);
+    gw_sb_printf(b, " %s ", verb_text(c->verb, zh));
+    sb_md(b, c->key);
+    if (c->shelved_until) {
+        fmt_local(c->shelved_until, in->start_ms, in->end_ms, t2, sizeof(t2));
+        gw_sb_printf(b, zh ? "，至 %s" : " until %s", t2);
+    }
+    if (c->note[0]) {
+        gw_sb_add(b, zh ? "，备注：" : ", note: ");
+        sb_md(b, c->note);
+    }
+    gw_sb_add(b, "\n");
+}
+
 static void build_markdown(struct gw_sb *b, const struct day *d, const struct occ *sorted,
                            const struct outage *out, int nout, const struct figures *f)
 {
@@ -626,31 +888,34 @@ static void build_markdown(struct gw_sb *b, const struct day *d, const struct oc
     gw_sb_printf(b,
                  zh ? "- 新增 %d 项，整改关闭 %d 项，逾期 %d 项\n"
                     : "- opened %d, closed %d, overdue %d\n",
-                 in->hazards_opened, in->hazards_closed, in->hazards_overdue);
-
-    gw_sb_add(b, zh ? "\n## 操作记录\n\n" : "\n## Commands\n\n");
-    for (int i = 0; i < d->ncmd; i++) {
-        const struct cmd *c = &d->cmd[i];
-        if (c->ts) {
-            fmt_local(c->ts, in->start_ms, in->end_ms, t1, sizeof(t1));
-        } else {
-            snprintf(t1, sizeof(t1), "--:--:--");
-        }
-        gw_sb_printf(b, "- %s ", t1);
-        sb_md(b, c->by);
-        gw_sb_printf(b, " %s ", verb_text(c->verb, zh));
-        sb_md(b, c->key);
-        if (c->shelved_until) {
-            fmt_local(c->shelved_until, in->start_ms, in->end_ms, t2, sizeof(t2));
-            gw_sb_printf(b, zh ? "，至 %s" : " until %s", t2);
-        }
-        if (c->note[0]) {
-            gw_sb_add(b, zh ? "，备注：" : ", note: ");
-            sb_md(b, c->note);
-        }
-        gw_sb_add(b, "\n");
+                 d->hz_opened, d->hz_closed, d->hz_overdue);
+    gw_sb_printf(b, zh ? "\n### 台账记录（%d）\n\n" : "\n### Register entries (%d)\n\n", d->nhz);
+    for (int i = 0; i < d->nhz; i++) {
+        md_hazard(b, d, d->hz[i]);
     }
-    if (d->ncmd == 0) {
+    if (d->nhz == 0) {
+        gw_sb_add(b, zh ? "- 无\n" : "- none\n");
+    }
+
+    /* Alarm commands in the order recorded, people's hazard entries merged in by time (an
+     * alarm command of unknown time keeps its place). */
+    gw_sb_add(b, zh ? "\n## 操作记录\n\n" : "\n## Commands\n\n");
+    int ci = 0, hi = 0;
+    while (ci < d->ncmd || hi < d->nhz) {
+        if (hi < d->nhz && d->hz[hi]->entry.by[0] == '\0') {
+            hi++; /* the gateway's: not a command */
+            continue;
+        }
+        bool hazard_next =
+            hi < d->nhz &&
+            (ci == d->ncmd || (d->cmd[ci].ts != 0 && d->hz[hi]->entry.at_ms < d->cmd[ci].ts));
+        if (hazard_next) {
+            md_hazard_command(b, d, d->hz[hi++]);
+        } else {
+            md_command(b, d, &d->cmd[ci++]);
+        }
+    }
+    if (d->ncmd + d->hz_cmds == 0) {
         gw_sb_add(b, zh ? "- 无\n" : "- none\n");
     }
 
@@ -679,19 +944,83 @@ static void build_markdown(struct gw_sb *b, const struct day *d, const struct oc
     gw_sb_printf(b,
                  zh ? "| 隐患 新增/关闭/逾期 | %d/%d/%d |\n"
                     : "| Hazards opened/closed/overdue | %d/%d/%d |\n",
-                 in->hazards_opened, in->hazards_closed, in->hazards_overdue);
-    md_row_n(b, zh ? "操作命令" : "Commands", d->ncmd);
+                 d->hz_opened, d->hz_closed, d->hz_overdue);
+    md_row_n(b, zh ? "操作命令" : "Commands", d->ncmd + d->hz_cmds);
 }
 
 /* ---- CSV ---- */
 
+/*
+ * One table a spreadsheet can filter: the alarm columns first (as before hazards were listed),
+ * then "record" (alarm | hazard) and the hazard columns. An alarm row leaves the hazard
+ * columns empty; a hazard row has date, key (the hazard id) and the hazard columns.
+ */
+#define CSV_ALARM_COLUMNS                                                                          \
+    "date,key,sensor,rule,class,raised_at,acked_at,acked_by,ack_after_s,cleared_at,level,test"
+#define CSV_HAZARD_COLUMNS                                                                         \
+    "record,at,action,by,category,building,floor,zone,description,responsible,deadline,status,"    \
+    "verified_by,source_alarm,overdue,note"
+#define CSV_ALARM_ONLY 10  /* sensor .. test: empty on a hazard row */
+#define CSV_HAZARD_ONLY 15 /* at .. note: empty on an alarm row */
+
+static void csv_empty(struct gw_sb *b, int n)
+{
+    for (int i = 0; i < n; i++) {
+        gw_sb_add(b, ",");
+    }
+}
+
+static void csv_hazard(struct gw_sb *b, const struct day *d, const struct gw_daily_hazard *x)
+{
+    const struct gw_hazard_entry *e = &x->entry;
+    const struct gw_hazard *h = &e->hazard;
+    char t[40];
+    sb_csv(b, d->in->date, false);
+    gw_sb_add(b, ",");
+    sb_csv(b, h->id, true);
+    csv_empty(b, CSV_ALARM_ONLY);
+    gw_sb_add(b, ",hazard,");
+    fmt_local_full(e->at_ms, t, sizeof(t));
+    sb_csv(b, t, false);
+    gw_sb_add(b, ",");
+    sb_csv(b, e->action, false);
+    gw_sb_add(b, ",");
+    sb_csv(b, e->by, true);
+    gw_sb_add(b, ",");
+    if (x->known) {
+        sb_csv(b, gw_hazard_category_name(h->category), false);
+    }
+    const char *text[] = {h->building, h->floor, h->zone, h->description, h->responsible};
+    for (int i = 0; i < 5; i++) {
+        gw_sb_add(b, ",");
+        sb_csv(b, text[i], true);
+    }
+    gw_sb_add(b, ",");
+    if (x->known) {
+        fmt_local_full(h->deadline_ms, t, sizeof(t));
+        sb_csv(b, t, false);
+    }
+    gw_sb_add(b, ",");
+    if (x->known) {
+        sb_csv(b, gw_hazard_status_name(h->status), false);
+    }
+    gw_sb_add(b, ",");
+    sb_csv(b, h->verified_by, true);
+    gw_sb_add(b, ",");
+    sb_csv(b, h->source_alarm, true);
+    gw_sb_add(b, ",");
+    if (x->known) {
+        gw_sb_add(b, h->overdue ? "true" : "false");
+    }
+    gw_sb_add(b, ",");
+    sb_csv(b, e->note, true);
+    gw_sb_add(b, "\r\n");
+}
+
 static void build_csv(struct gw_sb *b, const struct day *d, const struct occ *sorted)
 {
     /* The BOM makes Excel (zh-CN Windows defaults to GBK) read the file as UTF-8. */
-    gw_sb_add(b,
-              "\xEF\xBB\xBF"
-              "date,key,sensor,rule,class,raised_at,acked_at,acked_by,ack_after_s,cleared_at,level,"
-              "test\r\n");
+    gw_sb_add(b, "\xEF\xBB\xBF" CSV_ALARM_COLUMNS "," CSV_HAZARD_COLUMNS "\r\n");
     char t[40];
     for (int i = 0; i < d->nocc; i++) {
         const struct occ *o = &sorted[i];
@@ -719,7 +1048,12 @@ static void build_csv(struct gw_sb *b, const struct day *d, const struct occ *so
         gw_sb_add(b, ",");
         fmt_local_full(o->cleared, t, sizeof(t));
         sb_csv(b, t, false);
-        gw_sb_printf(b, ",%d,%s\r\n", o->level, o->test ? "true" : "false");
+        gw_sb_printf(b, ",%d,%s,alarm", o->level, o->test ? "true" : "false");
+        csv_empty(b, CSV_HAZARD_ONLY);
+        gw_sb_add(b, "\r\n");
+    }
+    for (int i = 0; i < d->nhz; i++) {
+        csv_hazard(b, d, d->hz[i]);
     }
 }
 
@@ -734,8 +1068,8 @@ static char *build_summary(const struct day *d, const struct figures *f)
         "acked", f->acked, "unacked", f->unacked, "mean_ack_s",
         f->acked ? json_integer(mean_ack_s(f)) : json_null(), "worst_ack_s",
         f->acked ? json_integer(f->worst_ack_s) : json_null(), "outages", f->outages,
-        "outage_minutes", (json_int_t)outage_minutes(f), "hazards", "opened", in->hazards_opened,
-        "closed", in->hazards_closed, "overdue", in->hazards_overdue, "commands", d->ncmd);
+        "outage_minutes", (json_int_t)outage_minutes(f), "hazards", "opened", d->hz_opened,
+        "closed", d->hz_closed, "overdue", d->hz_overdue, "commands", d->ncmd + d->hz_cmds);
     if (root == NULL) {
         return NULL;
     }
@@ -785,6 +1119,7 @@ int gw_daily_log_build(const struct gw_daily_input *in, struct gw_daily_log *out
         return fail(err, errlen, "the day ends before it starts");
     }
     if ((in->nevents < 0 || (in->nevents > 0 && in->events == NULL)) ||
+        (in->nhazards < 0 || (in->nhazards > 0 && in->hazards == NULL)) ||
         (in->nopen_before < 0 || (in->nopen_before > 0 && in->open_before == NULL)) ||
         (in->noutages < 0 || (in->noutages > 0 && in->outages == NULL)) ||
         (in->noffline_rules < 0 || (in->noffline_rules > 0 && in->offline_rules == NULL))) {
@@ -793,6 +1128,11 @@ int gw_daily_log_build(const struct gw_daily_input *in, struct gw_daily_log *out
     for (int i = 0; in->outages && i < in->noutages; i++) {
         if (in->outages[i].sensor == NULL) {
             return fail(err, errlen, "an outage without a sensor");
+        }
+    }
+    for (int i = 0; i < in->nhazards; i++) {
+        if (in->hazards[i].entry.action == NULL) {
+            return fail(err, errlen, "a hazard entry without an action");
         }
     }
 
@@ -814,7 +1154,7 @@ int gw_daily_log_build(const struct gw_daily_input *in, struct gw_daily_log *out
         }
         take(&d, in->events[i].payload, ts, false);
     }
-    if (d.oom) {
+    if (d.oom || collect_hazards(&d) != 0) {
         goto out;
     }
     int nout = collect_outages(&d, &outages);
@@ -824,7 +1164,8 @@ int gw_daily_log_build(const struct gw_daily_input *in, struct gw_daily_log *out
     struct figures f;
     figure(&d, outages, nout, &f);
 
-    sorted = malloc((size_t)(d.nocc ? d.nocc : 1) * sizeof(*sorted));
+    /* Zeroed: gcc -O2 cannot tell that an empty day's array is never read. */
+    sorted = calloc((size_t)(d.nocc ? d.nocc : 1), sizeof(*sorted));
     if (sorted == NULL) {
         goto out;
     }
@@ -1001,23 +1342,221 @@ int gw_daily_log_prev_day(const char *date, char prev[11])
     return gw_daily_log_date(start - 1, prev);
 }
 
-/* ---- hazards ---- */
+/* ---- the day's hazard entries out of hazard_log ---- */
 
-void gw_daily_log_count_hazard(struct gw_daily_input *in, int64_t at_ms, const char *entry)
+struct hz_state {
+    bool known; /* an entry of it was applied */
+    struct gw_hazard h;
+};
+
+struct gw_daily_hazards {
+    int64_t start, end;
+    struct hz_state *st; /* the wanted hazards */
+    int nst, capst;
+    int *slot; /* open addressing over st by id: index + 1, 0 empty */
+    size_t nslot;
+    struct gw_daily_hazard *items;
+    int nitems, capitems;
+    int skipped;
+};
+
+struct gw_daily_hazards *gw_daily_hazards_new(int64_t start_ms, int64_t end_ms)
 {
-    if (in == NULL || entry == NULL || at_ms < in->start_ms || at_ms >= in->end_ms) {
+    struct gw_daily_hazards *d = calloc(1, sizeof(*d));
+    if (d) {
+        d->start = start_ms;
+        d->end = end_ms;
+    }
+    return d;
+}
+
+void gw_daily_hazards_free(struct gw_daily_hazards *d)
+{
+    if (d == NULL) {
         return;
     }
-    json_t *e = json_loads(entry, 0, NULL);
-    const char *action = str_of(e, "action");
-    if (action && strcmp(action, "open") == 0) {
-        in->hazards_opened++;
-    } else if (action && strcmp(action, "close") == 0) {
-        in->hazards_closed++;
-    } else if (action && strcmp(action, "overdue") == 0) {
-        in->hazards_overdue++;
+    free(d->st);
+    free(d->slot);
+    free(d->items);
+    free(d);
+}
+
+static size_t hash_id(const char *id)
+{
+    size_t h = 2166136261u; /* FNV-1a */
+    for (; *id; id++) {
+        h = (h ^ (unsigned char)*id) * 16777619u;
     }
-    json_decref(e);
+    return h;
+}
+
+/* The slot of id: its state's, or the empty one where it would go. */
+static size_t find_slot(const struct gw_daily_hazards *d, const char *id)
+{
+    size_t i = hash_id(id) & (d->nslot - 1);
+    while (d->slot[i] && strcmp(d->st[d->slot[i] - 1].h.id, id) != 0) {
+        i = (i + 1) & (d->nslot - 1);
+    }
+    return i;
+}
+
+static struct hz_state *find_state(const struct gw_daily_hazards *d, const char *id)
+{
+    if (d->nslot == 0) {
+        return NULL;
+    }
+    size_t i = find_slot(d, id);
+    return d->slot[i] ? &d->st[d->slot[i] - 1] : NULL;
+}
+
+static int grow_slots(struct gw_daily_hazards *d)
+{
+    size_t n = d->nslot ? d->nslot * 2 : 64;
+    int *old = d->slot;
+    size_t nold = d->nslot;
+    d->slot = calloc(n, sizeof(*d->slot));
+    if (d->slot == NULL) {
+        d->slot = old;
+        return -ENOMEM;
+    }
+    d->nslot = n;
+    for (size_t i = 0; i < nold; i++) {
+        if (old[i]) {
+            d->slot[find_slot(d, d->st[old[i] - 1].h.id)] = old[i];
+        }
+    }
+    free(old);
+    return 0;
+}
+
+int gw_daily_hazards_mark(struct gw_daily_hazards *d, const char *hazard, int64_t at_ms)
+{
+    if (hazard == NULL || at_ms < d->start || at_ms >= d->end || hazard[0] == '\0' ||
+        strlen(hazard) >= GW_HZ_ID_MAX || find_state(d, hazard)) {
+        return 0; /* not the day's, not a register id, or wanted already */
+    }
+    if ((size_t)(d->nst + 1) * 2 > d->nslot && grow_slots(d) != 0) {
+        return -ENOMEM;
+    }
+    if (d->nst == d->capst) {
+        int cap = d->capst ? d->capst * 2 : 16;
+        struct hz_state *p = realloc(d->st, (size_t)cap * sizeof(*p));
+        if (p == NULL) {
+            return -ENOMEM;
+        }
+        d->st = p;
+        d->capst = cap;
+    }
+    struct hz_state *s = &d->st[d->nst];
+    memset(s, 0, sizeof(*s));
+    memcpy(s->h.id, hazard, strlen(hazard) + 1);
+    d->slot[find_slot(d, hazard)] = ++d->nst;
+    return 0;
+}
+
+/* The fields an entry set, onto the hazard (as gw_hazards_restore applies them). */
+static void apply_fields(struct gw_hazard *h, const struct gw_hazard_entry *e)
+{
+    const struct gw_hazard *n = &e->hazard;
+#define TAKE(bit, member)                                                                          \
+    if (e->fields & (bit)) {                                                                       \
+        memcpy(h->member, n->member, sizeof(h->member));                                           \
+    }
+    TAKE(GW_HZF_BUILDING, building)
+    TAKE(GW_HZF_FLOOR, floor)
+    TAKE(GW_HZF_ZONE, zone)
+    TAKE(GW_HZF_DESCRIPTION, description)
+    TAKE(GW_HZF_FOUND_BY, found_by)
+    TAKE(GW_HZF_SOURCE_ALARM, source_alarm)
+    TAKE(GW_HZF_RESPONSIBLE, responsible)
+    TAKE(GW_HZF_VERIFIED_BY, verified_by)
+#undef TAKE
+    if (e->fields & GW_HZF_CATEGORY) {
+        h->category = n->category;
+    }
+    if (e->fields & GW_HZF_FOUND_AT) {
+        h->found_at_ms = n->found_at_ms;
+    }
+    if (e->fields & GW_HZF_DEADLINE) {
+        h->deadline_ms = n->deadline_ms;
+    }
+    if (e->fields & GW_HZF_STATUS) {
+        h->status = n->status;
+    }
+    if (e->fields & GW_HZF_OVERDUE) {
+        h->overdue = n->overdue;
+    }
+}
+
+int gw_daily_hazards_add(struct gw_daily_hazards *d, const char *hazard, const char *entry)
+{
+    struct hz_state *s = hazard ? find_state(d, hazard) : NULL;
+    if (s == NULL) {
+        return 0; /* no entry in the day: its history does not matter */
+    }
+    struct gw_hazard_entry e;
+    if (gw_hazard_entry_from_json(entry, &e, NULL, 0) != 0 || strcmp(e.hazard.id, hazard) != 0) {
+        d->skipped++;
+        return 0;
+    }
+    bool opens = strcmp(e.action, "open") == 0;
+    struct gw_hazard before = s->h;
+    if (opens) {
+        memset(&s->h, 0, sizeof(s->h));
+        memcpy(s->h.id, e.hazard.id, sizeof(s->h.id));
+    }
+    apply_fields(&s->h, &e);
+    bool known = s->known || opens;
+    s->known = known;
+    if (e.at_ms < d->start || e.at_ms >= d->end) {
+        return 0;
+    }
+    if (d->nitems == GW_DAILY_MAX_HAZARD_ENTRIES) {
+        return -E2BIG;
+    }
+    if (d->nitems == d->capitems) {
+        int cap = d->capitems ? d->capitems * 2 : 16;
+        struct gw_daily_hazard *p = realloc(d->items, (size_t)cap * sizeof(*p));
+        if (p == NULL) {
+            return -ENOMEM;
+        }
+        d->items = p;
+        d->capitems = cap;
+    }
+    struct gw_daily_hazard *it = &d->items[d->nitems++];
+    it->entry = e;
+    it->entry.hazard = s->h;
+    if (opens || !known) {
+        memset(&it->before, 0, sizeof(it->before));
+    } else {
+        it->before = before;
+    }
+    it->known = known;
+    return 0;
+}
+
+int gw_daily_hazards_skipped(const struct gw_daily_hazards *d)
+{
+    return d->skipped;
+}
+
+static int hazard_by_time(const void *a, const void *b)
+{
+    const struct gw_hazard_entry *x = &((const struct gw_daily_hazard *)a)->entry;
+    const struct gw_hazard_entry *y = &((const struct gw_daily_hazard *)b)->entry;
+    if (x->at_ms != y->at_ms) {
+        return x->at_ms < y->at_ms ? -1 : 1;
+    }
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void gw_daily_hazards_input(struct gw_daily_hazards *d, struct gw_daily_input *in)
+{
+    if (d->nitems > 1) {
+        qsort(d->items, (size_t)d->nitems, sizeof(*d->items), hazard_by_time);
+    }
+    in->hazards = d->items;
+    in->nhazards = d->nitems;
 }
 
 /* ---- a day out of an alarm_history scan ---- */

@@ -15,7 +15,14 @@
  *    count only real (not test) occurrences raised within the day; carried
  *    over and test alarms are listed in the Markdown and the CSV.
  *  - A command is an event with a non-empty "by" (ack, reset, shelve,
- *    unshelve, out_of_service, in_service) whose time is within the day.
+ *    unshelve, out_of_service, in_service) whose time is within the day, or a
+ *    hazard register entry of the day made by a person (open, update,
+ *    rectifying, close, reopen): the summary's "commands" counts both, and the
+ *    Markdown's command list has both in time order. Entries by the gateway
+ *    (an auto-open, overdue) are not commands.
+ *  - Hazards: every register entry of the day is listed in time order with the
+ *    hazard as it was then (gw_daily_hazards replays the register's history);
+ *    the counts are entries "open" (opened), "close" (closed) and "overdue".
  *  - Notifications (a "kind" and no "transition") and malformed records are
  *    skipped (counted in gw_daily_log.skipped).
  *  - Events recorded outside [start_ms, end_ms) are ignored: the log is of the
@@ -31,10 +38,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hazards.h"
+
 /* One alarm_history row: when it was recorded (0 = unknown) and its payload. */
 struct gw_daily_event {
     int64_t ts_ms;
     const char *payload;
+};
+
+/*
+ * One hazard register entry with the hazard as it was: entry.hazard is the whole hazard
+ * after the entry (as the register writes it), not only the fields the entry set; before is
+ * the hazard just before it (for "was ..." of an update). known: the hazard's earlier
+ * entries were seen (false: an entry whose hazard never opened in the history given; then
+ * before is zero and entry.hazard holds only what the entry set).
+ */
+struct gw_daily_hazard {
+    struct gw_hazard_entry entry;
+    struct gw_hazard before;
+    bool known;
 };
 
 /* A sensor without data from from_ms until to_ms (0 = still offline). */
@@ -64,7 +86,10 @@ struct gw_daily_input {
     int noutages;
     const char *const *offline_rules;
     int noffline_rules;
-    int hazards_opened, hazards_closed, hazards_overdue;
+    /* The day's hazard register entries (any order: listed by time; entries outside the day
+     * are ignored), e.g. from gw_daily_hazards_input. */
+    const struct gw_daily_hazard *hazards;
+    int nhazards;
     /* 0: the day is over. Else the log is of the day so far (a report of today): the
      * Markdown says so under its title, with this time. */
     int64_t as_of_ms;
@@ -72,9 +97,12 @@ struct gw_daily_input {
 
 struct gw_daily_log {
     char *markdown; /* state_dir/logs/YYYY-MM-DD.md */
-    char *csv;      /* state_dir/logs/YYYY-MM-DD.csv: UTF-8 with BOM, CRLF (RFC 4180) */
-    char *summary;  /* P/log */
-    int skipped;    /* records that were not alarm events (notifications, bad JSON) */
+    /* state_dir/logs/YYYY-MM-DD.csv: UTF-8 with BOM, CRLF (RFC 4180); one row per alarm
+     * occurrence, then one per hazard entry of the day ("record": alarm | hazard; the columns
+     * are in docs/operations.md) */
+    char *csv;
+    char *summary; /* P/log */
+    int skipped;   /* records that were not alarm events (notifications, bad JSON) */
 };
 
 /* 0, -EINVAL (bad input, reason in err; may be NULL) or -ENOMEM. Free with gw_daily_log_free. */
@@ -84,10 +112,32 @@ int gw_daily_log_build(const struct gw_daily_input *in, struct gw_daily_log *out
 void gw_daily_log_free(struct gw_daily_log *log);
 
 /*
- * A hazard_log entry (gw_hazard_entry_to_json) counted into in->hazards_*: "open" as opened,
- * "close" as closed, "overdue" as overdue, when at_ms is within the day. Others are ignored.
+ * The day's hazard register entries out of hazard_log, each with the hazard as of that entry
+ * (a description changed later does not change what the day shows). Two passes, as the
+ * nightly writer reads the store:
+ *  1. gw_daily_hazards_mark with every row from the day's start on (hazard id and time): the
+ *     hazards with an entry within [start_ms, end_ms) are wanted;
+ *  2. gw_daily_hazards_add with every row from the first on, in chain order (n): rows of
+ *     hazards not wanted are ignored without parsing; the others are replayed, and those
+ *     within the day become the day's entries.
+ * A row that is not a register entry (gw_hazard_entry_from_json refuses it) is skipped and
+ * counted.
  */
-void gw_daily_log_count_hazard(struct gw_daily_input *in, int64_t at_ms, const char *entry);
+#define GW_DAILY_MAX_HAZARD_ENTRIES 5000 /* entries of one day; more is refused (-E2BIG) */
+struct gw_daily_hazards;
+
+/* NULL on no memory. */
+struct gw_daily_hazards *gw_daily_hazards_new(int64_t start_ms, int64_t end_ms);
+/* Pass 1. 0 or -ENOMEM. */
+int gw_daily_hazards_mark(struct gw_daily_hazards *d, const char *hazard, int64_t at_ms);
+/* Pass 2. 0, -ENOMEM, or -E2BIG past GW_DAILY_MAX_HAZARD_ENTRIES entries in the day. */
+int gw_daily_hazards_add(struct gw_daily_hazards *d, const char *hazard, const char *entry);
+/* Rows skipped in pass 2 (not register entries). */
+int gw_daily_hazards_skipped(const struct gw_daily_hazards *d);
+/* Points in->hazards at the day's entries in time order (valid until d is freed). */
+void gw_daily_hazards_input(struct gw_daily_hazards *d, struct gw_daily_input *in);
+/* Accepts NULL. */
+void gw_daily_hazards_free(struct gw_daily_hazards *d);
 
 /*
  * One day's input from an alarm_history scan. Feed every row from some time before the

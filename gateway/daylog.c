@@ -76,6 +76,7 @@ struct job {
     bool csv;
     int64_t now_ms; /* when asked: a day not over is built up to then */
     int64_t start, end;
+    int64_t until; /* end, or for a day not over the request's time + 1 */
     struct gw_daily_history *h;
     uint64_t after; /* the last alarm_history seq read */
     bool scanned;
@@ -113,12 +114,74 @@ static void on_history_row(void *ctx, uint64_t seq, int64_t ts_ms, const char *p
     sc->rc = gw_daily_history_add(sc->h, ts_ms, payload);
 }
 
-static void on_hazard_entry(void *ctx, uint64_t n, const char *hazard, int64_t at_ms,
-                            const char *entry)
+/* Reading hazard_log into gw_daily_hazards (store callbacks cannot stop a scan: rc keeps the
+ * first error and the rest is ignored). */
+struct hazard_scan {
+    struct gw_daily_hazards *hz;
+    int64_t start, until;
+    int in_day; /* rows of the day seen in the first pass */
+    int rc;
+};
+
+static void on_hazard_mark(void *ctx, uint64_t n, const char *hazard, int64_t at_ms,
+                           const char *entry)
 {
     (void)n;
-    (void)hazard;
-    gw_daily_log_count_hazard(ctx, at_ms, entry);
+    (void)entry;
+    struct hazard_scan *sc = ctx;
+    sc->in_day += at_ms >= sc->start && at_ms < sc->until;
+    if (sc->rc == 0) {
+        sc->rc = gw_daily_hazards_mark(sc->hz, hazard, at_ms);
+    }
+}
+
+static void on_hazard_replay(void *ctx, uint64_t n, const char *hazard, int64_t at_ms,
+                             const char *entry)
+{
+    (void)n;
+    (void)at_ms;
+    struct hazard_scan *sc = ctx;
+    if (sc->rc == 0) {
+        sc->rc = gw_daily_hazards_add(sc->hz, hazard, entry);
+    }
+}
+
+/*
+ * The day's hazard register entries, each with the hazard as it was then: the hazards with an
+ * entry in [start, until) (the rows from the day's start on), then their whole history from the
+ * register's first entry replayed in chain order. A few queries of a small table, at once.
+ */
+static int read_hazards(struct gw_daylog *dl, const struct job *job, struct gw_daily_hazards **out,
+                        char *err, size_t errlen)
+{
+    struct hazard_scan sc = {.hz = gw_daily_hazards_new(job->start, job->until),
+                             .start = job->start,
+                             .until = job->until};
+    *out = sc.hz;
+    if (!sc.hz) {
+        return fail(err, errlen, -ENOMEM, "out of memory");
+    }
+    int n = gw_store_hazard_log(dl->store, NULL, job->start, on_hazard_mark, &sc);
+    if (n >= 0 && sc.rc == 0 && sc.in_day > 0) { /* else the register's history is not read */
+        n = gw_store_hazard_log(dl->store, NULL, 0, on_hazard_replay, &sc);
+    }
+    if (n < 0) {
+        return fail(err, errlen, n, "cannot read the hazard register: %s", strerror(-n));
+    }
+    if (sc.rc == -E2BIG) {
+        return fail(err, errlen, sc.rc,
+                    "more than %d hazard register entries on %s: too many for one log",
+                    GW_DAILY_MAX_HAZARD_ENTRIES, job->day);
+    }
+    if (sc.rc != 0) {
+        return fail(err, errlen, sc.rc, "out of memory reading the hazard register");
+    }
+    int skipped = gw_daily_hazards_skipped(sc.hz);
+    if (skipped > 0) {
+        gw_warn(MOD, "%d hazard_log rows are not register entries; left out of the log day=%s",
+                skipped, job->day);
+    }
+    return 0;
 }
 
 /* 0 and the job set up, or the reason. */
@@ -128,8 +191,8 @@ static int job_begin(struct gw_daylog *dl, struct job *job, char *err, size_t er
         return fail(err, errlen, -EINVAL, "\"%s\" is not a date YYYY-MM-DD", job->day);
     }
     /* A day not over: rows recorded after the request are not in it. */
-    int64_t until = job->now_ms < job->end ? job->now_ms + 1 : job->end;
-    job->h = gw_daily_history_new(job->start, until, is_live, dl);
+    job->until = job->now_ms < job->end ? job->now_ms + 1 : job->end;
+    job->h = gw_daily_history_new(job->start, job->until, is_live, dl);
     if (!job->h) {
         return fail(err, errlen, -ENOMEM, "out of memory");
     }
@@ -161,7 +224,7 @@ static int job_page(struct gw_daylog *dl, struct job *job, char *err, size_t err
     return 0;
 }
 
-/* After the scan: the hazard counts and the texts. */
+/* After the scan: the hazard entries and the texts. */
 static int job_build(struct gw_daylog *dl, struct job *job, struct gw_daily_log *out, char *err,
                      size_t errlen)
 {
@@ -185,14 +248,16 @@ static int job_build(struct gw_daylog *dl, struct job *job, struct gw_daily_log 
             offline[in.noffline_rules++] = cfg->rules[i].name;
         }
     }
-    int rc = gw_store_hazard_log(dl->store, NULL, job->start, on_hazard_entry, &in);
-    if (rc < 0) {
-        fail(err, errlen, rc, "cannot read the hazard register: %s", strerror(-rc));
-    } else if ((rc = gw_daily_history_input(job->h, &in)) != 0) {
+    struct gw_daily_hazards *hz = NULL;
+    int rc = read_hazards(dl, job, &hz, err, errlen);
+    if (rc == 0 && (rc = gw_daily_history_input(job->h, &in)) != 0) {
         fail(err, errlen, rc, "out of memory");
-    } else {
+    }
+    if (rc == 0) {
+        gw_daily_hazards_input(hz, &in);
         rc = gw_daily_log_build(&in, out, err, errlen);
     }
+    gw_daily_hazards_free(hz);
     free(offline);
     return rc;
 }

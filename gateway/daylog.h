@@ -18,7 +18,9 @@
  * allowed (the Markdown says up to when, "complete": false). Loop thread only.
  *
  * What was open at the day's start is rebuilt from the history of the year
- * before it (daily_log.h, gw_daily_history).
+ * before it (daily_log.h, gw_daily_history). The day's hazard register entries
+ * come from hazard_log, each with the hazard as it was then: the register's
+ * history of those hazards is replayed from its first entry (gw_daily_hazards).
  */
 #ifndef GW_DAYLOG_H
 #define GW_DAYLOG_H
@@ -44,8 +46,8 @@ struct gw_daylog *gw_daylog_new(uv_loop_t *loop, const struct gw_config *cfg,
 void gw_daylog_reload(struct gw_daylog *dl, const struct gw_config *cfg);
 
 /* The log of DAY (the file if written, else built now, holding the loop meanwhile: about
- * 5 ms per 1,000 history rows of the year before the day on x86): malloc'd text, or NULL
- * with the reason in err. */
+ * 8 ms per 1,000 history rows of the day on x86, scripts/bench/daylog): malloc'd text, or
+ * NULL with the reason in err. */
 char *gw_daylog_render(struct gw_daylog *dl, const char *day, bool csv, char *err, size_t errlen);
 
 /*

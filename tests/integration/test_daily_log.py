@@ -1,11 +1,14 @@
 #!/usr/bin/python3
 """The daily safety log (issue 7, point 2), wired: P/cmd/report for today returns the
-Markdown/CSV with the alarms and acks just driven through a real gateway; a gateway
+Markdown/CSV with the alarms, acks and hazard register entries just driven through a real
+gateway (each entry with the hazard as it was then, even after a later update); a gateway
 started over a state.db holding yesterday's history (rows written with sqlite3, as the
 gateway writes them) writes yesterday's .md/.csv at start (catch-up) and retains P/log
 with the right counts; bad report requests get clear errors; a log file too large for
 MQTT, or not UTF-8, is refused with the reason. Site time zone Asia/Shanghai."""
 
+import csv as csv_module
+import io
 import json
 import os
 import sqlite3
@@ -126,6 +129,16 @@ class Site:
         return wait_for(attempt, 20, f"{key} raised")
 
 
+def register_entries(lines, n):
+    """The lines under "### Register entries (n)"."""
+    head = f"### Register entries ({n})"
+    assert head in lines, ("\n".join(lines), head)
+    at = lines.index(head) + 2
+    section = lines[at:at + n]
+    assert all(ln.startswith("- ") for ln in section) and lines[at + n] == "", section
+    return section
+
+
 def test_report_today(wd):
     wait_for(clear_of_midnight, 70, "a minute clear of midnight and 00:05 Shanghai")
     site = Site(wd).start()
@@ -149,24 +162,33 @@ def test_report_today(wd):
     site.reading("door-3", {"contact": False})
     site.alarm_event("door-3/exit-door-open", "raise", mark)
 
-    # Two hazards found today, one of them closed: the register's entries of the day.
-    opened = []
-    for what in ("extinguisher missing on 2F", "exit sign dark"):
+    # The register's entries of the day: two hazards found, one updated and being fixed,
+    # the other closed. Each is listed with the hazard as it was then, and people's entries
+    # count as commands.
+    nhz = [0]
+
+    def hazard(cmd, payload):
+        nhz[0] += 1
+        rid = f"hz{nhz[0]}"
         m = col.mark()
-        col.publish(f"{PREFIX}/cmd/hazard/open", json.dumps(
-            {"by": "王老师", "category": "fire_equipment", "building": "A",
-             "description": what, "responsible": "张工", "id": what}))
-        res = col.wait_json(f"{PREFIX}/cmd/result", lambda t, o: o.get("id") == what, 10,
-                            f"hazard opened: {what}", since=m)
+        col.publish(f"{PREFIX}/cmd/hazard/{cmd}", json.dumps(dict(payload, id=rid)))
+        res = col.wait_json(f"{PREFIX}/cmd/result", lambda t, o: o.get("id") == rid, 10,
+                            f"hazard/{cmd} {payload}", since=m)
         assert res["ok"] is True, res
-        opened.append(res["hazard"])
-    m = col.mark()
-    col.publish(f"{PREFIX}/cmd/hazard/close", json.dumps(
-        {"hazard": opened[1], "by": "张工", "note": "bulb replaced", "verifier": "王老师",
-         "id": "close"}))
-    res = col.wait_json(f"{PREFIX}/cmd/result", lambda t, o: o.get("id") == "close", 10,
-                        "hazard closed", since=m)
-    assert res["ok"] is True, res
+        return res["hazard"]
+
+    deadline = (shanghai_now() + timedelta(days=3)).replace(hour=18, minute=0, second=0,
+                                                            microsecond=0)
+    ext = hazard("open", {"by": "王老师", "category": "fire_equipment", "building": "A",
+                          "floor": "2", "zone": "east stair",
+                          "description": "extinguisher missing on 2F", "responsible": "张工",
+                          "deadline": deadline.isoformat()})
+    sign = hazard("open", {"by": "王老师", "category": "fire_equipment", "building": "A",
+                           "description": "exit sign dark", "responsible": "张工",
+                           "deadline": deadline.isoformat()})
+    hazard("update", {"hazard": ext, "by": "王老师", "responsible": "李工"})
+    hazard("rectifying", {"hazard": ext, "by": "李工"})
+    hazard("close", {"hazard": sign, "by": "张工", "note": "bulb replaced", "verifier": "王老师"})
 
     t = today()
     r = site.report({"day": t}, "today's report")
@@ -184,19 +206,67 @@ def test_report_today(wd):
     assert any(ln.endswith("王老师 acknowledged smoke-1/smoke-detected, note: drill")
                for ln in lines), md
     assert "| Fire alarms | 1 |" in lines and "| Supervisory | 1 |" in lines, md
-    assert "| Acknowledged | 1 |" in lines and "| Commands | 1 |" in lines, md
+    assert "| Acknowledged | 1 |" in lines, md
+    assert "| Commands | 6 |" in lines, md  # the ack and five hazard commands
     assert "- opened 2, closed 1, overdue 0" in lines, md
+    due = deadline.strftime("%Y-%m-%d %H:%M")
+    place = "(fire equipment, A / 2 / east stair)"
+    entries = [
+        f"王老师 opened **{ext}** {place}: extinguisher missing on 2F; responsible 张工, "
+        f"deadline {due}",
+        f"王老师 opened **{sign}** (fire equipment, A): exit sign dark; responsible 张工, "
+        f"deadline {due}",
+        f"王老师 updated **{ext}** {place}: extinguisher missing on 2F; responsible 李工 "
+        "(was 张工)",
+        f"李工 started fixing **{ext}** {place}: extinguisher missing on 2F",
+        f"张工 closed **{sign}** (fire equipment, A): exit sign dark; verified by 王老师, "
+        "note: bulb replaced",
+    ]
+    section = register_entries(lines, 5)
+    for got, want in zip(section, entries):
+        assert got[len("- HH:MM:SS "):] == want, (got, want)
+    times = [got[2:10] for got in section]
+    assert times == sorted(times), section
+    commands = [ln[len("- HH:MM:SS "):] for ln in lines if " hazard HZ-" in ln]
+    assert commands == [f"王老师 opened hazard {ext}", f"王老师 opened hazard {sign}",
+                        f"王老师 updated hazard {ext}", f"李工 started fixing hazard {ext}",
+                        f"张工 closed hazard {sign}"], commands
+
+    # A description changed now: the earlier entries still show what it was then.
+    hazard("update", {"hazard": ext, "by": "李工",
+                      "description": "extinguishers missing on 2F and 3F"})
+    md = site.report({"day": t}, "today's report after an update")["text"]
+    section = register_entries(md.splitlines(), 6)
+    assert section[0].endswith(f"opened **{ext}** {place}: extinguisher missing on 2F; "
+                               f"responsible 张工, deadline {due}"), section
+    assert section[5].endswith(f"李工 updated **{ext}** {place}: extinguishers missing on 2F "
+                               "and 3F; description changed (was: extinguisher missing on 2F)"), \
+        section
+
     # Today is built on demand, never written.
     assert not os.path.exists(os.path.join(site.logs, f"{t}.md"))
 
     r = site.report({"day": t, "format": "csv"}, "today's CSV")
     assert r["ok"] is True and r["format"] == "csv", r
     csv = r["text"]
-    assert csv.startswith("\ufeffdate,key,sensor,rule,class,raised_at,"), csv[:80]
-    rows = csv.split("\r\n")
-    assert rows[-1] == "" and len(rows) == 4, rows  # header, two alarms, the final CRLF
-    assert rows[1].startswith(f"{t},smoke-1/smoke-detected,smoke-1,smoke detected,alarm,"), rows
-    assert ",王老师," in rows[1] and rows[1].endswith(",false"), rows
+    assert csv.startswith("\ufeffdate,key,sensor,rule,class,raised_at,acked_at,acked_by,"
+                          "ack_after_s,cleared_at,level,test,record,at,action,by,category,"), csv[:200]
+    rows = list(csv_module.reader(io.StringIO(csv[1:], newline="")))
+    assert len(rows) == 1 + 2 + 6, rows  # header, two alarms, six hazard entries
+    assert all(len(row) == len(rows[0]) for row in rows), rows
+    col_of = {name: i for i, name in enumerate(rows[0])}
+    assert rows[1][:5] == [t, "smoke-1/smoke-detected", "smoke-1", "smoke detected", "alarm"], rows
+    assert rows[1][col_of["acked_by"]] == "王老师" and rows[1][col_of["test"]] == "false", rows
+    assert rows[1][col_of["record"]] == "alarm", rows
+    hazards = [row for row in rows[1:] if row[col_of["record"]] == "hazard"]
+    assert [(h[col_of["key"]], h[col_of["action"]], h[col_of["by"]]) for h in hazards] == [
+        (ext, "open", "王老师"), (sign, "open", "王老师"), (ext, "update", "王老师"),
+        (ext, "rectifying", "李工"), (sign, "close", "张工"), (ext, "update", "李工")], hazards
+    closed = hazards[4]
+    assert closed[col_of["status"]] == "closed" and closed[col_of["verified_by"]] == "王老师" \
+        and closed[col_of["note"]] == "bulb replaced", closed
+    assert hazards[0][col_of["description"]] == "extinguisher missing on 2F", hazards[0]
+    assert hazards[0][col_of["deadline"]] == deadline.strftime("%Y-%m-%d %H:%M:%S"), hazards[0]
 
     # The day written at start is served from its file.
     r = site.report({"day": day}, "yesterday's report")

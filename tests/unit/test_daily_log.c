@@ -2,8 +2,11 @@
  * The daily safety log of a scripted school day in Asia/Shanghai: exact summary
  * JSON, the Markdown lines in zh-CN and en, the CSV parsed back (RFC 4180),
  * outages across midnight, an empty day, bad input, and the midnight timer
- * (DST in Europe/Berlin). Times are written as local Shanghai times and turned
- * into UTC here with the fixed +08:00 offset, independently of the code tested.
+ * (DST in Europe/Berlin). The hazard register's entries come from a real
+ * register (hazards.c) driven through every action, read back the way daylog.c
+ * reads hazard_log: each listed with the hazard as it was then, in both
+ * languages, in the CSV, and across the day's boundaries. Times are written as local Shanghai times
+ * and turned into UTC here with the fixed +08:00 offset, independently of the code tested.
  *
  * Golden files (tests/unit/data/daily_log/): a scripted history read the way the
  * gateway reads alarm_history must give those Markdown (zh-CN, en), CSV and
@@ -195,8 +198,6 @@ static void scripted_day(struct scripted *s, const char *language)
         .nopen_before = NOPEN,
         .offline_rules = offline_rules,
         .noffline_rules = 1,
-        .hazards_opened = 2,
-        .hazards_closed = 1,
     };
 }
 
@@ -232,7 +233,7 @@ static int setup_shanghai(void **state)
 static const char *const expected_summary =
     "{\"date\":\"2026-11-28\",\"school\":\"海淀一小\",\"alarms\":{\"alarm\":1,\"supervisory\":1,"
     "\"trouble\":0},\"acked\":1,\"unacked\":1,\"mean_ack_s\":150,\"worst_ack_s\":150,"
-    "\"outages\":1,\"outage_minutes\":20,\"hazards\":{\"opened\":2,\"closed\":1,\"overdue\":0},"
+    "\"outages\":1,\"outage_minutes\":20,\"hazards\":{\"opened\":0,\"closed\":0,\"overdue\":0},"
     "\"commands\":4}";
 
 static void test_summary_exact(void **state)
@@ -274,7 +275,8 @@ static void test_markdown_zh(void **state)
     has_line(md, "- 2026-11-27 23:40:00 报警 **A-2F-hydrant-02/sensor-offline**（sensor offline），"
                  "未确认，00:20:00 恢复");
     has_line(md, "- A-2F-hydrant-02 离线：2026-11-27 23:30:00 至 00:20:00，本日 20 分");
-    has_line(md, "- 新增 2 项，整改关闭 1 项，逾期 0 项");
+    has_line(md, "- 新增 0 项，整改关闭 0 项，逾期 0 项");
+    has_line(md, "### 台账记录（0）");
     has_line(md, "- 09:00:00 李老师 搁置 B-1F-exit-main/exit-locked-during-school-hours，"
                  "至 10:00:00，备注：更换门锁");
     has_line(md, "- 10:44:35 王师傅 确认 A-3F-smoke-301/smoke-detected，备注：误报，已清洁探头");
@@ -288,7 +290,7 @@ static void test_markdown_zh(void **state)
     has_line(md, "| 平均确认用时 | 2 分 30 秒 |");
     has_line(md, "| 最长确认用时 | 2 分 30 秒 |");
     has_line(md, "| 传感器离线 | 1 次，共 20 分钟 |");
-    has_line(md, "| 隐患 新增/关闭/逾期 | 2/1/0 |");
+    has_line(md, "| 隐患 新增/关闭/逾期 | 0/0/0 |");
     has_line(md, "| 操作命令 | 4 |");
     /* fire first, then supervisory, then trouble */
     const char *fire = strstr(md, "### 火警"), *sup = strstr(md, "### 监管报警"),
@@ -318,7 +320,8 @@ static void test_markdown_en(void **state)
                  "(exit locked during school hours), not acknowledged, not cleared");
     has_line(md, "### Trouble (2)");
     has_line(md, "- A-2F-hydrant-02 offline 2026-11-27 23:30:00 to 00:20:00, 20 min this day");
-    has_line(md, "- opened 2, closed 1, overdue 0");
+    has_line(md, "- opened 0, closed 0, overdue 0");
+    has_line(md, "### Register entries (0)");
     has_line(md, "- 09:00:00 李老师 shelved B-1F-exit-main/exit-locked-during-school-hours "
                  "until 10:00:00, note: 更换门锁");
     has_line(md, "- 10:51:00 王师傅 reset A-3F-smoke-301/smoke-detected");
@@ -332,8 +335,8 @@ static void test_markdown_en(void **state)
 
 /* ---- a small RFC 4180 reader: rows of fields, CRLF line ends ---- */
 
-#define MAXF 16
-#define MAXR 16
+#define MAXF 32
+#define MAXR 24
 struct csv {
     char field[MAXR][MAXF][128];
     int nfields[MAXR];
@@ -382,11 +385,39 @@ static void parse_csv(const char *p, struct csv *c)
     }
 }
 
+#define NCOLUMNS 28 /* 12 alarm columns, "record", 15 hazard columns */
+
+/* An alarm row: its 12 columns, then "alarm" and the hazard columns empty. */
 static void row_is(const struct csv *c, int r, const char *const *want)
 {
-    assert_int_equal(c->nfields[r], 12);
+    assert_int_equal(c->nfields[r], NCOLUMNS);
     for (int i = 0; i < 12; i++) {
         assert_string_equal(c->field[r][i], want[i]);
+    }
+    assert_string_equal(c->field[r][12], r == 0 ? "record" : "alarm");
+    for (int i = 13; r > 0 && i < NCOLUMNS; i++) {
+        assert_string_equal(c->field[r][i], "");
+    }
+}
+
+static const char *const hazard_header[] = {"record",      "at",           "action",   "by",
+                                            "category",    "building",     "floor",    "zone",
+                                            "description", "responsible",  "deadline", "status",
+                                            "verified_by", "source_alarm", "overdue",  "note"};
+
+/* A hazard row: date and key (the hazard id), the alarm columns empty, then want: record
+ * ("hazard") and the hazard columns. */
+static void hazard_row_is(const struct csv *c, int r, const char *date, const char *id,
+                          const char *const *want)
+{
+    assert_int_equal(c->nfields[r], NCOLUMNS);
+    assert_string_equal(c->field[r][0], date);
+    assert_string_equal(c->field[r][1], id);
+    for (int i = 2; i < 12; i++) {
+        assert_string_equal(c->field[r][i], "");
+    }
+    for (int i = 12; i < NCOLUMNS; i++) {
+        assert_string_equal(c->field[r][i], want[i - 12]);
     }
 }
 
@@ -404,6 +435,9 @@ static void test_csv(void **state)
     row_is(&c, 0,
            (const char *const[]){"date", "key", "sensor", "rule", "class", "raised_at", "acked_at",
                                  "acked_by", "ack_after_s", "cleared_at", "level", "test"});
+    for (int i = 12; i < NCOLUMNS; i++) {
+        assert_string_equal(c.field[0][i], hazard_header[i - 12]);
+    }
     row_is(&c, 1,
            (const char *const[]){"2026-11-28", PUMP, "C-1F-pump-01", "pump fault", "trouble",
                                  "2026-11-27 22:00:00", "2026-11-27 22:10:00", "张工", "600",
@@ -448,7 +482,11 @@ static void test_empty_day(void **state)
             "\"closed\":0,\"overdue\":0},\"commands\":0}");
         assert_string_equal(log.csv, "\xEF\xBB\xBF"
                                      "date,key,sensor,rule,class,raised_at,acked_at,acked_by,"
-                                     "ack_after_s,cleared_at,level,test\r\n");
+                                     "ack_after_s,cleared_at,level,test,record,at,action,by,"
+                                     "category,building,floor,zone,description,responsible,"
+                                     "deadline,status,verified_by,source_alarm,overdue,note\r\n");
+        has_line(log.markdown, zh ? "### 台账记录（0）" : "### Register entries (0)");
+        has_line(log.markdown, zh ? "| 操作命令 | 0 |" : "| Commands | 0 |");
         has_line(log.markdown, zh ? "# 安全日志 2026-11-28 No. 1 School"
                                   : "# Safety log 2026-11-28 No. 1 School");
         has_line(log.markdown, zh ? "### 火警（0）" : "### Fire alarms (0)");
@@ -476,13 +514,12 @@ static void test_given_outages(void **state)
                                 .start_ms = sh("2026-11-28 00:00:00"),
                                 .end_ms = sh("2026-11-29 00:00:00"),
                                 .outages = outages,
-                                .noutages = 3,
-                                .hazards_overdue = 3};
+                                .noutages = 3};
     struct gw_daily_log log;
     assert_int_equal(gw_daily_log_build(&in, &log, NULL, 0), 0);
     /* 45.5 + 60 min = 105.5 -> 106 */
     assert_non_null(strstr(log.summary, "\"outages\":2,\"outage_minutes\":106,"));
-    assert_non_null(strstr(log.summary, "\"overdue\":3}"));
+    assert_non_null(strstr(log.summary, "\"overdue\":0},\"commands\":0}"));
     has_line(log.markdown, "- A-2F-hydrant-02 离线：09:00:00 至 09:45:30，本日 45 分 30 秒");
     has_line(log.markdown, "- LORA-temp-7 离线：23:00:00 起，仍未恢复，本日 1 小时");
     assert_null(strstr(log.markdown, "A-1F-door-01"));
@@ -795,16 +832,226 @@ static const struct row history[] = {
 };
 #define NHISTORY ((int)(sizeof(history) / sizeof(history[0])))
 
-/* The hazard_log entries (the fields the count reads; the chain is hazards.c's business). */
-static const struct {
-    const char *at, *action;
-} hazard_entries[] = {
-    {"2026-11-27 23:59:59.999", "open"},    /* the day before */
-    {"2026-11-28 00:00:00.000", "overdue"}, /* the day's first millisecond */
-    {"2026-11-28 09:30:00", "open"},        {"2026-11-28 09:40:00", "open"},
-    {"2026-11-28 09:45:00", "update"},      {"2026-11-28 11:00:00", "close"},
-    {"2026-11-28 23:59:59.999", "overdue"}, {"2026-11-29 00:00:00.000", "open"}, /* the next day */
+/*
+ * The hazard register of the golden days, driven through the real register (hazards.c): its
+ * entries are what hazard_log holds (gw_hazard_entry_to_json). Every action; the day's
+ * boundaries (23:59:59.999 and 00:00:00.000 on both sides); a hazard updated the day before
+ * (its overdue line names the new responsible) and one whose description changed the day
+ * after (the day still shows the old one).
+ */
+enum { HZ_OPEN_, HZ_UPDATE_, HZ_RECT_, HZ_CLOSE_, HZ_REOPEN_, HZ_ALARM_, HZ_TICK_ };
+
+struct hz_step {
+    const char *at; /* Shanghai local */
+    int what;
+    const char *id; /* the hazard (for an open: the id it must get) */
+    const char *by, *note;
+    enum gw_hazard_category category;
+    const char *building, *floor, *zone, *description, *responsible;
+    const char *deadline; /* Shanghai local; NULL: the default / unchanged */
+    const char *verifier;
 };
+
+#define HZ_OLD "HZ-20261127-001"   /* found the day before, overdue at the day's first ms */
+#define HZ_AUTO "HZ-20261128-001"  /* opened by the exit alarm: every action on it */
+#define HZ_EXT "HZ-20261128-002"   /* its description changes the day after */
+#define HZ_CABLE "HZ-20261128-003" /* overdue at the day's last ms */
+#define HZ_ROOF "HZ-20261129-001"  /* the next day's first ms */
+
+static const struct hz_step hz_script[] = {
+    {.at = "2026-11-27 16:00:00",
+     .what = HZ_OPEN_,
+     .id = HZ_OLD,
+     .by = "李老师",
+     .category = GW_HZ_EVACUATION_ROUTE,
+     .building = "B",
+     .floor = "1",
+     .zone = "west exit",
+     .description = "Exit chained shut",
+     .responsible = "李工",
+     .deadline = "2026-11-28 00:00:00"},
+    {.at = "2026-11-27 23:59:59.999",
+     .what = HZ_UPDATE_,
+     .id = HZ_OLD,
+     .by = "王师傅",
+     .responsible = "张工",
+     .note = "李工 on leave"},
+    {.at = "2026-11-28 00:00:00.000", .what = HZ_TICK_},
+    {.at = "2026-11-28 08:00:00",
+     .what = HZ_ALARM_,
+     .id = HZ_AUTO,
+     .category = GW_HZ_EVACUATION_ROUTE,
+     .building = "B",
+     .floor = "1",
+     .zone = "main exit",
+     .description = "exit locked during school hours (B-1F-exit-main), value locked"},
+    {.at = "2026-11-28 09:30:00",
+     .what = HZ_OPEN_,
+     .id = HZ_EXT,
+     .by = "李老师",
+     .category = GW_HZ_FIRE_EQUIPMENT,
+     .building = "A",
+     .floor = "2",
+     .zone = "走廊东侧",
+     .description = "灭火器压力不足",
+     .responsible = "张工",
+     .deadline = "2026-12-01 18:00:00"},
+    {.at = "2026-11-28 09:40:00",
+     .what = HZ_OPEN_,
+     .id = HZ_CABLE,
+     .by = "李老师",
+     .category = GW_HZ_ELECTRICAL,
+     .building = "C",
+     .zone = "pump room",
+     .description = "Cable insulation cracked",
+     .responsible = "王电工"},
+    {.at = "2026-11-28 09:45:00",
+     .what = HZ_UPDATE_,
+     .id = HZ_CABLE,
+     .by = "李老师",
+     .description = "Cable insulation cracked near pump 2",
+     .deadline = "2026-11-28 12:00:00"},
+    {.at = "2026-11-28 09:50:00",
+     .what = HZ_UPDATE_,
+     .id = HZ_AUTO,
+     .by = "张工",
+     .responsible = "张工"},
+    {.at = "2026-11-28 10:00:00", .what = HZ_RECT_, .id = HZ_AUTO, .by = "张工"},
+    {.at = "2026-11-28 11:00:00",
+     .what = HZ_CLOSE_,
+     .id = HZ_AUTO,
+     .by = "张工",
+     .note = "锁已拆除",
+     .verifier = "赵老师"},
+    {.at = "2026-11-28 15:00:00",
+     .what = HZ_REOPEN_,
+     .id = HZ_AUTO,
+     .by = "赵老师",
+     .note = "又被锁上"},
+    {.at = "2026-11-28 23:59:59.999", .what = HZ_TICK_},
+    {.at = "2026-11-29 00:00:00.000",
+     .what = HZ_OPEN_,
+     .id = HZ_ROOF,
+     .by = "李老师",
+     .category = GW_HZ_STRUCTURE,
+     .building = "D",
+     .floor = "3",
+     .zone = "教室 301",
+     .description = "天花板渗水",
+     .responsible = "后勤王主任"},
+    {.at = "2026-11-29 10:00:00",
+     .what = HZ_UPDATE_,
+     .id = HZ_EXT,
+     .by = "李老师",
+     .description = "灭火器压力不足（2 具）"},
+};
+#define NHZ_SCRIPT ((int)(sizeof(hz_script) / sizeof(hz_script[0])))
+
+/* One hazard_log row. */
+struct hz_row {
+    int64_t at;
+    char hazard[GW_HZ_ID_MAX];
+    char *entry;
+};
+#define MAX_HZ_ROWS 32
+
+static int hz_row_add(struct hz_row *rows, int n, const struct gw_hazard_entry *e)
+{
+    assert_true(n < MAX_HZ_ROWS);
+    rows[n].at = e->at_ms;
+    snprintf(rows[n].hazard, sizeof(rows[n].hazard), "%s", e->hazard.id);
+    rows[n].entry = gw_hazard_entry_to_json(e);
+    assert_non_null(rows[n].entry);
+    return n + 1;
+}
+
+/* The script through a real register: the rows of hazard_log, in chain order. */
+static int hazard_log_rows(struct hz_row *rows)
+{
+    static const char *const auto_open[] = {"exit locked during school hours"};
+    struct gw_hazards_settings set = {.deadline_days = {3, 1, 7, 30, 14, 7},
+                                      .auto_open = auto_open,
+                                      .nauto_open = 1,
+                                      .utc_offset_min = 480};
+    struct gw_hazards *hz = gw_hazards_new(&set);
+    assert_non_null(hz);
+    int n = 0;
+    char err[160];
+    for (int i = 0; i < NHZ_SCRIPT; i++) {
+        const struct hz_step *st = &hz_script[i];
+        int64_t now = sh(st->at);
+        struct gw_hazard_entry e[4];
+        if (st->what == HZ_TICK_) {
+            int got = gw_hazards_tick(hz, now, e, 4);
+            assert_int_equal(got, 1); /* the script has one hazard falling due each time */
+            n = hz_row_add(rows, n, &e[0]);
+            continue;
+        }
+        if (st->what == HZ_ALARM_) {
+            struct gw_hazard_alarm a = {.rule_name = "exit locked during school hours",
+                                        .key = EXIT,
+                                        .category = st->category,
+                                        .building = st->building,
+                                        .floor = st->floor ? st->floor : "",
+                                        .zone = st->zone ? st->zone : "",
+                                        .description = st->description};
+            assert_int_equal(gw_hazards_on_alarm(hz, &a, now, &e[0], err, sizeof(err)), 1);
+        } else {
+            static const enum gw_hazard_cmd_type type[] = {GW_HZ_CMD_OPEN, GW_HZ_CMD_UPDATE,
+                                                           GW_HZ_CMD_RECTIFYING, GW_HZ_CMD_CLOSE,
+                                                           GW_HZ_CMD_REOPEN};
+            struct gw_hazard_command c = {
+                .type = type[st->what],
+                .id = st->what == HZ_OPEN_ ? NULL : st->id,
+                .by = st->by,
+                .note = st->note,
+                .category = st->what == HZ_OPEN_ ? gw_hazard_category_name(st->category) : NULL,
+                .building = st->building,
+                .floor = st->floor,
+                .zone = st->zone,
+                .description = st->description,
+                .responsible = st->responsible,
+                .deadline_ms = st->deadline ? sh(st->deadline) : 0,
+                .verifier = st->verifier,
+            };
+            int rc = gw_hazards_command(hz, &c, now, &e[0], err, sizeof(err));
+            if (rc != 1) {
+                fail_msg("hazard step %d: %d %s", i, rc, err);
+            }
+        }
+        assert_string_equal(e[0].hazard.id, st->id);
+        n = hz_row_add(rows, n, &e[0]);
+    }
+    gw_hazards_free(hz);
+    return n;
+}
+
+static void hz_rows_free(struct hz_row *rows, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(rows[i].entry);
+    }
+}
+
+/* As daylog.c reads hazard_log: the rows from the day's start on mark the day's hazards, then
+ * every row from the first is replayed. Rows after as_of are not written yet. */
+static struct gw_daily_hazards *day_hazards(const struct hz_row *rows, int n, int64_t start,
+                                            int64_t end, int64_t as_of)
+{
+    struct gw_daily_hazards *d = gw_daily_hazards_new(start, end);
+    assert_non_null(d);
+    for (int i = 0; i < n; i++) {
+        if (rows[i].at >= start && (!as_of || rows[i].at <= as_of)) {
+            assert_int_equal(gw_daily_hazards_mark(d, rows[i].hazard, rows[i].at), 0);
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        if (!as_of || rows[i].at <= as_of) {
+            assert_int_equal(gw_daily_hazards_add(d, rows[i].hazard, rows[i].entry), 0);
+        }
+    }
+    return d;
+}
 
 static bool live_now(void *ctx, const char *key)
 {
@@ -853,18 +1100,17 @@ static void build_day(const char *date, const char *language, int64_t as_of,
         .noffline_rules = 1,
         .as_of_ms = as_of,
     };
-    for (size_t i = 0; i < sizeof(hazard_entries) / sizeof(hazard_entries[0]); i++) {
-        char entry[160];
-        snprintf(entry, sizeof(entry),
-                 "{\"seq\":%zu,\"hazard\":\"HZ-20261128-00%zu\",\"at\":%lld,\"by\":\"\","
-                 "\"action\":\"%s\"}",
-                 i + 1, i + 1, (long long)sh(hazard_entries[i].at), hazard_entries[i].action);
-        gw_daily_log_count_hazard(&in, sh(hazard_entries[i].at), entry);
-    }
+    struct hz_row rows[MAX_HZ_ROWS];
+    int nrows = hazard_log_rows(rows);
+    struct gw_daily_hazards *hz = day_hazards(rows, nrows, start, end, as_of);
+    assert_int_equal(gw_daily_hazards_skipped(hz), 0);
+    gw_daily_hazards_input(hz, &in);
     assert_int_equal(gw_daily_history_input(h, &in), 0);
     char err[128] = "";
     assert_int_equal(gw_daily_log_build(&in, log, err, sizeof(err)), 0);
     gw_daily_history_free(h);
+    gw_daily_hazards_free(hz);
+    hz_rows_free(rows, nrows);
     for (int i = 0; i < n; i++) {
         free(payload[i]);
     }
@@ -1022,14 +1268,15 @@ static void test_golden_day_facts(void **state)
                  "not acknowledged, not cleared");
     assert_null(strstr(md, "A-1F-smoke-102"));
     has_line(md, "- LORA-temp-7 offline since 22:45:00, still offline, 1 h 15 min this day");
-    has_line(md, "- opened 2, closed 1, overdue 2");
+    has_line(md, "- opened 3, closed 1, overdue 2");
+    has_line(md, "### Register entries (10)");
     assert_null(strstr(md, "not over"));
     assert_string_equal(
         log.summary,
         "{\"date\":\"2026-11-28\",\"school\":\"haidian-no1\",\"alarms\":{\"alarm\":2,"
         "\"supervisory\":1,\"trouble\":1},\"acked\":1,\"unacked\":3,\"mean_ack_s\":150,"
-        "\"worst_ack_s\":150,\"outages\":2,\"outage_minutes\":95,\"hazards\":{\"opened\":2,"
-        "\"closed\":1,\"overdue\":2},\"commands\":4}");
+        "\"worst_ack_s\":150,\"outages\":2,\"outage_minutes\":95,\"hazards\":{\"opened\":3,"
+        "\"closed\":1,\"overdue\":2},\"commands\":11}");
     gw_daily_log_free(&log);
 
     build_day("2026-11-29", "zh-CN", sh("2026-11-29 00:30:00"), &log);
@@ -1118,24 +1365,350 @@ static void test_history_fold(void **state)
     free(normal);
 }
 
-static void test_count_hazard(void **state)
+/* ---- hazard register entries ---- */
+
+/* The lines between "### Register entries" / "### 台账记录" and the next section. */
+static void section_lines(const char *md, const char *from, const char *to, const char **want,
+                          int n)
+{
+    const char *p = strstr(md, from), *end = strstr(md, to);
+    assert_non_null(p);
+    assert_non_null(end);
+    p = strchr(p, '\n') + 1;
+    int i = 0;
+    while (p < end) {
+        size_t len = strcspn(p, "\n");
+        if (len > 0) {
+            if (i >= n) {
+                fail_msg("unexpected line %d: %.*s", i, (int)len, p);
+            }
+            if (strlen(want[i]) != len || memcmp(want[i], p, len) != 0) {
+                fail_msg("line %d:\n  expected: %s\n  actual:   %.*s", i, want[i], (int)len, p);
+            }
+            i++;
+        }
+        p += len + 1;
+    }
+    assert_int_equal(i, n);
+}
+
+/* Every action in English, in time order, each with the hazard as it was at that entry. */
+static void test_hazard_entries_en(void **state)
 {
     (void)state;
-    struct gw_daily_input in = {.start_ms = sh("2026-11-28 00:00:00"),
-                                .end_ms = sh("2026-11-29 00:00:00")};
-    gw_daily_log_count_hazard(&in, in.start_ms, "{\"action\":\"open\"}");
-    gw_daily_log_count_hazard(&in, in.end_ms - 1, "{\"action\":\"close\"}");
-    gw_daily_log_count_hazard(&in, in.start_ms + 5, "{\"action\":\"overdue\"}");
-    gw_daily_log_count_hazard(&in, in.start_ms - 1, "{\"action\":\"open\"}");
-    gw_daily_log_count_hazard(&in, in.end_ms, "{\"action\":\"open\"}");
-    gw_daily_log_count_hazard(&in, in.start_ms, "{\"action\":\"reopen\"}");
-    gw_daily_log_count_hazard(&in, in.start_ms, "{\"action\":7}");
-    gw_daily_log_count_hazard(&in, in.start_ms, "garbage");
-    gw_daily_log_count_hazard(&in, in.start_ms, NULL);
-    gw_daily_log_count_hazard(NULL, in.start_ms, "{\"action\":\"open\"}");
-    assert_int_equal(in.hazards_opened, 1);
-    assert_int_equal(in.hazards_closed, 1);
-    assert_int_equal(in.hazards_overdue, 1);
+    struct gw_daily_log log;
+    build_day("2026-11-28", "en", 0, &log);
+    const char *want[] = {
+        /* overdue at the day's first millisecond; responsible changed at 23:59:59.999 before */
+        "- 00:00:00 the gateway reported overdue **HZ-20261127-001** (evacuation route, B / 1 / "
+        "west exit): Exit chained shut; deadline 2026-11-28 00:00 passed, responsible 张工",
+        "- 08:00:00 the gateway opened **HZ-20261128-001** (evacuation route, B / 1 / main "
+        "exit): exit locked during school hours (B-1F-exit-main), value locked; from alarm "
+        "B-1F-exit-main/exit-locked-during-school-hours, responsible not named yet, deadline "
+        "2026-11-29 08:00",
+        /* its description changes the next day: the day shows it as it was */
+        "- 09:30:00 李老师 opened **HZ-20261128-002** (fire equipment, A / 2 / 走廊东侧): "
+        "灭火器压力不足; responsible 张工, deadline 2026-12-01 18:00",
+        "- 09:40:00 李老师 opened **HZ-20261128-003** (electrical, C / pump room): Cable "
+        "insulation cracked; responsible 王电工, deadline 2026-12-05 09:40",
+        "- 09:45:00 李老师 updated **HZ-20261128-003** (electrical, C / pump room): Cable "
+        "insulation cracked near pump 2; deadline 2026-11-28 12:00 (was 2026-12-05 09:40), "
+        "description changed (was: Cable insulation cracked)",
+        "- 09:50:00 张工 updated **HZ-20261128-001** (evacuation route, B / 1 / main exit): exit "
+        "locked during school hours (B-1F-exit-main), value locked; responsible 张工 (none named "
+        "before)",
+        "- 10:00:00 张工 started fixing **HZ-20261128-001** (evacuation route, B / 1 / main "
+        "exit): exit locked during school hours (B-1F-exit-main), value locked",
+        "- 11:00:00 张工 closed **HZ-20261128-001** (evacuation route, B / 1 / main exit): exit "
+        "locked during school hours (B-1F-exit-main), value locked; verified by 赵老师, note: "
+        "锁已拆除",
+        "- 15:00:00 赵老师 reopened **HZ-20261128-001** (evacuation route, B / 1 / main exit): "
+        "exit locked during school hours (B-1F-exit-main), value locked; responsible 张工, "
+        "deadline 2026-11-29 15:00, note: 又被锁上",
+        /* the day's last millisecond */
+        "- 23:59:59 the gateway reported overdue **HZ-20261128-003** (electrical, C / pump "
+        "room): Cable insulation cracked near pump 2; deadline 2026-11-28 12:00 passed, "
+        "responsible 王电工",
+    };
+    section_lines(log.markdown, "### Register entries (10)", "## Commands", want, 10);
+    has_line(log.markdown, "- opened 3, closed 1, overdue 2");
+    /* neither the day before's last millisecond nor the next day's first */
+    assert_null(strstr(log.markdown, "李工 on leave"));
+    assert_null(strstr(log.markdown, "HZ-20261129-001"));
+    assert_null(strstr(log.markdown, "2 具"));
+
+    /* people's entries are commands, merged by time; the gateway's are not */
+    const char *cmds[] = {
+        "- 09:00:00 李老师 shelved B-1F-exit-main/exit-locked-during-school-hours until "
+        "10:00:00, note: 更换门锁",
+        "- 09:30:00 李老师 opened hazard HZ-20261128-002",
+        "- 09:40:00 李老师 opened hazard HZ-20261128-003",
+        "- 09:45:00 李老师 updated hazard HZ-20261128-003",
+        "- 09:50:00 张工 updated hazard HZ-20261128-001",
+        "- 10:00:00 张工 started fixing hazard HZ-20261128-001",
+        "- 10:44:35 王师傅 acknowledged A-3F-smoke-301/smoke-detected, note: 误报，已清洁探头",
+        "- 10:51:00 王师傅 reset A-3F-smoke-301/smoke-detected",
+        "- 11:00:00 张工 closed hazard HZ-20261128-001",
+        "- 14:00:30 王师傅, \"老王\" acknowledged A-2F-smoke-201/smoke-detected",
+        "- 15:00:00 赵老师 reopened hazard HZ-20261128-001",
+    };
+    section_lines(log.markdown, "## Commands", "## Summary", cmds, 11);
+    has_line(log.markdown, "| Hazards opened/closed/overdue | 3/1/2 |");
+    has_line(log.markdown, "| Commands | 11 |");
+    assert_non_null(strstr(log.summary, "\"hazards\":{\"opened\":3,\"closed\":1,\"overdue\":2},"
+                                        "\"commands\":11}"));
+    gw_daily_log_free(&log);
+}
+
+static void test_hazard_entries_zh(void **state)
+{
+    (void)state;
+    struct gw_daily_log log;
+    build_day("2026-11-28", "zh-CN", 0, &log);
+    const char *want[] = {
+        "- 00:00:00 系统 标记逾期 **HZ-20261127-001**（疏散通道，B / 1 / west exit）：Exit "
+        "chained shut；整改期限 2026-11-28 00:00 已过，责任人 张工",
+        "- 08:00:00 系统 自动登记隐患 **HZ-20261128-001**（疏散通道，B / 1 / main exit）：exit "
+        "locked during school hours (B-1F-exit-main), value locked；来源报警 "
+        "B-1F-exit-main/exit-locked-during-school-hours，责任人 尚未指定，整改期限 2026-11-29 "
+        "08:00",
+        "- 09:30:00 李老师 登记隐患 **HZ-20261128-002**（消防设施，A / 2 / 走廊东侧）："
+        "灭火器压力不足；责任人 张工，整改期限 2026-12-01 18:00",
+        "- 09:40:00 李老师 登记隐患 **HZ-20261128-003**（电气，C / pump room）：Cable insulation "
+        "cracked；责任人 王电工，整改期限 2026-12-05 09:40",
+        "- 09:45:00 李老师 修改隐患 **HZ-20261128-003**（电气，C / pump room）：Cable insulation "
+        "cracked near pump 2；整改期限 2026-11-28 12:00（原 2026-12-05 09:40），描述已修改（原："
+        "Cable insulation cracked）",
+        "- 09:50:00 张工 修改隐患 **HZ-20261128-001**（疏散通道，B / 1 / main exit）：exit locked "
+        "during school hours (B-1F-exit-main), value locked；责任人 张工（原 尚未指定）",
+        "- 10:00:00 张工 开始整改 **HZ-20261128-001**（疏散通道，B / 1 / main exit）：exit locked "
+        "during school hours (B-1F-exit-main), value locked",
+        "- 11:00:00 张工 销号 **HZ-20261128-001**（疏散通道，B / 1 / main exit）：exit locked "
+        "during school hours (B-1F-exit-main), value locked；验收人 赵老师，备注：锁已拆除",
+        "- 15:00:00 赵老师 重新打开 **HZ-20261128-001**（疏散通道，B / 1 / main exit）：exit "
+        "locked during school hours (B-1F-exit-main), value locked；责任人 张工，整改期限 "
+        "2026-11-29 15:00，备注：又被锁上",
+        "- 23:59:59 系统 标记逾期 **HZ-20261128-003**（电气，C / pump room）：Cable insulation "
+        "cracked near pump 2；整改期限 2026-11-28 12:00 已过，责任人 王电工",
+    };
+    section_lines(log.markdown, "### 台账记录（10）", "## 操作记录", want, 10);
+    has_line(log.markdown, "- 新增 3 项，整改关闭 1 项，逾期 2 项");
+    has_line(log.markdown, "- 09:30:00 李老师 登记隐患 HZ-20261128-002");
+    has_line(log.markdown, "- 09:45:00 李老师 修改隐患 HZ-20261128-003");
+    has_line(log.markdown, "- 10:00:00 张工 开始整改 HZ-20261128-001");
+    has_line(log.markdown, "- 11:00:00 张工 销号 HZ-20261128-001");
+    has_line(log.markdown, "- 15:00:00 赵老师 重新打开 HZ-20261128-001");
+    assert_null(strstr(log.markdown, "系统 标记逾期 HZ")); /* not a command */
+    has_line(log.markdown, "| 隐患 新增/关闭/逾期 | 3/1/2 |");
+    has_line(log.markdown, "| 操作命令 | 11 |");
+    gw_daily_log_free(&log);
+}
+
+/* The day after: the later description change, said with what it was; the 28th's own
+ * entries are not in it; the next day's first millisecond is. */
+static void test_hazard_later_change(void **state)
+{
+    (void)state;
+    struct gw_daily_log log;
+    build_day("2026-11-29", "en", 0, &log);
+    const char *want[] = {
+        "- 00:00:00 李老师 opened **HZ-20261129-001** (structure, D / 3 / 教室 301): 天花板渗水; "
+        "responsible 后勤王主任, deadline 2026-12-29 00:00",
+        "- 10:00:00 李老师 updated **HZ-20261128-002** (fire equipment, A / 2 / 走廊东侧): "
+        "灭火器压力不足（2 具）; description changed (was: 灭火器压力不足)",
+    };
+    section_lines(log.markdown, "### Register entries (2)", "## Commands", want, 2);
+    has_line(log.markdown, "- opened 1, closed 0, overdue 0");
+    gw_daily_log_free(&log);
+}
+
+/* The CSV's hazard rows, read back: after the alarms, in time order, filterable by "record". */
+static void test_hazard_csv(void **state)
+{
+    (void)state;
+    struct gw_daily_log log;
+    build_day("2026-11-28", "zh-CN", 0, &log);
+    static struct csv c;
+    parse_csv(log.csv + 3, &c);
+    assert_int_equal(c.nrows, 1 + 9 + 10);
+    for (int r = 1; r <= 9; r++) {
+        assert_int_equal(c.nfields[r], NCOLUMNS);
+        assert_string_equal(c.field[r][12], "alarm");
+        assert_string_equal(c.field[r][13], "");
+    }
+    const char *d = "2026-11-28";
+    hazard_row_is(&c, 10, d, HZ_OLD,
+                  (const char *const[]){"hazard", "2026-11-28 00:00:00", "overdue", "",
+                                        "evacuation_route", "B", "1", "west exit",
+                                        "Exit chained shut", "张工", "2026-11-28 00:00:00", "open",
+                                        "", "", "true", ""});
+    hazard_row_is(&c, 11, d, HZ_AUTO,
+                  (const char *const[]){
+                      "hazard", "2026-11-28 08:00:00", "open", "", "evacuation_route", "B", "1",
+                      "main exit", "exit locked during school hours (B-1F-exit-main), value locked",
+                      "", "2026-11-29 08:00:00", "open", "", EXIT, "false", ""});
+    hazard_row_is(&c, 12, d, HZ_EXT,
+                  (const char *const[]){"hazard", "2026-11-28 09:30:00", "open", "李老师",
+                                        "fire_equipment", "A", "2", "走廊东侧", "灭火器压力不足",
+                                        "张工", "2026-12-01 18:00:00", "open", "", "", "false",
+                                        ""});
+    hazard_row_is(&c, 14, d, HZ_CABLE,
+                  (const char *const[]){"hazard", "2026-11-28 09:45:00", "update", "李老师",
+                                        "electrical", "C", "", "pump room",
+                                        "Cable insulation cracked near pump 2", "王电工",
+                                        "2026-11-28 12:00:00", "open", "", "", "false", ""});
+    hazard_row_is(&c, 17, d, HZ_AUTO,
+                  (const char *const[]){
+                      "hazard", "2026-11-28 11:00:00", "close", "张工", "evacuation_route", "B",
+                      "1", "main exit",
+                      "exit locked during school hours (B-1F-exit-main), value locked", "张工",
+                      "2026-11-29 08:00:00", "closed", "赵老师", EXIT, "false", "锁已拆除"});
+    hazard_row_is(&c, 18, d, HZ_AUTO,
+                  (const char *const[]){
+                      "hazard", "2026-11-28 15:00:00", "reopen", "赵老师", "evacuation_route", "B",
+                      "1", "main exit",
+                      "exit locked during school hours (B-1F-exit-main), value locked", "张工",
+                      "2026-11-29 15:00:00", "open", "", EXIT, "false", "又被锁上"});
+    assert_string_equal(c.field[19][14], "overdue");
+    assert_string_equal(c.field[19][13], "2026-11-28 23:59:59");
+    gw_daily_log_free(&log);
+}
+
+/* A made-up entry's JSON (the daily log does not check the chain: hazards.c does). */
+static char *entry_json(uint64_t seq, const char *id, const char *at, const char *action,
+                        unsigned fields, const char *by, const char *description)
+{
+    struct gw_hazard_entry e = {.seq = seq, .at_ms = sh(at), .action = action, .fields = fields};
+    snprintf(e.hazard.id, sizeof(e.hazard.id), "%s", id);
+    snprintf(e.by, sizeof(e.by), "%s", by);
+    snprintf(e.hazard.building, sizeof(e.hazard.building), "A");
+    snprintf(e.hazard.description, sizeof(e.hazard.description), "%s", description);
+    snprintf(e.hazard.responsible, sizeof(e.hazard.responsible), "张工");
+    e.hazard.deadline_ms = sh("2026-12-01 00:00:00");
+    e.hazard.status = strcmp(action, "close") == 0 ? GW_HZ_CLOSED : GW_HZ_OPEN;
+    snprintf(e.hazard.verified_by, sizeof(e.hazard.verified_by), "%s",
+             strcmp(action, "close") == 0 ? "赵老师" : "");
+    memset(e.prev_hash, '0', 64);
+    memset(e.hash, 'a', 64);
+    char *s = gw_hazard_entry_to_json(&e);
+    assert_non_null(s);
+    return s;
+}
+
+/* gw_daily_hazards on its own: what is wanted, what is skipped, a hazard with no known
+ * start, the cap. */
+static void test_daily_hazards_fold(void **state)
+{
+    (void)state;
+    int64_t start = sh("2026-11-28 00:00:00"), end = sh("2026-11-29 00:00:00");
+    struct gw_daily_hazards *d = gw_daily_hazards_new(start, end);
+    assert_non_null(d);
+    /* only rows within the day mark their hazard; odd ids are not ids */
+    assert_int_equal(gw_daily_hazards_mark(d, "HZ-A", start - 1), 0);
+    assert_int_equal(gw_daily_hazards_mark(d, "HZ-A", end), 0);
+    assert_int_equal(gw_daily_hazards_mark(d, NULL, start), 0);
+    assert_int_equal(gw_daily_hazards_mark(d, "", start), 0);
+    assert_int_equal(gw_daily_hazards_mark(d, "HZ-0123456789012345678901234", start), 0);
+    assert_int_equal(gw_daily_hazards_mark(d, "HZ-B", start), 0);
+    assert_int_equal(gw_daily_hazards_mark(d, "HZ-B", start + 5), 0); /* twice: one hazard */
+    char *a_open = entry_json(1, "HZ-A", "2026-11-28 09:00:00", "open", GW_HZF_ALL, "x", "a");
+    char *b_close = entry_json(2, "HZ-B", "2026-11-28 10:00:00", "close",
+                               GW_HZF_STATUS | GW_HZF_VERIFIED_BY, "张工", "");
+    /* not wanted: ignored unparsed, even garbage */
+    assert_int_equal(gw_daily_hazards_add(d, "HZ-A", a_open), 0);
+    assert_int_equal(gw_daily_hazards_add(d, "HZ-A", "garbage"), 0);
+    assert_int_equal(gw_daily_hazards_add(d, NULL, "garbage"), 0);
+    /* wanted but not an entry, or another hazard's entry under its id: skipped */
+    assert_int_equal(gw_daily_hazards_add(d, "HZ-B", "garbage"), 0);
+    assert_int_equal(gw_daily_hazards_add(d, "HZ-B", "{\"seq\":1}"), 0);
+    assert_int_equal(gw_daily_hazards_add(d, "HZ-B", a_open), 0);
+    assert_int_equal(gw_daily_hazards_skipped(d), 3);
+    /* closed, but its opening was never seen: listed without what is not known */
+    assert_int_equal(gw_daily_hazards_add(d, "HZ-B", b_close), 0);
+    struct gw_daily_input in = {
+        .school = "S", .language = "en", .date = "2026-11-28", .start_ms = start, .end_ms = end};
+    gw_daily_hazards_input(d, &in);
+    assert_int_equal(in.nhazards, 1);
+    assert_false(in.hazards[0].known);
+    struct gw_daily_log log;
+    assert_int_equal(gw_daily_log_build(&in, &log, NULL, 0), 0);
+    has_line(log.markdown, "- 10:00:00 张工 closed **HZ-B**; verified by 赵老师");
+    has_line(log.markdown, "- opened 0, closed 1, overdue 0");
+    assert_non_null(strstr(log.csv, "\r\n2026-11-28,HZ-B,,,,,,,,,,,hazard,2026-11-28 10:00:00,"
+                                    "close,张工,,,,,,,,,赵老师,,,\r\n"));
+    gw_daily_log_free(&log);
+    gw_daily_hazards_free(d);
+    gw_daily_hazards_free(NULL);
+    free(a_open);
+    free(b_close);
+
+    /* more entries in one day than a log takes */
+    d = gw_daily_hazards_new(start, end);
+    assert_int_equal(gw_daily_hazards_mark(d, "HZ-C", start), 0);
+    char *open = entry_json(1, "HZ-C", "2026-11-28 08:00:00", "open", GW_HZF_ALL, "x", "c");
+    char *upd =
+        entry_json(2, "HZ-C", "2026-11-28 08:00:01", "update", GW_HZF_DESCRIPTION, "x", "c2");
+    assert_int_equal(gw_daily_hazards_add(d, "HZ-C", open), 0);
+    for (int i = 1; i < GW_DAILY_MAX_HAZARD_ENTRIES; i++) {
+        assert_int_equal(gw_daily_hazards_add(d, "HZ-C", upd), 0);
+    }
+    assert_int_equal(gw_daily_hazards_add(d, "HZ-C", upd), -E2BIG);
+    gw_daily_hazards_free(d);
+    free(open);
+    free(upd);
+}
+
+/* Entries given directly: another day's are ignored; the same time keeps chain order; bad
+ * lists are refused; Markdown-active text is escaped. */
+static void test_hazard_input(void **state)
+{
+    (void)state;
+    int64_t start = sh("2026-11-28 00:00:00"), end = sh("2026-11-29 00:00:00");
+    static struct gw_daily_hazard items[3];
+    memset(items, 0, sizeof(items));
+    const char *at[] = {"2026-11-28 12:00:00", "2026-11-27 23:59:59.999", "2026-11-28 12:00:00"};
+    const uint64_t seq[] = {9, 3, 8};
+    for (int i = 0; i < 3; i++) {
+        struct gw_hazard_entry *e = &items[i].entry;
+        e->seq = seq[i];
+        e->at_ms = sh(at[i]);
+        e->action = "rectifying";
+        snprintf(e->by, sizeof(e->by), "w*%d", i);
+        snprintf(e->hazard.id, sizeof(e->hazard.id), "HZ-%d", i);
+        snprintf(e->hazard.building, sizeof(e->hazard.building), "A|B");
+        snprintf(e->hazard.description, sizeof(e->hazard.description), "line1\nline_2");
+        e->hazard.category = GW_HZ_OTHER;
+        items[i].known = true;
+    }
+    struct gw_daily_input in = {.school = "S",
+                                .language = "en",
+                                .date = "2026-11-28",
+                                .start_ms = start,
+                                .end_ms = end,
+                                .hazards = items,
+                                .nhazards = 3};
+    struct gw_daily_log log;
+    assert_int_equal(gw_daily_log_build(&in, &log, NULL, 0), 0);
+    const char *want[] = {
+        "- 12:00:00 w\\*2 started fixing **HZ-2** (other, A\\|B): line1 line\\_2",
+        "- 12:00:00 w\\*0 started fixing **HZ-0** (other, A\\|B): line1 line\\_2",
+    };
+    section_lines(log.markdown, "### Register entries (2)", "## Commands", want, 2);
+    assert_non_null(strstr(log.summary, "\"commands\":2}"));
+    gw_daily_log_free(&log);
+
+    char err[128];
+    in.hazards = NULL;
+    assert_int_equal(gw_daily_log_build(&in, &log, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "a list has a count but no items");
+    in.hazards = items;
+    in.nhazards = -1;
+    assert_int_equal(gw_daily_log_build(&in, &log, err, sizeof(err)), -EINVAL);
+    in.nhazards = 3;
+    items[1].entry.action = NULL;
+    assert_int_equal(gw_daily_log_build(&in, &log, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err, "a hazard entry without an action");
+    assert_null(log.markdown);
 }
 
 /* Which day is due when: the one before, from its next 00:05 on. */
@@ -1249,7 +1822,12 @@ int main(void)
         cmocka_unit_test(test_golden_next_day_so_far),
         cmocka_unit_test(test_golden_day_facts),
         cmocka_unit_test(test_history_fold),
-        cmocka_unit_test(test_count_hazard),
+        cmocka_unit_test(test_hazard_entries_en),
+        cmocka_unit_test(test_hazard_entries_zh),
+        cmocka_unit_test(test_hazard_later_change),
+        cmocka_unit_test(test_hazard_csv),
+        cmocka_unit_test(test_daily_hazards_fold),
+        cmocka_unit_test(test_hazard_input),
         cmocka_unit_test(test_due_day),
         cmocka_unit_test(test_next_due),
     };
