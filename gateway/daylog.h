@@ -46,8 +46,8 @@ struct gw_daylog *gw_daylog_new(uv_loop_t *loop, const struct gw_config *cfg,
 void gw_daylog_reload(struct gw_daylog *dl, const struct gw_config *cfg);
 
 /* The log of DAY (the file if written, else built now, holding the loop meanwhile: about
- * 8 ms per 1,000 history rows of the day on x86, scripts/bench/daylog): malloc'd text, or
- * NULL with the reason in err. */
+ * 8 ms per 1,000 history rows of the day on x86): malloc'd text, or NULL with the reason in
+ * err. For scripts/bench/daylog; the gateway itself (reports, downloads) uses the async form. */
 char *gw_daylog_render(struct gw_daylog *dl, const char *day, bool csv, char *err, size_t errlen);
 
 /*

@@ -666,6 +666,49 @@ static void on_hazard(void *ctx, struct gw_http_request *req)
 /* ---- the daily safety log ---- */
 
 /* GET /api/logs/<YYYY-MM-DD>.md|.csv: the day's log as a download. */
+/* A daily log download waiting for its build. */
+struct log_download {
+    struct gw_web *web;
+    struct gw_http_request *req;
+    char day[11];
+    bool csv;
+};
+
+static void log_built(void *ctx, char *text, const char *error)
+{
+    struct log_download *d = ctx;
+    struct gw_http_request *req = d->req;
+    if (!text) {
+        gw_http_respond_error(req, 503, error ? error : "the daily log could not be built");
+        free(d);
+        return;
+    }
+    struct gw_http_response *r = gw_http_response_new(200, d->csv ? "text/csv; charset=utf-8"
+                                                                  : "text/markdown; charset=utf-8");
+    if (!r) {
+        free(text);
+        free(d);
+        gw_http_respond(req, NULL);
+        return;
+    }
+    /* The school's id as a file name: only characters no browser or shell minds. */
+    char school[64], disposition[160];
+    size_t i = 0;
+    for (const char *p = d->web->cfg->site.school; *p && i + 1 < sizeof(school); p++) {
+        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.';
+        school[i++] = plain ? *p : '_';
+    }
+    school[i] = '\0';
+    snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s%s%s.%s\"", school,
+             i ? "-" : "", d->day, d->csv ? "csv" : "md");
+    gw_http_response_add_header(r, "Content-Disposition", disposition);
+    gw_http_response_add_header(r, "Cache-Control", "no-store");
+    gw_http_response_take_body(r, text, strlen(text));
+    gw_http_respond(req, r);
+    free(d);
+}
+
 static void log_then(struct gw_web *web, struct gw_http_request *req,
                      const struct gw_auth_identity *who)
 {
@@ -684,35 +727,22 @@ static void log_then(struct gw_web *web, struct gw_http_request *req,
         gw_http_respond_error(req, 404, msg);
         return;
     }
-    struct gw_daylog *dl = gw_gateway_daylog(web->gw);
-    char err[GW_ERR_MAX] = "the daily log is not running";
-    char *text = dl ? gw_daylog_render(dl, day, csv, err, sizeof(err)) : NULL;
-    if (!text) {
-        gw_http_respond_error(req, 503, err);
-        return;
-    }
-    struct gw_http_response *r =
-        gw_http_response_new(200, csv ? "text/csv; charset=utf-8" : "text/markdown; charset=utf-8");
-    if (!r) {
-        free(text);
+    struct log_download *d = calloc(1, sizeof(*d));
+    if (!d) {
         gw_http_respond(req, NULL);
         return;
     }
-    /* The school's id as a file name: only characters no browser or shell minds. */
-    char school[64], disposition[160];
-    size_t i = 0;
-    for (const char *p = web->cfg->site.school; *p && i + 1 < sizeof(school); p++) {
-        bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                     (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.';
-        school[i++] = plain ? *p : '_';
+    d->web = web;
+    d->req = req;
+    snprintf(d->day, sizeof(d->day), "%s", day);
+    d->csv = csv;
+    struct gw_daylog *dl = gw_gateway_daylog(web->gw);
+    char err[GW_ERR_MAX] = "the daily log is not running";
+    /* Built a page of history per loop turn: a long day never holds up an alarm. */
+    if (!dl || gw_daylog_render_async(dl, day, csv, log_built, d, err, sizeof(err)) != 0) {
+        free(d);
+        gw_http_respond_error(req, 503, err);
     }
-    school[i] = '\0';
-    snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s%s%s.%s\"", school,
-             i ? "-" : "", day, csv ? "csv" : "md");
-    gw_http_response_add_header(r, "Content-Disposition", disposition);
-    gw_http_response_add_header(r, "Cache-Control", "no-store");
-    gw_http_response_take_body(r, text, strlen(text));
-    gw_http_respond(req, r);
 }
 
 static void on_log(void *ctx, struct gw_http_request *req)
