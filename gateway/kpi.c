@@ -351,3 +351,13 @@ int64_t gw_kpi_next_run_ms(int64_t now_ms, int interval_s)
     }
     return (q + 1) * step;
 }
+
+int64_t gw_kpi_grid_point_ms(int64_t now_ms, int interval_s)
+{
+    int64_t step = (int64_t)(interval_s > 0 ? interval_s : 3600) * 1000;
+    int64_t q = now_ms / step;
+    if (now_ms % step < 0) {
+        q--; /* floor for instants before the epoch */
+    }
+    return q * step;
+}

@@ -120,4 +120,11 @@ char *gw_kpi_json(const struct gw_kpi *k, uint64_t seq, int64_t ts_ms, const cha
  */
 int64_t gw_kpi_next_run_ms(int64_t now_ms, int interval_s);
 
+/*
+ * The grid point a timer firing at now_ms was due for: the last multiple of interval_s seconds
+ * since the epoch at or before now_ms (interval_s <= 0: 3600). The figures made then are for
+ * that instant, however late the timer fired.
+ */
+int64_t gw_kpi_grid_point_ms(int64_t now_ms, int interval_s);
+
 #endif

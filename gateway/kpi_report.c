@@ -16,58 +16,80 @@
 #include "store.h"
 
 #define MOD "kpi"
-/* History rows read per query: memory stays flat however busy the day was. */
-#define HISTORY_PAGE 1000
 /* Rows recorded a little before the window may carry raises inside it (ts vs raised_at). */
 #define HISTORY_MARGIN_MS (3600 * 1000LL)
 /* A timer that fires a few ms early must not publish twice for one instant. */
 #define SCHEDULE_SLACK_MS 500
 
+/* One computation of the figures, its history read a page per loop turn. */
+struct run {
+    int64_t now;   /* the instant the figures are for: the record's ts */
+    int64_t since; /* rows recorded from then on are read */
+    struct gw_kpi_history *history;
+    uint64_t after;     /* the last alarm_history seq read */
+    uint64_t first_seq; /* the first row read (0: none yet) */
+    uint64_t rows;
+    int pages;
+    int rc; /* from feeding the history */
+};
+
 struct gw_kpi_report {
     uv_loop_t *loop;
     struct gw_gateway *gw;
     uv_timer_t timer;
+    uv_idle_t worker; /* one page of the run per loop turn (an idle handle: the loop polls for
+                       * I/O between two calls, where a 0 ms timer restarted from its own
+                       * callback runs again in the same turn on libuv < 1.45) */
+    struct run *run;  /* being read; NULL when none */
+    bool follow_up;   /* a grid point came due while the run read: its run is next */
+    int64_t follow_up_now;
+    /* Where the window began for the last run that read it: rows before first_seq were all
+     * recorded before `since` (seq is given and committed in order on this thread), so a
+     * later run, whose since is not earlier, starts after them instead of making SQLite step
+     * over the older history again (alarm_history has no index on ts). */
+    int64_t hint_since;
+    uint64_t hint_after;
     bool first_done; /* the publication shortly after start went out */
     int interval_s;  /* the interval the timer follows */
     int64_t due_ms;  /* the grid point the timer waits for (wall clock); 0 for the first */
     struct gw_complaint store_fault, register_fault, malformed;
+    struct gw_kpi_report_stats stats;
+    bool closing;
+    int nclosing; /* handles not closed yet */
     void (*closed)(void *ctx);
     void *closed_ctx;
 };
 
-struct page {
-    struct gw_kpi_history *history;
-    uint64_t after;
-    int rc;
-};
-
 static void on_history_row(void *ctx, uint64_t seq, int64_t ts_ms, const char *payload)
 {
-    (void)ts_ms; /* the window is about raised_at, read from the payload */
-    struct page *p = ctx;
-    p->after = seq;
-    if (p->rc == 0) {
-        p->rc = gw_kpi_history_add(p->history, payload);
+    struct run *run = ctx;
+    if (run->first_seq == 0) {
+        run->first_seq = seq;
     }
+    run->after = seq;
+    run->rows++;
+    /* Recorded after the instant the figures are for (while the run reads): not theirs. The
+     * window itself is about raised_at, read from the payload. */
+    if (ts_ms > run->now || run->rc != 0) {
+        return;
+    }
+    run->rc = gw_kpi_history_add(run->history, payload);
 }
 
-/* The alarm history since the window began, page by page. 0 or -errno. */
-static int read_history(struct gw_store *store, struct gw_kpi_history *h, int64_t now)
+/* One page of the history since the window began. 1 when it was the last, 0 when more
+ * follow, or -errno. */
+static int read_page(struct gw_kpi_report *r, struct run *run)
 {
-    struct page p = {.history = h};
-    for (;;) {
-        int n = gw_store_history_since(store, now - GW_KPI_WINDOW_MS - HISTORY_MARGIN_MS, p.after,
-                                       HISTORY_PAGE, on_history_row, &p);
-        if (n < 0) {
-            return n;
-        }
-        if (p.rc != 0) {
-            return p.rc;
-        }
-        if (n < HISTORY_PAGE) {
-            return 0;
-        }
+    int n = gw_store_history_since(gw_gateway_store(r->gw), run->since, run->after,
+                                   GW_KPI_HISTORY_PAGE, on_history_row, run);
+    if (n < 0) {
+        return n;
     }
+    run->pages++;
+    if (run->rc != 0) {
+        return run->rc;
+    }
+    return n < GW_KPI_HISTORY_PAGE;
 }
 
 /* The desk's live alarms as the figures need them; *out malloc'd (NULL when none). */
@@ -99,20 +121,18 @@ static int live_alarms(const struct gw_alarms *al, struct gw_kpi_alarm **out, in
     return 0;
 }
 
-static int publish(struct gw_kpi_report *r, int64_t now)
+/* The history is read: the live inputs as they are now, the figures, the record. */
+static int publish(struct gw_kpi_report *r, struct run *run)
 {
     struct gw_gateway *gw = r->gw;
     const struct gw_config *cfg = gw_gateway_config(gw);
     const struct gw_registry *reg = gw_gateway_registry(gw);
     struct gw_desk *desk = gw_gateway_desk(gw);
+    int64_t now = run->now;
     bool *online = NULL;
     struct gw_kpi_alarm *alarms = NULL;
     int nalarms = 0;
-    struct gw_kpi_history *history = gw_kpi_history_new(now);
     int rc = -ENOMEM;
-    if (history == NULL) {
-        goto out;
-    }
     if (cfg->nsensors > 0) {
         online = calloc((size_t)cfg->nsensors, sizeof(*online));
         if (online == NULL) {
@@ -123,21 +143,6 @@ static int publish(struct gw_kpi_report *r, int64_t now)
         }
     }
     rc = live_alarms(desk ? gw_desk_alarms(desk) : NULL, &alarms, &nalarms);
-    if (rc != 0) {
-        goto out;
-    }
-    rc = read_history(gw_gateway_store(gw), history, now);
-    if (rc != 0 && rc != -ENOMEM) {
-        /* Counting no alarms would look like a quiet day: say nothing rather than that. */
-        if (gw_complain(&r->store_fault, now)) {
-            gw_warn(MOD, "figures not published: the alarm history cannot be read (%s)",
-                    strerror(-rc));
-        }
-        goto out;
-    }
-    if (rc == 0 && gw_release(&r->store_fault)) {
-        gw_info(MOD, "the alarm history can be read again; figures published");
-    }
     if (rc != 0) {
         goto out;
     }
@@ -157,7 +162,7 @@ static int publish(struct gw_kpi_report *r, int64_t now)
         .online = online,
         .alarms = alarms,
         .nalarms = nalarms,
-        .history = history,
+        .history = run->history,
         .hazards = hz ? &counts : NULL,
         .now_ms = now,
     };
@@ -179,21 +184,126 @@ static int publish(struct gw_kpi_report *r, int64_t now)
         goto out;
     }
     gw_core_emit(gw, GW_REC_KPI, now, "kpi", json, seq);
+    r->stats.published++;
+    r->stats.last_now_ms = now;
+    r->stats.last_rows = run->rows;
+    r->stats.last_pages = run->pages;
+    r->stats.last = k;
     gw_debug(MOD,
              "published seq=%llu sensors=%d online_pct=%d.%d alarms=%d/%d/%d unacked=%d "
-             "hazards=%d overdue=%d",
+             "hazards=%d overdue=%d history_rows=%llu pages=%d",
              (unsigned long long)seq, k.sensors_total, k.online_pct_tenths / 10,
              k.online_pct_tenths % 10, k.alarms_24h[GW_CLASS_ALARM],
              k.alarms_24h[GW_CLASS_SUPERVISORY], k.alarms_24h[GW_CLASS_TROUBLE],
-             k.unacknowledged_alarms, k.open_hazards, k.overdue_hazards);
+             k.unacknowledged_alarms, k.open_hazards, k.overdue_hazards,
+             (unsigned long long)run->rows, run->pages);
 out:
     if (rc == -ENOMEM) {
         gw_error(MOD, "figures not published: out of memory");
     }
-    gw_kpi_history_free(history);
     free(alarms);
     free(online);
     return rc;
+}
+
+static void drop_run(struct gw_kpi_report *r)
+{
+    if (r->run) {
+        gw_kpi_history_free(r->run->history);
+        free(r->run);
+        r->run = NULL;
+    }
+    r->stats.reading = false;
+    uv_idle_stop(&r->worker);
+}
+
+static void on_work(uv_idle_t *h);
+
+static int start_run(struct gw_kpi_report *r, int64_t now)
+{
+    struct run *run = calloc(1, sizeof(*run));
+    if (run == NULL || (run->history = gw_kpi_history_new(now)) == NULL) {
+        free(run);
+        r->stats.failed++;
+        gw_error(MOD, "figures not published: out of memory");
+        return -ENOMEM;
+    }
+    run->now = now;
+    run->since = now - GW_KPI_WINDOW_MS - HISTORY_MARGIN_MS;
+    /* The clock stepped back (an earlier window): from the start of the history. */
+    run->after = run->since >= r->hint_since ? r->hint_after : 0;
+    r->run = run;
+    r->stats.reading = true;
+    uv_idle_start(&r->worker, on_work);
+    return 0;
+}
+
+/* The run has read its history (rc 0) or failed: publish or say why, then the next run. */
+static void finish_run(struct gw_kpi_report *r, int rc)
+{
+    struct run *run = r->run;
+    if (rc != 0 && rc != -ENOMEM) {
+        /* Counting no alarms would look like a quiet day: say nothing rather than that. */
+        if (gw_complain(&r->store_fault, run->now)) {
+            gw_warn(MOD, "figures not published: the alarm history cannot be read (%s)",
+                    strerror(-rc));
+        }
+    } else if (rc == -ENOMEM) {
+        gw_error(MOD, "figures not published: out of memory");
+    } else {
+        if (gw_release(&r->store_fault)) {
+            gw_info(MOD, "the alarm history can be read again; figures published");
+        }
+        if (run->first_seq != 0) {
+            r->hint_since = run->since;
+            r->hint_after = run->first_seq - 1;
+        }
+        rc = publish(r, run);
+    }
+    if (rc != 0) {
+        r->stats.failed++;
+    }
+    drop_run(r);
+    if (r->follow_up) {
+        r->follow_up = false;
+        start_run(r, r->follow_up_now);
+    }
+}
+
+static void on_work(uv_idle_t *h)
+{
+    struct gw_kpi_report *r = h->data;
+    if (r->run == NULL) {
+        uv_idle_stop(h);
+        return;
+    }
+    int rc = read_page(r, r->run);
+    if (rc == 0) {
+        return; /* the next page on the next loop turn: alarms get the loop meanwhile */
+    }
+    finish_run(r, rc == 1 ? 0 : rc);
+}
+
+/*
+ * Figures for `now`. A run already reading answers an ask (the first publication, SIGUSR1);
+ * a grid point gets its own run after it, so the schedule loses none (a newer point waiting
+ * replaces an older one: that takes a read longer than the interval).
+ */
+static int request(struct gw_kpi_report *r, int64_t now, bool grid_point)
+{
+    if (r->closing) {
+        return -ECANCELED;
+    }
+    if (r->run == NULL) {
+        return start_run(r, now);
+    }
+    if (grid_point) {
+        r->follow_up = true;
+        r->follow_up_now = now;
+    } else {
+        r->stats.merged++;
+    }
+    return 0;
 }
 
 static int interval_of(const struct gw_kpi_report *r)
@@ -224,8 +334,14 @@ static void on_timer(uv_timer_t *t)
         uv_timer_start(&r->timer, on_timer, (uint64_t)(r->due_ms - now), 0);
         return;
     }
-    r->first_done = true;
-    publish(r, now);
+    if (r->first_done) {
+        /* Fired a few ms after its grid point (or later, the clock stepped): the figures
+         * are for the point. */
+        request(r, gw_kpi_grid_point_ms(now, r->interval_s), true);
+    } else {
+        r->first_done = true;
+        request(r, now, false);
+    }
     schedule(r, now);
 }
 
@@ -239,7 +355,9 @@ struct gw_kpi_report *gw_kpi_report_new(uv_loop_t *loop, struct gw_gateway *gw)
     r->loop = loop;
     r->gw = gw;
     uv_timer_init(loop, &r->timer);
+    uv_idle_init(loop, &r->worker);
     r->timer.data = r;
+    r->worker.data = r;
     return r;
 }
 
@@ -253,23 +371,35 @@ void gw_kpi_report_start(struct gw_kpi_report *r)
 
 int gw_kpi_report_now(struct gw_kpi_report *r)
 {
-    return r ? publish(r, gw_now_ms()) : -EINVAL;
+    return r ? request(r, gw_now_ms(), false) : -EINVAL;
 }
 
 void gw_kpi_report_reload(struct gw_kpi_report *r)
 {
     /* Before the first publication the timer already waits for it; after, only a new
      * interval moves it. */
-    if (r && r->first_done && uv_is_active((uv_handle_t *)&r->timer) &&
+    if (r && !r->closing && r->first_done && uv_is_active((uv_handle_t *)&r->timer) &&
         interval_of(r) != r->interval_s) {
         gw_info(MOD, "interval now %d s", interval_of(r));
         schedule(r, gw_now_ms());
     }
 }
 
+void gw_kpi_report_stats(const struct gw_kpi_report *r, struct gw_kpi_report_stats *out)
+{
+    if (r) {
+        *out = r->stats;
+    } else {
+        memset(out, 0, sizeof(*out));
+    }
+}
+
 static void on_closed(uv_handle_t *h)
 {
     struct gw_kpi_report *r = h->data;
+    if (--r->nclosing > 0) {
+        return;
+    }
     void (*closed)(void *) = r->closed;
     void *ctx = r->closed_ctx;
     free(r);
@@ -286,8 +416,13 @@ void gw_kpi_report_close(struct gw_kpi_report *r, void (*closed)(void *ctx), voi
         }
         return;
     }
+    r->closing = true;
     r->closed = closed;
     r->closed_ctx = ctx;
+    r->follow_up = false;
+    drop_run(r); /* a history half read: its figures are never published */
     uv_timer_stop(&r->timer);
+    r->nclosing = 2;
     uv_close((uv_handle_t *)&r->timer, on_closed);
+    uv_close((uv_handle_t *)&r->worker, on_closed);
 }

@@ -556,6 +556,31 @@ static void next_run(void **state)
     assert_int_equal(gw_kpi_next_run_ms(-10001, 10), -10000);
 }
 
+/* The grid point a late (or exactly timed) timer was due for: the last multiple at or before. */
+static void grid_point(void **state)
+{
+    (void)state;
+    assert_int_equal(gw_kpi_grid_point_ms(NOW, 3600), NOW);
+    assert_int_equal(gw_kpi_grid_point_ms(NOW + 1, 3600), NOW);
+    assert_int_equal(gw_kpi_grid_point_ms(NOW + HOUR - 1, 3600), NOW);
+    assert_int_equal(gw_kpi_grid_point_ms(NOW - 1, 3600), NOW - HOUR);
+    assert_int_equal(gw_kpi_grid_point_ms(NOW + 10 * SEC + 37, 10), NOW + 10 * SEC);
+    assert_int_equal(gw_kpi_grid_point_ms(NOW + 3 * SEC, 7), (NOW + 3 * SEC) / 7000 * 7000);
+    assert_int_equal(gw_kpi_grid_point_ms(NOW + 30 * MIN, 0), NOW);
+    assert_int_equal(gw_kpi_grid_point_ms(NOW + 30 * MIN, -5), NOW);
+    assert_int_equal(gw_kpi_grid_point_ms(0, 10), 0);
+    assert_int_equal(gw_kpi_grid_point_ms(-1, 10), -10000);
+    assert_int_equal(gw_kpi_grid_point_ms(-10000, 10), -10000);
+    assert_int_equal(gw_kpi_grid_point_ms(-10001, 10), -20000);
+    /* A timer on schedule fires at or after its point: the point is that one, and the next
+     * run is the one after it. */
+    for (int64_t late = 0; late < 10 * SEC; late += 1234) {
+        int64_t due = gw_kpi_next_run_ms(NOW + 2 * SEC, 10);
+        assert_int_equal(gw_kpi_grid_point_ms(due + late, 10), due);
+        assert_int_equal(gw_kpi_next_run_ms(due + late, 10), due + 10 * SEC);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -563,7 +588,7 @@ int main(void)
         cmocka_unit_test(window_edges),    cmocka_unit_test(ack_before_raise),
         cmocka_unit_test(online_rounding), cmocka_unit_test(ack_rounding),
         cmocka_unit_test(empty_config),    cmocka_unit_test(bad_input),
-        cmocka_unit_test(next_run),
+        cmocka_unit_test(next_run),        cmocka_unit_test(grid_point),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
