@@ -31,8 +31,11 @@ struct gw_daylog {
     struct gw_store *store;
     struct gw_desk *desk;
     struct gw_desk_host host;
-    uv_timer_t timer;            /* looks at the wall clock */
-    uv_timer_t worker;           /* one page of the current job per loop turn */
+    uv_timer_t timer; /* looks at the wall clock */
+    /* One page of the current job per loop turn: an idle handle, so the loop polls for I/O
+     * between pages (a 0 ms timer restarted from its own callback runs again in the same
+     * timer phase on libuv 1.44 and would hold the loop for the whole build). */
+    uv_idle_t worker;
     struct job *jobs, *last_job; /* FIFO; the head is being built */
     int njobs;
     bool writing;      /* a JOB_WRITE is queued or running */
@@ -431,7 +434,7 @@ static void job_free(struct job *job)
     free(job);
 }
 
-static void on_work(uv_timer_t *t);
+static void on_work(uv_idle_t *t);
 
 static void enqueue(struct gw_daylog *dl, struct job *job)
 {
@@ -439,7 +442,7 @@ static void enqueue(struct gw_daylog *dl, struct job *job)
         dl->last_job->next = job;
     } else {
         dl->jobs = job;
-        uv_timer_start(&dl->worker, on_work, 0, 0);
+        uv_idle_start(&dl->worker, on_work);
     }
     dl->last_job = job;
     dl->njobs++;
@@ -509,19 +512,20 @@ static void job_finish(struct gw_daylog *dl, int rc, char *err, size_t errlen)
     dl->njobs--;
     bool was_write = job->kind == JOB_WRITE;
     job_free(job);
-    if (dl->jobs) {
-        uv_timer_start(&dl->worker, on_work, 0, 0);
+    if (!dl->jobs) {
+        uv_idle_stop(&dl->worker);
     }
     if (was_write && rc == 0) {
         look(dl); /* the next day, when the clock jumped over several */
     }
 }
 
-static void on_work(uv_timer_t *t)
+static void on_work(uv_idle_t *t)
 {
     struct gw_daylog *dl = t->data;
     struct job *job = dl->jobs;
     if (!job) {
+        uv_idle_stop(&dl->worker);
         return;
     }
     char err[512] = "";
@@ -531,9 +535,7 @@ static void on_work(uv_timer_t *t)
     }
     if (rc != 0 || job->scanned) {
         job_finish(dl, rc, err, sizeof(err));
-        return;
     }
-    uv_timer_start(&dl->worker, on_work, 0, 0); /* alarms get the loop between pages */
 }
 
 /* ---- the timer ---- */
@@ -613,7 +615,7 @@ struct gw_daylog *gw_daylog_new(uv_loop_t *loop, const struct gw_config *cfg,
     dl->desk = desk;
     dl->host = *host;
     uv_timer_init(loop, &dl->timer);
-    uv_timer_init(loop, &dl->worker);
+    uv_idle_init(loop, &dl->worker);
     dl->timer.data = dl;
     dl->worker.data = dl;
     uv_timer_start(&dl->timer, on_timer, 0, 0);
@@ -662,7 +664,7 @@ void gw_daylog_close(struct gw_daylog *dl, void (*closed)(void *), void *ctx)
     dl->njobs = 0;
     dl->nclosing = 2;
     uv_timer_stop(&dl->timer);
-    uv_timer_stop(&dl->worker);
+    uv_idle_stop(&dl->worker);
     uv_close((uv_handle_t *)&dl->timer, on_closed);
     uv_close((uv_handle_t *)&dl->worker, on_closed);
 }
