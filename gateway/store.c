@@ -118,7 +118,7 @@ static int exec(sqlite3 *db, const char *sql)
 static int migrate(sqlite3 *db, const char *path)
 {
     static const char *const migrations[GW_STORE_SCHEMA_VERSION] = {SQL_SCHEMA_V1, SQL_SCHEMA_V2,
-                                                                    SQL_SCHEMA_V3};
+                                                                    SQL_SCHEMA_V3, SQL_SCHEMA_V4};
     sqlite3_stmt *s;
     if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK) {
         return -EIO;
@@ -730,6 +730,23 @@ int gw_store_history(struct gw_store *st, const char *key, uint64_t after, int m
 int gw_store_history_since(struct gw_store *st, int64_t since_ms, uint64_t after, int max,
                            gw_store_history_seq_fn fn, void *ctx)
 {
+    if (after == 0) {
+        /* The first page: start at the range's first row instead of the table's. */
+        sqlite3_stmt *f = stmt(st, ST_HISTORY_FIRST);
+        sqlite3_bind_int64(f, 1, since_ms);
+        int frc = sqlite3_step(f);
+        if (frc == SQLITE_ROW && sqlite3_column_type(f, 0) == SQLITE_INTEGER) {
+            after = (uint64_t)sqlite3_column_int64(f, 0) - 1;
+        } else if (frc == SQLITE_ROW) {
+            sqlite3_reset(f);
+            return 0; /* nothing that recent */
+        }
+        sqlite3_reset(f);
+        if (frc != SQLITE_ROW) {
+            note_error(st, "history read");
+            return -EIO;
+        }
+    }
     sqlite3_stmt *s = stmt(st, ST_HISTORY_SINCE);
     sqlite3_bind_int64(s, 1, since_ms);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)after);

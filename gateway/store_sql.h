@@ -3,7 +3,7 @@
 #define GW_STORE_SQL_H
 
 /* Bump with a new entry in migrations[] (store.c) whenever the schema changes. */
-#define GW_STORE_SCHEMA_VERSION 3
+#define GW_STORE_SCHEMA_VERSION 4
 
 /* Version 0 -> 1. */
 #define SQL_SCHEMA_V1                                                                              \
@@ -43,6 +43,10 @@
     " WHEN EXISTS (SELECT 1 FROM hazard_log WHERE n = NEW.n)"                                      \
     " BEGIN SELECT RAISE(ABORT, 'hazard_log is append-only'); END;"
 
+/* Version 3 -> 4: the daily log and the school figures look history up by time; without
+ * this their first query stepped over every older row (0.24 s per million on x86). */
+#define SQL_SCHEMA_V4 "CREATE INDEX alarm_history_by_ts ON alarm_history(ts);"
+
 enum store_stmt {
     ST_BEGIN,
     ST_COMMIT,
@@ -67,6 +71,7 @@ enum store_stmt {
     ST_HISTORY_PUT,
     ST_HISTORY_KEY,
     ST_HISTORY_SINCE,
+    ST_HISTORY_FIRST,
     ST_HAZARD_PUT,
     ST_HAZARD_GET,
     ST_HAZARD_READ,
@@ -102,8 +107,12 @@ static const char *const store_sql[ST_NSTMTS] = {
         "INSERT OR IGNORE INTO alarm_history(seq, key, ts, payload) VALUES (?,?,?,?)",
     [ST_HISTORY_KEY] = "SELECT payload FROM alarm_history WHERE key = ? AND seq > ? ORDER BY seq"
                        " LIMIT ?",
-    [ST_HISTORY_SINCE] = "SELECT seq, payload, ts FROM alarm_history WHERE ts >= ? AND seq > ?"
+    /* "+ts": page along the primary key (seq order), not the ts index (which would sort
+     * every row of the range again for each page). */
+    [ST_HISTORY_SINCE] = "SELECT seq, payload, ts FROM alarm_history WHERE +ts >= ? AND seq > ?"
                          " ORDER BY seq LIMIT ?",
+    /* Where a time range starts, by the ts index: no row before this seq is recent enough. */
+    [ST_HISTORY_FIRST] = "SELECT min(seq) FROM alarm_history WHERE ts >= ?",
     /* Plain INSERT: OR REPLACE would delete the old row without firing the delete trigger. */
     [ST_HAZARD_PUT] = "INSERT INTO hazard_log(n, hazard, at, entry) VALUES (?,?,?,?)",
     [ST_HAZARD_GET] = "SELECT entry FROM hazard_log WHERE n = ?",

@@ -519,6 +519,13 @@ static void on_history(void *ctx, const char *payload)
     h->n++;
 }
 
+static void on_history_seq_any(void *ctx, uint64_t seq, int64_t ts_ms, const char *payload)
+{
+    (void)seq;
+    (void)ts_ms;
+    on_history(ctx, payload);
+}
+
 static void on_history_seq(void *ctx, uint64_t seq, int64_t ts_ms, const char *payload)
 {
     assert_int_equal(ts_ms, 1000 + (int64_t)seq); /* the record's time, as add() gave it */
@@ -790,13 +797,52 @@ static void migration_from_v2_keeps_rows(void **state)
     sqlite3_stmt *s;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(s), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(s, 0), 3);
+    assert_int_equal(sqlite3_column_int(s, 0), 4);
+    sqlite3_finalize(s);
+    /* v4: history by time */
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                        " AND name = 'alarm_history_by_ts'",
+                                        -1, &s, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(s, 0), 1);
     sqlite3_finalize(s);
     sqlite3_close(db);
     /* opened again: nothing to migrate, nothing lost */
     reopen(f);
     assert_int_equal(hazard_rows_on_disk(f), 1);
     assert_int_equal(rows_on_disk(f), 2);
+}
+
+/* History from a time on: the first page starts at the range (by the ts index), later pages
+ * continue after the seq given, rows out of time order are still judged by their own ts. */
+static void history_since_starts_at_the_time_range(void **state)
+{
+    struct fx *f = *state;
+    for (int i = 0; i < 50; i++) {
+        add(f, GW_REC_EVENT, "events", "{\"key\":\"s1/r\",\"transition\":\"raise\"}");
+    }
+    assert_int_equal(gw_store_commit(f->st), 0);
+    /* a late row recorded with an old time: never in a range that starts after it */
+    char *msg = NULL;
+    assert_int_equal(exec_other(f,
+                                "INSERT INTO alarm_history(seq, key, ts, payload) VALUES "
+                                "(1000, 's9/r', 5, '{\"key\":\"s9/r\"}')",
+                                &msg),
+                     SQLITE_OK);
+    sqlite3_free(msg);
+    struct history_seen all = {0};
+    /* add() gives row seq the time 1000 + seq: from 1040 on are seqs 40..50 */
+    assert_int_equal(gw_store_history_since(f->st, 1040, 0, 100, on_history_seq_any, &all), 11);
+    memset(&all, 0, sizeof(all));
+    assert_int_equal(gw_store_history_since(f->st, 1040, 45, 100, on_history_seq_any, &all), 5);
+    memset(&all, 0, sizeof(all));
+    assert_int_equal(gw_store_history_since(f->st, 1040, 0, 4, on_history_seq_any, &all), 4);
+    memset(&all, 0, sizeof(all));
+    assert_int_equal(gw_store_history_since(f->st, 5000, 0, 100, on_history_seq_any, &all), 0);
+    memset(&all, 0, sizeof(all));
+    assert_int_equal(gw_store_history_since(f->st, 0, 0, 100, on_history_seq_any, &all), 51);
 }
 
 int main(void)
@@ -813,6 +859,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(uncommitted_cursor_moves_are_redelivered_after_a_crash,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(alarm_state_follows_alarm_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(history_since_starts_at_the_time_range, setup, teardown),
         cmocka_unit_test_setup_teardown(full_outbox_drops_oldest_telemetry_never_alarms, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(failing_disk_keeps_alarms_in_memory_and_recovers, setup,
