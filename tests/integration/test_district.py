@@ -50,6 +50,35 @@ def values_of(result, column):
 
 # ---- the demo, once ----
 
+def test_demo_once_missing_data(wd):
+    """A deadline too short for any school's data: exit 1 naming each missing school, and
+    nothing it started left running."""
+    proc = subprocess.run([os.path.join(SOURCE_DIR, "scripts", "district-demo"), "--once",
+                           "--bin", BUILD_DIR, "--timeout", "1"],
+                          capture_output=True, text=True, timeout=120)
+    err = proc.stdout + proc.stderr
+    log(f"district-demo --once --timeout 1: exit {proc.returncode}")
+    assert proc.returncode == 1, err[-3000:]
+    assert "district demo FAILED" in err, err[-3000:]
+    for school in (s["id"] for s in dd.SCHOOLS):
+        assert re.search(rf"\b{re.escape(school)}: ", err), (school, err[-3000:])
+    kept = re.search(r"files kept in (/tmp/gw-district-\S+)", err)
+    assert kept, err[-3000:]
+    tmp = kept.group(1)
+    # every process of the stack had the temp dir in its command line: none is left
+    left = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if tmp.encode() in f.read():
+                        left.append(pid)
+            except OSError:
+                pass
+    assert not left, f"still running after exit: {left}"
+    subprocess.run(["rm", "-rf", tmp], check=True)
+
+
 def test_demo_once(wd):
     out_json = wd.file("queries.json")
     t0 = time.monotonic()
@@ -463,4 +492,5 @@ def test_compose_and_images(wd):
 
 
 if __name__ == "__main__":
-    run([test_dashboard_files, test_retention, test_acl, test_compose_and_images, test_demo_once])
+    run([test_dashboard_files, test_retention, test_acl, test_compose_and_images,
+         test_demo_once_missing_data, test_demo_once])
