@@ -74,6 +74,8 @@ rules = ( {{ name = "exit locked"; kind = "exit_door"; point = "state"; equals =
     col = Collector(broker.port, f"{PREFIX}/#")
     gw = Gateway(wd, site_config(f"{wd.path}/state", broker.port, body)).start()
     wait_for(lambda: "INFO http: listening" in gw.output(), 10, "the http server")
+    # a message published before the sources subscribe is lost: wait for them
+    wait_for(lambda: "INFO mqtt_source: subscribed" in gw.output(), 10, "the MQTT sources")
     return broker, col, gw, port
 
 

@@ -584,6 +584,8 @@ def test_hazards_with_gateway(wd):
     gw = h.Gateway(wd, h.site_config(state, broker.port, GW_BODY)).start()
     cfg = gw.config_path
     h.wait_for(lambda: "INFO mqtt: hub connected" in gw.output(), 10, "the gateway on the hub")
+    # a message published before the sources subscribe is lost: wait for them
+    h.wait_for(lambda: "INFO mqtt_source: subscribed" in gw.output(), 10, "the MQTT sources")
 
     rc, out, err = ctl(broker, "hazards")
     expect(rc, out, err, 0, "hazards (none)")

@@ -141,6 +141,8 @@ def start_site(wd, users, language="en"):
     col = Collector(broker.port, f"{PREFIX}/#")
     gw = Gateway(wd, config).start()
     wait_for(lambda: "INFO http: listening" in gw.output(), 10, "the http server")
+    # a message published before the sources subscribe is lost: wait for them
+    wait_for(lambda: "INFO mqtt_source: subscribed" in gw.output(), 10, "the MQTT sources")
     mark = col.mark()
     col.publish("bridge/smoke-301", json.dumps({"state": "ok", "battery": 90}))
     col.publish("bridge/temp-2", json.dumps({"temp": 21.5, "battery": 15}))
