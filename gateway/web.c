@@ -738,7 +738,8 @@ static void log_then(struct gw_web *web, struct gw_http_request *req,
     d->csv = csv;
     struct gw_daylog *dl = gw_gateway_daylog(web->gw);
     char err[GW_ERR_MAX] = "the daily log is not running";
-    /* Built a page of history per loop turn: a long day never holds up an alarm. */
+    /* The store read a page per loop turn, the texts on the thread pool: a long day never holds
+     * up an alarm. */
     if (!dl || gw_daylog_render_async(dl, day, csv, log_built, d, err, sizeof(err)) != 0) {
         free(d);
         gw_http_respond_error(req, 503, err);
