@@ -111,8 +111,9 @@ static const char *const store_sql[ST_NSTMTS] = {
      * every row of the range again for each page). */
     [ST_HISTORY_SINCE] = "SELECT seq, payload, ts FROM alarm_history WHERE +ts >= ? AND seq > ?"
                          " ORDER BY seq LIMIT ?",
-    /* Where a time range starts, by the ts index: no row before this seq is recent enough. */
-    [ST_HISTORY_FIRST] = "SELECT min(seq) FROM alarm_history WHERE ts >= ?",
+    /* Where a time range starts, by the ts index: no row before this seq is recent enough.
+     * "+seq": a plain min(seq) walks the table in seq order from the oldest row instead. */
+    [ST_HISTORY_FIRST] = "SELECT min(+seq) FROM alarm_history WHERE ts >= ?",
     /* Plain INSERT: OR REPLACE would delete the old row without firing the delete trigger. */
     [ST_HAZARD_PUT] = "INSERT INTO hazard_log(n, hazard, at, entry) VALUES (?,?,?,?)",
     [ST_HAZARD_GET] = "SELECT entry FROM hazard_log WHERE n = ?",

@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "store_sql.h"
 
 struct fx {
     char dir[64];
@@ -845,6 +846,42 @@ static void history_since_starts_at_the_time_range(void **state)
     assert_int_equal(gw_store_history_since(f->st, 0, 0, 100, on_history_seq_any, &all), 51);
 }
 
+/* The time-range reads use the ts index to find the start and the primary key to page: a
+ * planner that walks every older row instead made the first page cost 0.25 s per million. */
+static void history_queries_use_their_indexes(void **state)
+{
+    struct fx *f = *state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/state.db", f->dir);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    const struct {
+        enum store_stmt which;
+        const char *plan;
+    } want[] = {
+        {ST_HISTORY_FIRST, "USING COVERING INDEX alarm_history_by_ts"},
+        {ST_HISTORY_SINCE, "USING INTEGER PRIMARY KEY"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char sql[512];
+        snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s", store_sql[want[i].which]);
+        sqlite3_stmt *s;
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+        char plan[512] = "";
+        while (sqlite3_step(s) == SQLITE_ROW) {
+            const char *detail = (const char *)sqlite3_column_text(s, 3);
+            size_t n = strlen(plan);
+            snprintf(plan + n, sizeof(plan) - n, "%s; ", detail ? detail : "");
+        }
+        sqlite3_finalize(s);
+        if (!strstr(plan, want[i].plan)) {
+            print_error("%s\n plan: %s\n want: %s\n", store_sql[want[i].which], plan, want[i].plan);
+        }
+        assert_non_null(strstr(plan, want[i].plan));
+    }
+    sqlite3_close(db);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -860,6 +897,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(alarm_state_follows_alarm_records, setup, teardown),
         cmocka_unit_test_setup_teardown(history_since_starts_at_the_time_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(history_queries_use_their_indexes, setup, teardown),
         cmocka_unit_test_setup_teardown(full_outbox_drops_oldest_telemetry_never_alarms, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(failing_disk_keeps_alarms_in_memory_and_recovers, setup,
