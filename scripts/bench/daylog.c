@@ -412,9 +412,8 @@ struct builder {
     uv_prepare_t turn;    /* runs once per loop turn, after the idle phase the pages are read in */
     uv_timer_t deadline;
     bool measuring, answered, late;
-    bool close_in_pool;      /* close the daylog once its texts are in the pool: */
-    uint64_t close_after_ms; /* at once, or this long after (the build is running by then) */
-    uv_timer_t close_timer;
+    bool close_in_pool; /* close the daylog once its texts are in the pool: */
+    bool close_running; /* once a pool thread has taken them (else at once, still queued) */
     int answers, closings;
     uint64_t t_request, t_last, idle_last, t_answered;
     int turns;
@@ -427,6 +426,12 @@ struct builder {
     uv_sem_t gate; /* holds the blockers that keep every pool thread busy */
     uv_work_t blockers[POOL_THREADS];
     int blockers_back;
+    /* Queued right behind the build: once a pool thread starts it, the build (ahead of it in
+     * libuv's FIFO queue) has been taken by a thread, so uv_cancel can no longer drop it. */
+    uv_sem_t probe_started;
+    uv_work_t probe;
+    bool probe_queued;
+    int probe_back;
 };
 
 static int by_value(const void *a, const void *b)
@@ -485,12 +490,37 @@ static void close_now(struct builder *b)
     uv_stop(&b->loop);
 }
 
-static void on_close_timer(uv_timer_t *t)
+static void on_probe(uv_work_t *w)
 {
-    struct builder *b = t->data;
-    if (b->dl) {
-        close_now(b);
+    struct builder *b = w->data;
+    uv_sem_post(&b->probe_started);
+}
+
+static void on_probe_back(uv_work_t *w, int status)
+{
+    struct builder *b = w->data;
+    (void)status;
+    b->probe_back++;
+}
+
+/* Blocks the loop until a pool thread has taken the build: the build cannot be handed back
+ * meanwhile (that happens on this thread), so closing next finds it started, not finished.
+ * false when no thread took it before the deadline. */
+static bool wait_build_started(struct builder *b)
+{
+    b->probe.data = b;
+    if (uv_queue_work(&b->loop, &b->probe, on_probe, on_probe_back) != 0) {
+        return false;
     }
+    b->probe_queued = true;
+    uint64_t give_up = uv_hrtime() + (uint64_t)ANSWER_DEADLINE_MS * 1000000;
+    while (uv_sem_trywait(&b->probe_started) != 0) {
+        if (uv_hrtime() > give_up) {
+            return false;
+        }
+        uv_sleep(1);
+    }
+    return true;
 }
 
 static void on_turn(uv_prepare_t *h)
@@ -519,11 +549,10 @@ static void on_turn(uv_prepare_t *h)
         b->reloaded = true;
     }
     if (b->close_in_pool && st.in_pool) {
-        if (b->close_after_ms == 0) {
-            close_now(b);
-        } else if (!uv_is_active((uv_handle_t *)&b->close_timer)) {
-            uv_timer_start(&b->close_timer, on_close_timer, b->close_after_ms, 0);
+        if (b->close_running && !wait_build_started(b)) {
+            failed(b->res, "no pool thread took the build in %d s", ANSWER_DEADLINE_MS / 1000);
         }
+        close_now(b); /* the same turn the texts went to the pool, or with the loop held since */
     }
 }
 
@@ -707,63 +736,81 @@ static void on_blocker_back(uv_work_t *w, int status)
 /*
  * Closing the daylog while the render's texts are in the pool: the render hears "the gateway
  * is stopping" once, closed runs once, after the build is handed back (an ASan build sees a use
- * after free or a leak otherwise). Without pool_busy, closing waits until half the sync build's
- * time has passed, so the build is running: close waits for it. With pool_busy, every pool
- * thread is held first, and closing comes at once, so the build has not started: closing
- * cancels it and must not wait for a thread.
+ * after free or a leak otherwise). Nothing here depends on timing. Without pool_busy, the loop
+ * is held from the turn the texts go to the pool until a probe queued behind them starts on
+ * another thread: the build has been taken by a pool thread and not handed back, so uv_cancel
+ * cannot drop it and close must wait for it. With pool_busy, every pool thread is held first
+ * and closing comes in the turn the texts go to the pool, behind the blockers: closing cancels
+ * the build and must not wait for a thread.
  */
 static void close_while_in_pool(struct builder *b, bool pool_busy)
 {
     struct result *res = b->res;
     const char *how = pool_busy ? "queued in a busy pool" : "running in the pool";
-    b->close_after_ms = pool_busy ? 0 : (uint64_t)(res->build_ms / 2) + 1;
+    int close_deadline_ms = pool_busy ? CLOSE_DEADLINE_MS : ANSWER_DEADLINE_MS;
+    uv_sem_t *sem = pool_busy ? &b->gate : &b->probe_started;
+    if (uv_sem_init(sem, 0) != 0) {
+        failed(res, "uv_sem_init failed");
+        return;
+    }
+    b->blockers_back = b->probe_back = 0;
+    b->probe_queued = false;
     if (pool_busy) {
-        if (uv_sem_init(&b->gate, 0) != 0) {
-            failed(res, "uv_sem_init failed");
-            return;
-        }
-        b->blockers_back = 0;
         for (int i = 0; i < POOL_THREADS; i++) {
             b->blockers[i].data = b;
-            uv_queue_work(&b->loop, &b->blockers[i], on_blocker, on_blocker_back);
+            if (uv_queue_work(&b->loop, &b->blockers[i], on_blocker, on_blocker_back) != 0) {
+                b->blockers_back++; /* never queued: nothing to wait for */
+                failed(res, "cannot queue a job that holds a pool thread");
+            }
         }
     }
     b->close_in_pool = true;
-    struct gw_daylog *dl = ask(b, false);
+    b->close_running = !pool_busy;
+    struct gw_daylog *dl = res->ok ? ask(b, false) : NULL;
     if (dl) {
         uv_timer_start(&b->deadline, on_deadline, ANSWER_DEADLINE_MS, 0);
         uv_run(&b->loop, UV_RUN_DEFAULT);
-        uv_timer_stop(&b->close_timer);
-        if (b->dl) { /* not closed: answered or late */
-            b->measuring = false;
-            b->dl = NULL;
-            close_daylog(b, dl);
+        uv_timer_stop(&b->deadline);
+        if (b->dl) { /* not closed: answered or late; closed (counted) is still awaited below */
             failed(res, "the texts never went to the thread pool (%s)",
                    b->late ? "no answer in time" : "answered without it");
+            close_now(b);
         }
         b->late = false;
-        uv_timer_start(&b->deadline, on_deadline,
-                       pool_busy ? CLOSE_DEADLINE_MS : ANSWER_DEADLINE_MS, 0);
+        uv_timer_start(&b->deadline, on_deadline, (uint64_t)close_deadline_ms, 0);
         while (b->closings == 0 && !b->late) {
             uv_run(&b->loop, UV_RUN_ONCE);
         }
         uv_timer_stop(&b->deadline);
         if (b->closings == 0) {
             failed(res, "closing with a build %s: closed did not run in %d s%s", how,
-                   (pool_busy ? CLOSE_DEADLINE_MS : ANSWER_DEADLINE_MS) / 1000,
+                   close_deadline_ms / 1000,
                    pool_busy ? " (it waits for a build that has not started: not cancelled)" : "");
         }
     }
-    b->close_in_pool = false;
+    b->close_in_pool = b->close_running = false;
     if (pool_busy) {
         for (int i = 0; i < POOL_THREADS; i++) {
             uv_sem_post(&b->gate);
         }
-        while (b->blockers_back < POOL_THREADS || (dl && b->closings == 0)) {
-            uv_run(&b->loop, UV_RUN_ONCE);
-        }
-        uv_sem_destroy(&b->gate);
     }
+    /* The blockers and the probe back, and closed once the build is (a late one counts too). */
+    b->late = false;
+    uv_timer_start(&b->deadline, on_deadline, ANSWER_DEADLINE_MS, 0);
+    while ((b->blockers_back < (pool_busy ? POOL_THREADS : 0) ||
+            b->probe_back < (b->probe_queued ? 1 : 0) || (dl && b->closings == 0)) &&
+           !b->late) {
+        uv_run(&b->loop, UV_RUN_ONCE);
+    }
+    uv_timer_stop(&b->deadline);
+    if (b->late) {
+        failed(res, "closing with a build %s: the pool's jobs or closed not back in %d s", how,
+               ANSWER_DEADLINE_MS / 1000);
+        /* Jobs still in the pool use what would be freed next: out at once. */
+        fprintf(stderr, "gw-bench-daylog: %ld rows: %s\n", b->rows, res->error);
+        exit(1);
+    }
+    uv_sem_destroy(sem);
     if (!dl) {
         return;
     }
@@ -874,8 +921,7 @@ static void build(const char *cfg_path, int repeat, int hazards, long rows, stru
     }
     uv_prepare_init(&b.loop, &b.turn);
     uv_timer_init(&b.loop, &b.deadline);
-    uv_timer_init(&b.loop, &b.close_timer);
-    b.turn.data = b.deadline.data = b.close_timer.data = &b;
+    b.turn.data = b.deadline.data = &b;
     uv_prepare_start(&b.turn, on_turn);
     b.st = gw_store_open(b.cfg->state_dir, &b.cfg->store);
     b.desk = b.st ? gw_desk_new(&b.loop, b.cfg, b.st, &b.host) : NULL;
@@ -894,7 +940,6 @@ static void build(const char *cfg_path, int repeat, int hazards, long rows, stru
     }
     uv_close((uv_handle_t *)&b.turn, on_handle_closed);
     uv_close((uv_handle_t *)&b.deadline, on_handle_closed);
-    uv_close((uv_handle_t *)&b.close_timer, on_handle_closed);
     uv_run(&b.loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&b.loop) != 0) {
         failed(res, "handles left open on the loop after the daily log and the desk closed");
