@@ -47,6 +47,7 @@
 
 #include "alarm_desk.h"
 #include "bench_common.h"
+#include "bench_store.h"
 #include "config.h"
 #include "daily_log.h"
 #include "daylog.h"
@@ -126,44 +127,6 @@ static void the_day(char date[11], int64_t *start, int64_t *end)
     }
 }
 
-static int rule_of(const struct gw_config *cfg, const char *name)
-{
-    for (int i = 0; i < cfg->nrules; i++) {
-        if (strcmp(cfg->rules[i].name, name) == 0) {
-            return i;
-        }
-    }
-    fprintf(stderr, "daylog bench: no rule %s\n", name);
-    exit(1);
-}
-
-struct writer {
-    struct gw_store *st;
-    uint64_t seq;
-    int in_batch;
-};
-
-static void put(struct writer *w, enum gw_record_type type, int64_t ts, const char *topic,
-                char *payload)
-{
-    if (!payload) {
-        fprintf(stderr, "daylog bench: out of memory\n");
-        exit(1);
-    }
-    if (w->in_batch == 0) {
-        gw_store_begin_batch(w->st);
-    }
-    if (gw_store_append(w->st, ++w->seq, type, ts, topic, payload) != 0) {
-        fprintf(stderr, "daylog bench: the store refused a record\n");
-        exit(1);
-    }
-    free(payload);
-    if (++w->in_batch == 1000) { /* one commit per 1,000 rows, as a busy gateway would */
-        gw_store_end_batch(w->st);
-        w->in_batch = 0;
-    }
-}
-
 /* An event as the alarm desk writes it: the alarm record, the transition, who and why. */
 static char *event(uint64_t seq, const struct gw_config *cfg, const struct gw_alarm *a,
                    const char *transition, const char *by, const char *note)
@@ -184,12 +147,13 @@ static char *event(uint64_t seq, const struct gw_config *cfg, const struct gw_al
     return s;
 }
 
-static void write_alarms(struct writer *w, const struct gw_config *cfg, long rows, int64_t start,
-                         int64_t end)
+static void write_alarms(struct bench_writer *w, const struct gw_config *cfg, long rows,
+                         int64_t start, int64_t end)
 {
     static const char *const people[] = {"王师傅", "张工", "李老师", "值班员"};
-    int smoke = rule_of(cfg, "smoke detected"), low = rule_of(cfg, "hydrant pressure low"),
-        offline = rule_of(cfg, "sensor offline");
+    int smoke = bench_rule_of(cfg, "smoke detected", "daylog bench"),
+        low = bench_rule_of(cfg, "hydrant pressure low", "daylog bench"),
+        offline = bench_rule_of(cfg, "sensor offline", "daylog bench");
     long occurrences = rows / ROWS_PER_OCCURRENCE;
     int64_t step = (end - start - 600000) / (occurrences ? occurrences : 1);
     for (long i = 0; i < occurrences; i++) {
@@ -210,8 +174,8 @@ static void write_alarms(struct writer *w, const struct gw_config *cfg, long row
         a.value.type = GW_VALUE_NUMBER;
         a.value.num = r == offline ? 45 : hydrant ? 0.06 : 1;
         a.notified_at_ms = a.raised_at_ms;
-        put(w, GW_REC_EVENT, a.raised_at_ms, "events",
-            event(w->seq + 1, cfg, &a, "raise", NULL, ""));
+        bench_put(w, GW_REC_EVENT, a.raised_at_ms, "events",
+                  event(w->seq + 1, cfg, &a, "raise", NULL, ""));
 
         /* Its notification (P/notify), kept in alarm_history too. */
         char text[256], where[160];
@@ -225,26 +189,26 @@ static void write_alarms(struct writer *w, const struct gw_config *cfg, long row
             "level", 1, "text", text, "sensor", sensor->id, "location", where, "kind", "raise");
         char *note = n ? json_dumps(n, JSON_COMPACT) : NULL;
         json_decref(n);
-        put(w, GW_REC_NOTIFY, a.raised_at_ms + 150, "notify/facilities", note);
+        bench_put(w, GW_REC_NOTIFY, a.raised_at_ms + 150, "notify/facilities", note);
 
         const char *by = people[i % 4];
         a.state = GW_ALARM_ACKED;
         a.acked_at_ms = a.raised_at_ms + 60000 + (i % 240) * 1000;
         snprintf(a.acked_by, sizeof(a.acked_by), "%s", by);
-        put(w, GW_REC_EVENT, a.acked_at_ms, "events",
-            event(w->seq + 1, cfg, &a, "ack", by, "已到现场查看"));
+        bench_put(w, GW_REC_EVENT, a.acked_at_ms, "events",
+                  event(w->seq + 1, cfg, &a, "ack", by, "已到现场查看"));
 
         a.state = GW_ALARM_NORMAL;
         a.condition = false;
         a.cleared_at_ms = a.acked_at_ms + 120000;
         a.value.num = r == offline ? 0 : hydrant ? 0.35 : 0;
-        put(w, GW_REC_EVENT, a.cleared_at_ms, "events",
-            event(w->seq + 1, cfg, &a, "clear", NULL, ""));
+        bench_put(w, GW_REC_EVENT, a.cleared_at_ms, "events",
+                  event(w->seq + 1, cfg, &a, "clear", NULL, ""));
     }
 }
 
 /* `n` entries by the real register over the day: found, given to someone, fixed, closed. */
-static void write_hazards(struct writer *w, int n, int64_t start, int64_t end)
+static void write_hazards(struct bench_writer *w, int n, int64_t start, int64_t end)
 {
     struct gw_hazards_settings set = {.deadline_days = {7, 1, 7, 30, 14, 7}, .utc_offset_min = 480};
     struct gw_hazards *hz = gw_hazards_new(&set);
@@ -299,7 +263,7 @@ static void write_hazards(struct writer *w, int n, int64_t start, int64_t end)
             if (k == 0) {
                 snprintf(ids[h], sizeof(ids[h]), "%s", e.hazard.id);
             }
-            put(w, GW_REC_HAZARD_LOG, now, "hazards/log", gw_hazard_entry_to_json(&e));
+            bench_put(w, GW_REC_HAZARD_LOG, now, "hazards/log", gw_hazard_entry_to_json(&e));
             written++;
         }
     }
@@ -316,13 +280,11 @@ static int fill(const char *cfg_path, long rows, int hazards)
     char date[11];
     int64_t start, end;
     the_day(date, &start, &end);
-    struct writer w = {.st = st};
+    struct bench_writer w = {.st = st, .who = "daylog bench"};
     /* The register's entries first: the hazard desk finds their chain whole. */
     write_hazards(&w, hazards, start, end);
     write_alarms(&w, cfg, rows, start, end);
-    if (w.in_batch) {
-        gw_store_end_batch(st);
-    }
+    bench_flush(&w);
     int rc = gw_store_commit(st);
     gw_store_close(st);
     gw_config_free(cfg);
@@ -433,12 +395,6 @@ struct builder {
     bool probe_queued;
     int probe_back;
 };
-
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* The loop's own time since the last turn ended: the time passed less what it slept in the poll
  * (waiting for the pool is not holding the loop; an alarm would be read at once). */
@@ -858,7 +814,7 @@ static void builds(struct builder *b, int repeat, int hazards)
     if (res->ok) {
         res->md_bytes = strlen(sync_md);
         res->first_ms = ms[0];
-        qsort(ms, (size_t)repeat, sizeof(ms[0]), by_value);
+        qsort(ms, (size_t)repeat, sizeof(ms[0]), bench_cmp_double);
         res->build_ms = ms[repeat / 2];
         res->peak_kb = bench_peak_rss_kb();
         res->sync_ok = 1;
@@ -877,7 +833,7 @@ static void builds(struct builder *b, int repeat, int hazards)
         free(md);
     }
     if (res->ok) {
-        qsort(ms, (size_t)repeat, sizeof(ms[0]), by_value);
+        qsort(ms, (size_t)repeat, sizeof(ms[0]), bench_cmp_double);
         res->async_ms = ms[repeat / 2];
         double csv_ms;
         char *csv = build_async(b, true, true, &csv_ms); /* a reload meanwhile */
@@ -948,24 +904,6 @@ static void build(const char *cfg_path, int repeat, int hazards, long rows, stru
     gw_config_free(b.cfg);
 }
 
-static pid_t child(void)
-{
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("fork");
-        exit(1);
-    }
-    return pid;
-}
-
-static int wait_ok(pid_t pid)
-{
-    int status;
-    return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 int main(int argc, char **argv)
 {
     char rows_arg[256] = "1000,10000,100000";
@@ -1031,11 +969,11 @@ int main(int argc, char **argv)
             return 1;
         }
         const char *cfg_path = write_config(dir);
-        pid_t pid = child();
+        pid_t pid = bench_fork();
         if (pid == 0) {
             exit(fill(cfg_path, rows, hazards)); /* exit(): an ASan build's leak check */
         }
-        if (!wait_ok(pid)) {
+        if (!bench_wait_ok(pid)) {
             fprintf(stderr, "gw-bench-daylog: writing %ld rows failed\n", rows);
             bench_remove_tree(dir);
             return 1;
@@ -1046,7 +984,7 @@ int main(int argc, char **argv)
             bench_remove_tree(dir);
             return 1;
         }
-        pid = child();
+        pid = bench_fork();
         if (pid == 0) {
             close(fds[0]);
             build(cfg_path, repeat, hazards, rows, res);
@@ -1057,7 +995,7 @@ int main(int argc, char **argv)
         close(fds[1]);
         ssize_t got = read(fds[0], res, sizeof(*res));
         close(fds[0]);
-        int child_ok = wait_ok(pid);
+        int child_ok = bench_wait_ok(pid);
         if (got != (ssize_t)sizeof(*res)) {
             *res = (struct result){0};
         }

@@ -34,6 +34,7 @@
 #include <uv.h>
 
 #include "bench_common.h"
+#include "bench_store.h"
 #include "config.h"
 #include "gateway.h"
 #include "kpi.h"
@@ -100,17 +101,6 @@ static struct gw_config *load(const char *path)
     return cfg;
 }
 
-static int rule_of(const struct gw_config *cfg, const char *name)
-{
-    for (int i = 0; i < cfg->nrules; i++) {
-        if (strcmp(cfg->rules[i].name, name) == 0) {
-            return i;
-        }
-    }
-    fprintf(stderr, "kpi bench: no rule %s\n", name);
-    exit(1);
-}
-
 /* ---- the history ---- */
 
 /* What the generator wrote into the window: the figures a run must come to. */
@@ -120,39 +110,13 @@ struct expected {
     int64_t ack_worst_ms;
 };
 
-struct writer {
-    struct gw_store *st;
-    uint64_t seq;
-    int in_batch;
-};
-
-static void put(struct writer *w, enum gw_record_type type, int64_t ts, const char *topic,
-                char *payload)
-{
-    if (!payload) {
-        fprintf(stderr, "kpi bench: out of memory\n");
-        exit(1);
-    }
-    if (w->in_batch == 0) {
-        gw_store_begin_batch(w->st);
-    }
-    if (gw_store_append(w->st, ++w->seq, type, ts, topic, payload) != 0) {
-        fprintf(stderr, "kpi bench: the store refused a record\n");
-        exit(1);
-    }
-    free(payload);
-    if (++w->in_batch == 1000) { /* one commit per 1,000 rows, as a busy gateway would */
-        gw_store_end_batch(w->st);
-        w->in_batch = 0;
-    }
-}
-
 /* `occurrences` raise / notify / ack / clear quadruples spread over [start, end). */
-static void write_occurrences(struct writer *w, const struct gw_config *cfg, long occurrences,
+static void write_occurrences(struct bench_writer *w, const struct gw_config *cfg, long occurrences,
                               int64_t start, int64_t end, struct expected *exp)
 {
-    int smoke = rule_of(cfg, "smoke detected"), low = rule_of(cfg, "hydrant pressure low"),
-        offline = rule_of(cfg, "sensor offline");
+    int smoke = bench_rule_of(cfg, "smoke detected", "kpi bench"),
+        low = bench_rule_of(cfg, "hydrant pressure low", "kpi bench"),
+        offline = bench_rule_of(cfg, "sensor offline", "kpi bench");
     int64_t step = (end - start) / (occurrences ? occurrences : 1);
     for (long i = 0; i < occurrences; i++) {
         int s = (int)(i % SENSORS);
@@ -171,28 +135,29 @@ static void write_occurrences(struct writer *w, const struct gw_config *cfg, lon
         snprintf(a.name, sizeof(a.name), "%s", rule->name);
         a.value.type = GW_VALUE_NUMBER;
         a.value.num = r == offline ? 45 : hydrant ? 0.06 : 1;
-        put(w, GW_REC_EVENT, a.raised_at_ms, "events",
-            gw_payload_alarm(w->seq + 1, cfg, &a, "raise"));
+        bench_put(w, GW_REC_EVENT, a.raised_at_ms, "events",
+                  gw_payload_alarm(w->seq + 1, cfg, &a, "raise"));
 
         json_t *n = json_pack("{sI ss ss si ss ss ss}", "seq", (json_int_t)w->seq + 1, "key", a.key,
                               "class", gw_class_name(rule->alarm_class), "level", 1, "text",
                               rule->name, "sensor", sensor->id, "kind", "raise");
         char *note = n ? json_dumps(n, JSON_COMPACT) : NULL;
         json_decref(n);
-        put(w, GW_REC_NOTIFY, a.raised_at_ms + 150, "notify/facilities", note);
+        bench_put(w, GW_REC_NOTIFY, a.raised_at_ms + 150, "notify/facilities", note);
 
         int64_t ack_ms = 60000 + (i % 240) * 1000;
         a.state = GW_ALARM_ACKED;
         a.acked_at_ms = a.raised_at_ms + ack_ms;
         snprintf(a.acked_by, sizeof(a.acked_by), "wang");
-        put(w, GW_REC_EVENT, a.acked_at_ms, "events", gw_payload_alarm(w->seq + 1, cfg, &a, "ack"));
+        bench_put(w, GW_REC_EVENT, a.acked_at_ms, "events",
+                  gw_payload_alarm(w->seq + 1, cfg, &a, "ack"));
 
         a.state = GW_ALARM_NORMAL;
         a.condition = false;
         a.cleared_at_ms = a.acked_at_ms + 120000;
         a.value.num = 0;
-        put(w, GW_REC_EVENT, a.cleared_at_ms, "events",
-            gw_payload_alarm(w->seq + 1, cfg, &a, "clear"));
+        bench_put(w, GW_REC_EVENT, a.cleared_at_ms, "events",
+                  gw_payload_alarm(w->seq + 1, cfg, &a, "clear"));
         if (exp) {
             exp->alarms[rule->alarm_class]++;
             exp->acked++;
@@ -211,16 +176,14 @@ static int fill(const char *cfg_path, long rows, long old_rows, struct expected 
         return 1;
     }
     int64_t now = gw_now_ms();
-    struct writer w = {.st = st};
+    struct bench_writer w = {.st = st, .who = "kpi bench"};
     /* Older history first (seq order is time order): from a week back to 26 h ago. */
     write_occurrences(&w, cfg, old_rows / ROWS_PER_OCCURRENCE, now - 7 * 24 * HOUR_MS,
                       now - 26 * HOUR_MS, NULL);
     /* The window's: raised from 23 h 50 min ago, every row recorded by 10 min ago. */
     write_occurrences(&w, cfg, rows / ROWS_PER_OCCURRENCE, now - 24 * HOUR_MS + 600000,
                       now - 20 * 60000, exp);
-    if (w.in_batch) {
-        gw_store_end_batch(st);
-    }
+    bench_flush(&w);
     int rc = gw_store_commit(st);
     gw_store_close(st);
     gw_config_free(cfg);
@@ -427,12 +390,6 @@ static void on_turn(uv_prepare_t *h)
     }
 }
 
-static int by_value(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void runs(const char *cfg_path, int repeat, const struct expected *exp, struct result *res)
 {
     struct bench *b = &the_bench;
@@ -456,30 +413,12 @@ static void runs(const char *cfg_path, int repeat, const struct expected *exp, s
     if (res->ok && res->closed_half_read == 0) {
         failed(b, "the run stopped half read never closed", NULL);
     }
-    qsort(b->run_ms, (size_t)b->done_runs, sizeof(double), by_value);
-    qsort(b->oneshot_ms, (size_t)b->done_runs, sizeof(double), by_value);
+    qsort(b->run_ms, (size_t)b->done_runs, sizeof(double), bench_cmp_double);
+    qsort(b->oneshot_ms, (size_t)b->done_runs, sizeof(double), bench_cmp_double);
     if (b->done_runs > 0) {
         res->run_ms = b->run_ms[b->done_runs / 2];
         res->oneshot_ms = b->oneshot_ms[b->done_runs / 2];
     }
-}
-
-static pid_t child(void)
-{
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("fork");
-        exit(1);
-    }
-    return pid;
-}
-
-static int wait_ok(pid_t pid)
-{
-    int status;
-    return waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 /* Runs fn in a child and reads its fixed-size answer back; 0 when both went well. */
@@ -490,7 +429,7 @@ static int in_child(void *out, size_t size, int (*fn)(void *out, void *arg), voi
         perror("pipe");
         return -1;
     }
-    pid_t pid = child();
+    pid_t pid = bench_fork();
     if (pid == 0) {
         close(fds[0]);
         int rc = fn(out, arg);
@@ -504,7 +443,7 @@ static int in_child(void *out, size_t size, int (*fn)(void *out, void *arg), voi
     close(fds[1]);
     ssize_t got = read(fds[0], out, size);
     close(fds[0]);
-    return wait_ok(pid) && got == (ssize_t)size ? 0 : -1;
+    return bench_wait_ok(pid) && got == (ssize_t)size ? 0 : -1;
 }
 
 struct job {
