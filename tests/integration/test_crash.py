@@ -63,7 +63,9 @@ ALLOWED_LOSS = math.ceil(NSENSORS * COMMIT_MS / (1000 * INTERVAL_S)) + NSENSORS
 # Per sensor: its readings of one commit window, plus the one being polled at the kill.
 ALLOWED_LOSS_SENSOR = math.ceil(COMMIT_MS / (1000 * INTERVAL_S)) + 1
 
-ALARM_TOPICS = (f"{PREFIX}/events", f"{PREFIX}/alarms/")
+# The alarm stream's topics (record.h gw_record_stream): in order among themselves.
+ALARM_TOPICS = (f"{PREFIX}/events", f"{PREFIX}/alarms/", f"{PREFIX}/notify/",
+                f"{PREFIX}/cmd/result", f"{PREFIX}/hazards/", f"{PREFIX}/log")
 LOG_TRANSITION = re.compile(r"^(?:WARN|INFO) alarm: (raised|cleared|chattering) key=(\S+)", re.M)
 LOG_VERBS = {"raised": "raise", "cleared": "clear", "chattering": "chattering"}
 LOG_RESTORED = re.compile(r"^INFO alarm: restored key=(\S+)", re.M)
